@@ -1,0 +1,465 @@
+"""Sending numbers, registrations, templates, and the log of every text in and out.
+
+``messaging`` knows how to send a text well (pace, guard, record, callbacks) and nothing about
+calling lists or skills: those hand it merged messages and read message state back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from dnc.models import DncEntry, DncGroup
+from messaging import templating
+from pcsms.models import BusinessUnit
+
+SHORT_CODE_RE = re.compile(r"^\d{5,6}$")
+
+# Apps that define merge fields beyond the system ones register a function here: it takes a
+# business unit and returns field names (``skills`` adds its calling lists' custom fields).
+# An explicit hook keeps ``messaging`` from importing ``skills``.
+TEMPLATE_FIELD_PROVIDERS: list[Callable[[BusinessUnit], Iterable[str]]] = []
+
+
+def template_fields_for(business_unit: BusinessUnit) -> list[str]:
+    """Every field name a template of this BU may use."""
+    names = list(templating.SYSTEM_FIELDS)
+    for provider in TEMPLATE_FIELD_PROVIDERS:
+        names.extend(provider(business_unit))
+    return names
+
+
+class TransportCode(models.Model):
+    """A sending number and the pace the system must hold on it."""
+
+    bu_path = "business_unit"
+
+    class Kind(models.TextChoices):
+        LONG = "long", "Long code (10DLC)"
+        SHORT = "short", "Short code"
+        TOLL_FREE = "toll_free", "Toll-free"
+
+    class Provisioning(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        PROVISIONED = "provisioned", "Provisioned"
+        RETIRED = "retired", "Retired"
+
+    # The seed's long-code figure, the usual short-code rate and Twilio's toll-free default.
+    DEFAULT_RATES = {
+        Kind.LONG: Decimal("5"),
+        Kind.SHORT: Decimal("100"),
+        Kind.TOLL_FREE: Decimal("3"),
+    }
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="transport_codes"
+    )
+    number = models.CharField(
+        max_length=16,
+        unique=True,
+        help_text="E.164 for long codes and toll-free numbers (any format is accepted), "
+        "5-6 digits for short codes.",
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LONG)
+    messages_per_second = models.DecimalField(
+        max_digits=7,
+        decimal_places=2,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="The pace never exceeded over any one-second window. Empty: the kind's default "
+        "(long 5, short 100, toll-free 3).",
+    )
+    counts_segments = models.BooleanField(
+        default=True, help_text="Carriers meter segments, so a 3-part text costs 3 of the pace."
+    )
+    provisioning_status = models.CharField(
+        max_length=12, choices=Provisioning.choices, default=Provisioning.REQUESTED
+    )
+    requested_on = models.DateField(null=True, blank=True)
+    provisioned_on = models.DateField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["business_unit__name", "number"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(messages_per_second__gt=0),
+                name="transportcode_rate_positive",
+                violation_error_message="Messages per second must be greater than 0.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.get_kind_display()})"
+
+    def save(self, *args, **kwargs):
+        if self.messages_per_second is None:
+            self.messages_per_second = self.DEFAULT_RATES.get(self.kind, Decimal("1"))
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        errors = {}
+        if self.messages_per_second is None:
+            self.messages_per_second = self.DEFAULT_RATES.get(self.kind, Decimal("1"))
+        raw = (self.number or "").strip()
+        if self.kind == self.Kind.SHORT:
+            digits = re.sub(r"[\s-]", "", raw)
+            if not SHORT_CODE_RE.match(digits):
+                errors["number"] = "A short code is 5 or 6 digits."
+            else:
+                self.number = digits
+        else:
+            region = self.business_unit.phone_region if self.business_unit_id else "US"
+            try:
+                parsed = phonenumbers.parse(raw, region)
+            except phonenumbers.NumberParseException:
+                parsed = None
+            if parsed is None or not phonenumbers.is_valid_number(parsed):
+                errors["number"] = f"'{raw}' is not a valid phone number."
+            else:
+                self.number = phonenumbers.format_number(
+                    parsed, phonenumbers.PhoneNumberFormat.E164
+                )
+        if self.provisioning_status == self.Provisioning.PROVISIONED and not self.provisioned_on:
+            errors["provisioned_on"] = "Give the date the code was provisioned."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def can_send(self) -> bool:
+        return self.provisioning_status == self.Provisioning.PROVISIONED
+
+
+class SmsRegistration(models.Model):
+    """Binds a transport code to a BU for sending, with its carrier account and keyword replies."""
+
+    bu_path = "business_unit"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="sms_registrations"
+    )
+    name = models.CharField(max_length=100)
+    transport_code = models.ForeignKey(
+        TransportCode, on_delete=models.PROTECT, related_name="registrations"
+    )
+    backend = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Dotted path of the SMS backend. Empty: the SMS_BACKEND setting.",
+    )
+    carrier_account = models.CharField(
+        max_length=40,
+        default="default",
+        help_text="Which credentials to use. 'default' reads TWILIO_ACCOUNT_SID and "
+        "TWILIO_AUTH_TOKEN; NAME reads TWILIO_<NAME>_ACCOUNT_SID and TWILIO_<NAME>_AUTH_TOKEN. "
+        "Secrets never live in the database.",
+    )
+    messaging_service_sid = models.CharField(
+        max_length=34,
+        blank=True,
+        help_text="Twilio Messaging Service SID (MG...). Empty: send from the transport code.",
+    )
+    stop_dnc_group = models.ForeignKey(
+        DncGroup,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="registrations",
+        help_text="Where STOP replies go. Empty: the BU's default DNC group.",
+    )
+    help_reply = models.CharField(
+        max_length=320,
+        blank=True,
+        help_text="Reply to HELP. Empty: built from the BU's business name and support contact.",
+    )
+    opt_out_confirmation = models.CharField(
+        max_length=320, blank=True, help_text="Empty: the BU's opt-out confirmation."
+    )
+    opt_in_confirmation = models.CharField(
+        max_length=320,
+        blank=True,
+        default="You are subscribed again. Reply STOP to opt out.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["business_unit__name", "name"]
+        verbose_name = "SMS registration"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_unit", "name"], name="smsregistration_unique_name_per_bu"
+            ),
+            models.CheckConstraint(
+                condition=Q(messaging_service_sid="") | Q(messaging_service_sid__startswith="MG"),
+                name="smsregistration_service_sid_format",
+                violation_error_message="A Messaging Service SID starts with MG.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        code = self.transport_code if self.transport_code_id else None
+        if code and self.business_unit_id and code.business_unit_id != self.business_unit_id:
+            errors["transport_code"] = "The transport code belongs to another business unit."
+        group = self.stop_dnc_group if self.stop_dnc_group_id else None
+        if group and self.business_unit_id and group.business_unit_id != self.business_unit_id:
+            errors["stop_dnc_group"] = "The DNC group belongs to another business unit."
+        if not re.fullmatch(r"[A-Za-z0-9_]+", self.carrier_account or ""):
+            errors["carrier_account"] = "Use letters, digits and underscores only."
+        if errors:
+            raise ValidationError(errors)
+
+
+class MessageTemplate(models.Model):
+    """A text with ``{Field}`` variables merged with each calling-list record."""
+
+    bu_path = "business_unit"
+
+    class Channel(models.TextChoices):
+        SMS = "sms", "SMS"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="message_templates"
+    )
+    name = models.CharField(max_length=100)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.SMS)
+    body = models.TextField(
+        help_text="Use {FirstName}, {LastName} or any calling-list field; {FirstName|there} "
+        "gives a fallback for empty values; {{ and }} write literal braces."
+    )
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["business_unit__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_unit", "name"], name="messagetemplate_unique_name_per_bu"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        known = template_fields_for(self.business_unit) if self.business_unit_id else []
+        problems = templating.validate(self.body or "", known or templating.SYSTEM_FIELDS)
+        if problems:
+            raise ValidationError({"body": [problem.message for problem in problems]})
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending (in flight)"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    UNDELIVERED = "undelivered", "Undelivered"
+    FAILED = "failed", "Failed"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    UNKNOWN = "unknown", "Unknown outcome (review)"
+
+
+class WithdrawReason(models.TextChoices):
+    """Why a queued message was never handed to the carrier."""
+
+    SKILL_STOPPED = "skill_stopped", "Skill stopped or paused"
+    OPTED_OUT = "opted_out", "Recipient opted out"
+    DNC = "dnc", "On a DNC group"
+    OUTSIDE_WINDOW = "outside_window", "Outside the recipient's allowed hours"
+    EXPIRED = "expired", "Record expired"
+    STALE = "stale", "Queued too long"
+    TOO_LONG = "too_long", "More segments than allowed"
+    FILTERED = "filtered", "No longer passes the skill's filter"
+    CODE_UNAVAILABLE = "code_unavailable", "Transport code not provisioned"
+
+
+PENDING_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING)
+FINAL_STATUSES = (
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.FAILED,
+    MessageStatus.WITHDRAWN,
+)
+
+
+class OutboundMessage(models.Model):
+    """One text to one number.
+
+    Lifecycle::
+
+        queued --(sender claims it; marked before the carrier call)--> sending
+        queued --(a send-time guard fails: DNC, window, skill stopped)--> withdrawn
+        sending --(carrier accepted)--> sent --(receipt)--> delivered | undelivered | failed
+        sending --(carrier refused: permanent error code)--> failed
+        sending --(transient error: 429/5xx/timeout, never processed)--> queued (retry later)
+        sending --(worker died mid-call; carrier has no record we can match)--> unknown
+
+    A ``sending`` row whose worker died is never re-sent blindly: the carrier may have taken it.
+    Receipts can arrive late and out of order; ``delivered`` is final and never turns back.
+    """
+
+    bu_path = "business_unit"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="outbound_messages"
+    )
+    registration = models.ForeignKey(
+        SmsRegistration, on_delete=models.PROTECT, related_name="outbound_messages"
+    )
+    # Denormalised from the registration: the sender's hot query is per transport code.
+    transport_code = models.ForeignKey(
+        TransportCode, on_delete=models.PROTECT, related_name="outbound_messages"
+    )
+    to = models.CharField(max_length=16, help_text="E.164")
+    body = models.TextField()
+    encoding = models.CharField(max_length=5, default="GSM-7")
+    segments = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(
+        max_length=12, choices=MessageStatus.choices, default=MessageStatus.QUEUED
+    )
+    # Set by whoever queued it (e.g. "skill:12:attempt:345"): one message per key, ever.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    source = models.CharField(
+        max_length=40, blank=True, help_text="What queued it, e.g. 'skill:12'; used for sharing."
+    )
+    priority = models.PositiveSmallIntegerField(default=5)
+    not_before = models.DateTimeField(null=True, blank=True)
+    window_ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="The end of the recipient's allowed window."
+    )
+    carrier_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    carrier_status = models.CharField(max_length=20, blank=True)
+    error_code = models.CharField(max_length=10, blank=True)
+    error_text = models.CharField(max_length=500, blank=True)
+    withdraw_reason = models.CharField(max_length=20, choices=WithdrawReason.choices, blank=True)
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "outbound message"
+        indexes = [
+            # The sender: next queued messages of one transport code, oldest first.
+            models.Index(
+                fields=["transport_code", "status", "priority", "created_at"],
+                name="outbound_sender_queue_idx",
+            ),
+            # STOP handling: withdraw everything queued to one number in a BU at once.
+            models.Index(
+                fields=["business_unit", "to", "status"], name="outbound_bu_to_status_idx"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(segments__gte=1), name="outbound_segments_at_least_one"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=MessageStatus.WITHDRAWN) | ~Q(withdraw_reason=""),
+                name="outbound_withdrawn_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"To {self.to}: {self.get_status_display()}"
+
+
+class MessageEvent(models.Model):
+    """Every transition of a message and every carrier callback, with time and reason."""
+
+    bu_path = "message__business_unit"
+
+    class Kind(models.TextChoices):
+        TRANSITION = "transition", "Status change"
+        CALLBACK = "callback", "Carrier callback"
+        CARRIER_CALL = "carrier_call", "Carrier request"
+
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=14, choices=Kind.choices)
+    status = models.CharField(max_length=20, blank=True)
+    error_code = models.CharField(max_length=10, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.status}"
+
+
+class InboundMessage(models.Model):
+    """A text a recipient sent to one of our numbers, and what was done about it."""
+
+    bu_path = "business_unit"
+
+    class Classification(models.TextChoices):
+        OPT_OUT = "opt_out", "Opt-out"
+        OPT_IN = "opt_in", "Opt-in"
+        HELP = "help", "Help"
+        PROBABLE_OPT_OUT = "probable_opt_out", "Probable opt-out"
+        OTHER = "other", "Other"
+
+    class Review(models.TextChoices):
+        NOT_NEEDED = "not_needed", "Not needed"
+        PENDING = "pending", "Pending review"
+        CONFIRMED = "confirmed", "Confirmed as opt-out"
+        UNDONE = "undone", "Not an opt-out (undone)"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="inbound_messages"
+    )
+    registration = models.ForeignKey(
+        SmsRegistration,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="inbound_messages",
+    )
+    from_number = models.CharField(max_length=16)
+    to_number = models.CharField(max_length=16)
+    body = models.TextField(blank=True)
+    carrier_sid = models.CharField(max_length=64, unique=True)
+    received_at = models.DateTimeField()
+    classification = models.CharField(
+        max_length=20, choices=Classification.choices, default=Classification.OTHER
+    )
+    action_taken = models.CharField(max_length=300, blank=True)
+    review = models.CharField(max_length=12, choices=Review.choices, default=Review.NOT_NEEDED)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dnc_entries = models.ManyToManyField(
+        DncEntry, blank=True, related_name="evidence_messages", help_text="Entries it caused."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            # The review list: pending probable opt-outs of a BU.
+            models.Index(fields=["business_unit", "review"], name="inbound_bu_review_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"From {self.from_number}: {self.body[:40]}"

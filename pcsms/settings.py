@@ -1,0 +1,167 @@
+"""Settings for pcsms, read from the environment with django-environ.
+
+Every variable is documented in ``.env.example``. The defaults run everything on one machine:
+SQLite (WAL mode, so the web server and the worker share it), the ORM broker for django-q2 and
+the simulated carrier. Production sets ``DATABASE_URL=postgres://...``, ``REDIS_URL`` and the
+Twilio credentials.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local .env is a convenience for developers; real deployments set the environment itself.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _required(name: str, dev_default: str) -> str:
+    """A secret: mandatory in production, a fixed development value when DEBUG is on."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return dev_default
+    raise ImproperlyConfigured(f"Set the {name} environment variable (required when DEBUG is off).")
+
+
+SECRET_KEY = _required("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Behind a TLS-terminating proxy, Twilio signs the https URL; Django must know it was https.
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "phonenumber_field",
+    "pcsms",
+    "dnc",
+    "messaging",
+    "skills",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pcsms.urls"
+WSGI_APPLICATION = "pcsms.wsgi.application"
+ASGI_APPLICATION = "pcsms.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server read while the worker writes; the busy timeout makes a writer wait
+    # for the lock instead of failing at once; IMMEDIATE takes the write lock at BEGIN so two
+    # writers never deadlock on a read-to-write upgrade.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    )
+# Workers run many short tasks; reconnecting for each one cut django-q2 throughput ~10x here.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour: webhook URLs typed without a scheme
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+MEDIA_URL = "media/"
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+# Calling lists can be large; the upload is streamed to disk, not held in memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+PHONENUMBER_DEFAULT_REGION = env.str("PHONENUMBER_DEFAULT_REGION", default="US")
+PHONENUMBER_DEFAULT_FORMAT = "E164"
+
+# --- SMS ------------------------------------------------------------------------------------
+SMS_BACKEND = env.str("SMS_BACKEND", default="messaging.backends.simulator.SimulatorBackend")
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+# Points the real SDK at another server (the local fake carrier) instead of api.twilio.com.
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
+if SMS_BACKEND.endswith("TwilioBackend") and not DEBUG:
+    for _name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(
+                f"Set the {_name} environment variable for the Twilio backend."
+            )
+
+# --- Workers (django-q2) ----------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+Q_CLUSTER = {
+    "name": "pcsms",
+    "workers": env.int("Q_WORKERS", default=2),
+    # Retry must outlast the timeout or a slow task is started twice; max_attempts bounds
+    # retries (the default 0 retries forever, a duplicate-send risk).
+    "timeout": 300,
+    "retry": 360,
+    "max_attempts": 3,
+    # A 10-minute outage must not replay as eleven planner runs.
+    "catch_up": False,
+    "save_limit": 250,
+    "label": "Workers",
+    "sync": env.bool("Q_SYNC", default=False),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,190 @@
+"""Run the demo: the Django web server and the django-q2 worker together, in one terminal.
+
+Each child runs in its own process group and its output is prefixed with ``[web]`` or
+``[worker]``. The admin URL is printed once the web server answers. Ctrl-C (or SIGTERM) stops
+both; if either child dies on its own, the other is stopped and this script exits non-zero.
+
+Started by ``make demo``; standard library only, so it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# How long a child may take to stop on SIGINT before it gets SIGTERM, then SIGKILL.
+GRACE_SECONDS = 10.0
+
+_print_lock = threading.Lock()
+
+
+def say(line: str) -> None:
+    with _print_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class Child:
+    """One supervised ``manage.py`` command, in a process group of its own."""
+
+    def __init__(self, label: str, args: list[str], env: dict[str, str]) -> None:
+        self.label = label
+        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [sys.executable, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            # Its own session: the terminal's Ctrl-C reaches only this supervisor, which then
+            # stops each child's whole group (django-q2's worker processes included).
+            start_new_session=True,
+        )
+        self.pump = threading.Thread(target=self._pump, name=f"pump-{label}", daemon=True)
+        self.pump.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            say(f"[{self.label}] {line.rstrip()}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        # The group may already be gone; that is the goal, not an error.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
+
+
+def stop_all(children: list[Child]) -> None:
+    """SIGINT first (django-q2 and runserver both stop cleanly on it), then harder."""
+    for signum, wait in ((signal.SIGINT, GRACE_SECONDS), (signal.SIGTERM, 5.0)):
+        for child in children:
+            if child.alive():
+                child.signal_group(signum)
+        deadline = time.monotonic() + wait
+        while any(c.alive() for c in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for child in children:
+        # SIGKILL the group even when the leader is gone: stray worker processes go with it.
+        child.signal_group(signal.SIGKILL)
+        child.proc.wait()
+        child.pump.join(timeout=2)
+
+
+def announce_when_up(web: Child, url: str, stop: threading.Event) -> None:
+    """Polls the admin URL and prints it once the web server answers."""
+    while not stop.is_set() and web.alive():
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own http URL
+                pass
+        except urllib.error.HTTPError:
+            pass  # any HTTP answer (a redirect to the login page, even an error) means it's up
+        except (urllib.error.URLError, OSError):
+            stop.wait(0.5)
+            continue
+        if web.alive():
+            say("")
+            say(f"  pcsms admin: {url}")
+            say("  Log in with the account seed_demo printed above. Ctrl-C stops the demo.")
+            say("")
+        return
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run the pcsms web server and django-q2 worker together (Ctrl-C stops both)."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT") or 8000),
+        help="port to serve on (the PORT environment variable, else 8000)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    base_url = f"http://{args.host}:{args.port}"
+    # Checked first: otherwise another program on the port would answer and be announced.
+    if not port_is_free(args.host, args.port):
+        say(f"[demo] {args.host}:{args.port} is in use; stop what runs there or set PORT=...")
+        return 1
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    # The demo runs with DEBUG on (no SECRET_KEY needed, static files served by runserver),
+    # and callback URLs point at this server unless the caller says otherwise.
+    env.setdefault("DEBUG", "true")
+    env.setdefault("PUBLIC_BASE_URL", base_url)
+
+    stopping = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    children = [
+        Child("web", ["runserver", f"{args.host}:{args.port}", "--noreload"], env),
+        Child("worker", ["qcluster"], env),
+    ]
+    web = children[0]
+    threading.Thread(
+        target=announce_when_up,
+        args=(web, f"{base_url}/admin/", stopping),
+        name="announce",
+        daemon=True,
+    ).start()
+
+    exit_code = 0
+    while not stopping.is_set():
+        dead = [c for c in children if not c.alive()]
+        if dead:
+            for child in dead:
+                say(f"[demo] {child.label} exited with code {child.proc.returncode}; stopping.")
+            # Non-zero even if the child exited 0: the demo is not meant to end on its own.
+            code = dead[0].proc.returncode
+            exit_code = code if code and code > 0 else 1
+            break
+        stopping.wait(0.2)
+    if received:
+        say(f"[demo] {signal.Signals(received[0]).name} received; stopping.")
+
+    stopping.set()
+    stop_all(children)
+    say("[demo] stopped.")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

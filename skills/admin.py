@@ -1,0 +1,610 @@
+"""Admin for campaigns, calling lists and their records, upload jobs, skills and attempts.
+
+The skill's change page groups its settings by the SPEC's parameter pages (fieldsets for the
+pages that are fields, inlines for the pages that are lists) until the tabbed page replaces it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils.html import format_html
+
+from pcsms.admin_base import (
+    FixedParentMixin,
+    PhoneSearchMixin,
+    ReferenceDataAdmin,
+    SystemWrittenMixin,
+    TenantAdmin,
+    TenantTabularInline,
+    scoped,
+)
+from skills.models import (
+    Attempt,
+    CadenceStep,
+    CallingList,
+    Campaign,
+    CpaRule,
+    CustomField,
+    Destination,
+    FilterCondition,
+    Record,
+    ScheduleDay,
+    SendingWindowPreset,
+    Skill,
+    SortCriterion,
+    TimeZoneBound,
+    UploadJob,
+)
+from skills.services import skill_apply_defaults
+
+SYSTEM_FIELDSET = ("System", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]})
+
+
+# --- Campaigns and calling lists -------------------------------------------------------------
+
+
+@admin.register(Campaign)
+class CampaignAdmin(FixedParentMixin, TenantAdmin):
+    list_display = ["name", "business_unit", "is_active", "skill_count", "created_at"]
+    list_filter = [scoped("business_unit"), "is_active"]
+    search_fields = ["name", "description"]
+    list_select_related = ["business_unit"]  # shown on every row
+    readonly_fields = ["created_at"]
+    fields = ["business_unit", "name", "description", "is_active", "created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(skill_count=Count("skills"))
+
+    @admin.display(description="skills", ordering="skill_count")
+    def skill_count(self, obj):
+        return obj.skill_count
+
+
+class CustomFieldInline(TenantTabularInline):
+    model = CustomField
+    fields = ["position", "name", "field_type"]
+
+
+@admin.register(CallingList)
+class CallingListAdmin(FixedParentMixin, TenantAdmin):
+    list_display = ["name", "business_unit", "status", "records_link", "updated_at"]
+    list_filter = [scoped("business_unit"), "status"]
+    search_fields = ["name", "description"]
+    list_select_related = ["business_unit"]  # shown on every row
+    readonly_fields = ["records_link", "created_at", "updated_at"]
+    inlines = [CustomFieldInline]
+    fieldsets = [
+        (None, {"fields": ["business_unit", "name", "description", "status", "records_link"]}),
+        SYSTEM_FIELDSET,
+    ]
+
+    def get_queryset(self, request):
+        # Counted per displayed list from the (calling_list, is_final, id) index; a JOIN +
+        # GROUP BY would count every record of every list.
+        records = (
+            Record.objects.filter(calling_list=OuterRef("pk"))
+            .order_by()
+            .values("calling_list")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return super().get_queryset(request).annotate(record_count=Coalesce(Subquery(records), 0))
+
+    @admin.display(description="records", ordering="record_count")
+    def records_link(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        url = reverse("admin:skills_record_changelist")
+        query = urlencode({"calling_list__id__exact": obj.pk})
+        count = getattr(obj, "record_count", None)
+        if count is None:
+            count = obj.records.count()
+        return format_html('<a href="{}?{}">{} records</a>', url, query, count)
+
+
+@admin.register(CustomField)
+class CustomFieldAdmin(FixedParentMixin, TenantAdmin):
+    fixed_after_creation = ("calling_list",)
+    list_display = ["name", "calling_list", "field_type", "position"]
+    list_filter = [scoped("calling_list__business_unit"), scoped("calling_list"), "field_type"]
+    search_fields = ["name", "calling_list__name"]
+    list_select_related = ["calling_list"]  # shown on every row
+    autocomplete_fields = ["calling_list"]
+    fields = ["calling_list", "name", "field_type", "position"]
+
+
+class DestinationInline(TenantTabularInline):
+    model = Destination
+    fields = [
+        "position",
+        "source_field",
+        "phone_number",
+        "time_zone",
+        "is_final",
+        "final_reason",
+        "attempts",
+    ]
+    readonly_fields = ["is_final", "final_reason", "attempts"]  # set by sending outcomes
+
+
+@admin.register(Record)
+class RecordAdmin(PhoneSearchMixin, FixedParentMixin, TenantAdmin):
+    fixed_after_creation = ("calling_list",)
+    list_display = [
+        "external_id",
+        "first_name",
+        "last_name",
+        "calling_list",
+        "time_zone",
+        "priority",
+        "is_final",
+        "final_reason",
+        "attempts",
+        "expires_on",
+    ]
+    list_filter = [
+        scoped("calling_list__business_unit"),
+        scoped("calling_list"),
+        "is_final",
+        "final_reason",
+        "priority",
+        "time_zone_source",
+    ]
+    search_fields = ["=external_id", "first_name", "last_name"]
+    phone_search_field = "destinations__phone_number"
+    list_select_related = ["calling_list"]  # shown on every row
+    autocomplete_fields = ["calling_list"]
+    readonly_fields = [
+        "time_zone_source",
+        "is_final",
+        "final_reason",
+        "attempts",
+        "last_attempt_at",
+        "upload_job",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [DestinationInline]
+    show_full_result_count = False  # a second COUNT(*) over a large table on every search
+    fieldsets = [
+        (None, {"fields": ["calling_list", "external_id"]}),
+        (
+            "Contact",
+            {"fields": ["first_name", "last_name", "address", "city", "state", "zip_code"]},
+        ),
+        ("Time zone", {"fields": ["time_zone", "time_zone_source"]}),
+        (
+            "List fields",
+            {"fields": ["priority", "score", "customer1", "customer2", "expires_on", "custom"]},
+        ),
+        ("Outcome", {"fields": ["is_final", "final_reason", "attempts", "last_attempt_at"]}),
+        ("System", {"fields": ["upload_job", "created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+
+@admin.register(Destination)
+class DestinationAdmin(PhoneSearchMixin, FixedParentMixin, TenantAdmin):
+    fixed_after_creation = ("record",)
+    list_display = [
+        "phone_number",
+        "record",
+        "calling_list",
+        "position",
+        "source_field",
+        "time_zone",
+        "is_final",
+        "attempts",
+    ]
+    list_filter = [
+        scoped("record__calling_list__business_unit"),
+        scoped("record__calling_list"),
+        "is_final",
+    ]
+    search_fields = ["=phone_number", "=record__external_id"]
+    phone_search_field = "phone_number"
+    list_select_related = ["record__calling_list"]  # the record and its list are on every row
+    autocomplete_fields = ["record"]
+    readonly_fields = ["is_final", "final_reason", "attempts"]  # set by sending outcomes
+    fields = [
+        "record",
+        "position",
+        "source_field",
+        "phone_number",
+        "time_zone",
+        "is_final",
+        "final_reason",
+        "attempts",
+    ]
+    show_full_result_count = False
+
+    @admin.display(description="calling list", ordering="record__calling_list__name")
+    def calling_list(self, obj):
+        return obj.record.calling_list
+
+
+class UploadJobForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        # Not checked by the model: the skill to start must be one of the list's BU.
+        skill = cleaned.get("start_skill")
+        calling_list = cleaned.get("calling_list") or (
+            self.instance.calling_list if self.instance.calling_list_id else None
+        )
+        if skill and calling_list and skill.business_unit_id != calling_list.business_unit_id:
+            self.add_error("start_skill", f"{skill} belongs to another business unit.")
+        return cleaned
+
+
+@admin.register(UploadJob)
+class UploadJobAdmin(FixedParentMixin, TenantAdmin):
+    form = UploadJobForm
+    fixed_after_creation = ("calling_list",)
+    list_display = [
+        "__str__",
+        "calling_list",
+        "status",
+        "progress",
+        "rows_valid",
+        "rows_invalid",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = [
+        scoped("calling_list__business_unit"),
+        scoped("calling_list"),
+        "status",
+        "mode",
+        "created_at",
+    ]
+    search_fields = ["original_name", "calling_list__name"]
+    # The list is in __str__ and its own column; the creator is shown too.
+    list_select_related = ["calling_list", "created_by"]
+    autocomplete_fields = ["calling_list", "start_skill"]
+    readonly_fields = [
+        "original_name",
+        "status",
+        "progress",
+        "rows_total",
+        "rows_processed",
+        "rows_valid",
+        "rows_invalid",
+        "message",
+        "error_report",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["calling_list", "file", "original_name", "file_format"]}),
+        (
+            "Import settings",
+            {
+                "fields": [
+                    "mapping",
+                    "no_zone_policy",
+                    "default_time_zone",
+                    "expires_on",
+                    "mode",
+                    "start_skill",
+                ]
+            },
+        ),
+        (
+            "Progress and result",
+            {
+                "fields": [
+                    "status",
+                    "progress",
+                    "rows_valid",
+                    "rows_invalid",
+                    "message",
+                    "error_report",
+                    "cancel_requested",
+                ]
+            },
+        ),
+        (
+            "System",
+            {"fields": ["created_by", "created_at", "started_at", "finished_at"]},
+        ),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # The job is about this file. Read-only rather than disabled: a disabled file field
+            # re-validates the stored file, which fails once an imported file is cleaned away.
+            fields.append("file")
+        # Once the import has been queued its settings are history, not choices.
+        if obj is not None and obj.status != UploadJob.Status.PENDING:
+            fields += [
+                "file_format",
+                "mapping",
+                "no_zone_policy",
+                "default_time_zone",
+                "expires_on",
+                "mode",
+                "start_skill",
+            ]
+        return fields
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        return f"{obj.rows_processed} / {obj.rows_total}"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+            if not obj.original_name and obj.file:
+                obj.original_name = obj.file.name
+        super().save_model(request, obj, form, change)
+
+
+# --- Skills and their parameter pages ---------------------------------------------------------
+# Inlines in the order of the SPEC's parameter pages.
+
+
+class CadenceStepInline(TenantTabularInline):
+    model = CadenceStep
+    verbose_name_plural = "2. Cadence settings: numbers texted, in order"
+    fields = [
+        "position",
+        "phone_field",
+        "attempts",
+        "rest_minutes",
+        "weekday_start",
+        "weekday_end",
+        "weekend_start",
+        "weekend_end",
+    ]
+
+
+class CpaRuleInline(TenantTabularInline):
+    model = CpaRule
+    verbose_name_plural = "4. CPA management: carrier outcomes"
+    fields = ["match", "outcome", "description", "bad_number_after"]
+
+
+class FilterConditionInline(TenantTabularInline):
+    model = FilterCondition
+    verbose_name_plural = "6. Filter: conditions (all must hold)"
+    fields = ["position", "field", "operator", "value"]
+
+
+class SortCriterionInline(TenantTabularInline):
+    model = SortCriterion
+    verbose_name_plural = "7. List management: sort order"
+    fields = ["position", "field", "direction"]
+
+
+class ScheduleDayInline(TenantTabularInline):
+    model = ScheduleDay
+    verbose_name_plural = "8. Schedule: days (in the BU's time zone)"
+    fields = ["weekday", "is_active", "start_time", "end_time"]
+    max_num = 7
+
+
+class TimeZoneBoundInline(TenantTabularInline):
+    model = TimeZoneBound
+    verbose_name_plural = "9. Time zone bounding"
+    fields = ["time_zone", "is_active", "start_time", "end_time", "preset"]
+
+
+class SkillForm(forms.ModelForm):
+    # Skill.clean checks its foreign keys' BU; a model's clean cannot see many-to-many values.
+    BU_CHECKED_M2M = ("calling_lists", "scrubbed_dnc_groups", "contributing_dnc_groups")
+
+    def clean(self):
+        cleaned = super().clean()
+        bu = cleaned.get("business_unit")
+        bu_id = bu.pk if bu is not None else self.instance.business_unit_id
+        if bu_id is None:
+            return cleaned
+        for name in self.BU_CHECKED_M2M:
+            others = [str(o) for o in cleaned.get(name) or [] if o.business_unit_id != bu_id]
+            if others:
+                self.add_error(name, "Of another business unit: " + ", ".join(others) + ".")
+        return cleaned
+
+
+@admin.register(Skill)
+class SkillAdmin(FixedParentMixin, TenantAdmin):
+    form = SkillForm
+    list_display = [
+        "name",
+        "business_unit",
+        "state",
+        "priority",
+        "campaign",
+        "registration",
+        "template",
+        "schedule_enabled",
+        "updated_at",
+    ]
+    list_filter = [scoped("business_unit"), "state", scoped("campaign"), "schedule_enabled"]
+    search_fields = ["name", "campaign__name"]
+    # All four are shown on every row.
+    list_select_related = ["business_unit", "campaign", "registration", "template"]
+    filter_horizontal = ["calling_lists", "scrubbed_dnc_groups", "contributing_dnc_groups"]
+    # The state moves only through start/stop/pause, which also plan or withdraw messages.
+    readonly_fields = ["state", "state_changed_at", "xs_api_key", "created_at", "updated_at"]
+    inlines = [
+        CadenceStepInline,
+        CpaRuleInline,
+        FilterConditionInline,
+        SortCriterionInline,
+        ScheduleDayInline,
+        TimeZoneBoundInline,
+    ]
+    save_on_top = True
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "business_unit",
+                    "name",
+                    "campaign",
+                    "registration",
+                    "template",
+                    "calling_lists",
+                    "priority",
+                ]
+            },
+        ),
+        (
+            "1. General settings",
+            {
+                "fields": [
+                    "state",
+                    "state_changed_at",
+                    "max_attempts",
+                    "min_retry_minutes",
+                    "contact_expiration_days",
+                    "feed",
+                    "end_of_list_email",
+                ]
+            },
+        ),
+        ("2. Cadence settings", {"fields": ["attempt_mode", "record_mode"]}),
+        (
+            "3. Delivery preferences",
+            {"fields": ["receipt_mode", "receipt_wait_minutes", "max_segments"]},
+        ),
+        (
+            "5. Retry settings",
+            {
+                "fields": [
+                    "finalize_when_exhausted",
+                    "restricted_window_count",
+                    "restricted_window_minutes",
+                    "stale_minutes",
+                ]
+            },
+        ),
+        ("6. Filter", {"fields": ["filter_active", "filter_change_action"]}),
+        ("8. Schedule", {"fields": ["schedule_enabled"]}),
+        (
+            "10. XS settings",
+            {"fields": ["xs_enabled", "xs_api_key", "xs_webhook_url", "xs_refill_threshold"]},
+        ),
+        ("DNC groups", {"fields": ["scrubbed_dnc_groups", "contributing_dnc_groups"]}),
+        SYSTEM_FIELDSET,
+    ]
+
+    @admin.display(description="CRM API key")
+    def xs_api_key(self, obj):
+        # Only a hash is stored; the key itself is shown once, when it is issued.
+        return "set" if obj is not None and obj.xs_api_key_hash else "not set"
+
+    def get_inlines(self, request, obj):
+        # A new skill gets its default rows when saved (save_related); editing starts from them.
+        return self.inlines if obj is not None else []
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            skill_apply_defaults(skill=form.instance)
+
+
+# The parameter-page rows also have their own changelists, to compare a setting across skills
+# (e.g. which skills treat 30007 as transient); editing normally happens in the skill's page.
+
+
+class SkillChildAdmin(FixedParentMixin, TenantAdmin):
+    fixed_after_creation = ("skill",)
+    list_filter = [scoped("skill__business_unit"), scoped("skill")]
+    search_fields = ["skill__name"]
+    list_select_related = ["skill"]  # the skill is shown on every row
+    autocomplete_fields = ["skill"]
+
+
+@admin.register(CadenceStep)
+class CadenceStepAdmin(SkillChildAdmin):
+    list_display = ["skill", "position", "phone_field", "attempts", "rest_minutes"]
+    search_fields = ["skill__name", "phone_field"]
+    fields = ["skill", *CadenceStepInline.fields]
+
+
+@admin.register(CpaRule)
+class CpaRuleAdmin(SkillChildAdmin):
+    list_display = ["skill", "match", "outcome", "description", "bad_number_after"]
+    list_filter = [*SkillChildAdmin.list_filter, "outcome"]
+    search_fields = ["skill__name", "=match", "description"]
+    fields = ["skill", *CpaRuleInline.fields]
+
+
+@admin.register(FilterCondition)
+class FilterConditionAdmin(SkillChildAdmin):
+    list_display = ["skill", "position", "field", "operator", "value"]
+    search_fields = ["skill__name", "field", "value"]
+    fields = ["skill", *FilterConditionInline.fields]
+
+
+@admin.register(SortCriterion)
+class SortCriterionAdmin(SkillChildAdmin):
+    list_display = ["skill", "position", "field", "direction"]
+    fields = ["skill", *SortCriterionInline.fields]
+
+
+@admin.register(ScheduleDay)
+class ScheduleDayAdmin(SkillChildAdmin):
+    list_display = ["skill", "weekday", "is_active", "start_time", "end_time"]
+    list_filter = [*SkillChildAdmin.list_filter, "weekday", "is_active"]
+    fields = ["skill", *ScheduleDayInline.fields]
+
+
+@admin.register(TimeZoneBound)
+class TimeZoneBoundAdmin(SkillChildAdmin):
+    list_display = ["skill", "time_zone", "is_active", "start_time", "end_time", "preset"]
+    list_filter = [*SkillChildAdmin.list_filter, "is_active", "time_zone"]
+    search_fields = ["skill__name", "time_zone"]
+    list_select_related = ["skill", "preset"]  # both shown on every row
+    fields = ["skill", *TimeZoneBoundInline.fields]
+
+
+@admin.register(Attempt)
+class AttemptAdmin(PhoneSearchMixin, SystemWrittenMixin, TenantAdmin):
+    list_display = ["created_at", "skill", "record", "destination", "outcome", "message_status"]
+    list_filter = [scoped("skill__business_unit"), scoped("skill"), "outcome", "created_at"]
+    search_fields = ["=destination__phone_number", "=record__external_id"]
+    phone_search_field = "destination__phone_number"
+    # Each is shown on every row (the message for its status).
+    list_select_related = ["skill", "record", "destination", "message"]
+    fields = ["skill", "record", "destination", "message", "outcome", "created_at"]
+    readonly_fields = ["created_at"]
+    show_full_result_count = False
+
+    @admin.display(description="message status", ordering="message__status")
+    def message_status(self, obj):
+        return obj.message.get_status_display() if obj.message else "-"
+
+
+# --- Shared reference data --------------------------------------------------------------------
+
+
+@admin.register(SendingWindowPreset)
+class SendingWindowPresetAdmin(ReferenceDataAdmin):
+    list_display = ["code", "name", "start_time", "end_time", "no_sundays", "max_per_24h"]
+    list_filter = ["no_sundays"]
+    search_fields = ["code", "name"]
+    fields = [
+        "code",
+        "name",
+        "start_time",
+        "end_time",
+        "no_sundays",
+        "max_per_24h",
+        "area_codes",
+        "notes",
+    ]

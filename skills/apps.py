@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class SkillsConfig(AppConfig):
+    name = "skills"
+    verbose_name = "Skills and calling lists"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from messaging.models import TEMPLATE_FIELD_PROVIDERS
+        from skills.selectors import custom_field_names
+
+        # Templates may use the custom fields of the BU's calling lists.
+        if custom_field_names not in TEMPLATE_FIELD_PROVIDERS:
+            TEMPLATE_FIELD_PROVIDERS.append(custom_field_names)

@@ -1,0 +1,850 @@
+"""Campaigns, skills with their parameter pages, calling lists and their records.
+
+``skills`` decides what to send to whom and when, and hands merged messages to ``messaging``.
+The skill's parameter pages (SPEC section 2) are fields on :class:`Skill` where a page is a
+handful of settings, and child rows where a page is a list (cadence, CPA rules, filter
+conditions, sort order, schedule days, time-zone bounds).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+
+from dnc.models import DncGroup
+from messaging.models import MessageTemplate, OutboundMessage, SmsRegistration
+from pcsms import timezones
+from pcsms.models import BusinessUnit
+
+SKILL_NAME_RE = r"^[-A-Za-z0-9_.: ]{2,30}$"
+TCPA_START = dt.time(8, 0)
+TCPA_END = dt.time(21, 0)
+
+
+def _bu_mismatch(errors: dict, field: str, related, business_unit_id) -> None:
+    if related is not None and business_unit_id and related.business_unit_id != business_unit_id:
+        errors[field] = f"{related} belongs to another business unit."
+
+
+# --- Campaigns and calling lists -------------------------------------------------------------
+
+
+class Campaign(models.Model):
+    """A named group of skills, used for reports."""
+
+    bu_path = "business_unit"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["business_unit__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_unit", "name"], name="campaign_unique_name_per_bu"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CallingList(models.Model):
+    bu_path = "business_unit"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        INACTIVE = "inactive", "Inactive"
+        DELETED = "deleted", "Deleted"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="calling_lists"
+    )
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["business_unit__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_unit", "name"], name="callinglist_unique_name_per_bu"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FieldType(models.TextChoices):
+    STRING = "string", "Text"
+    INTEGER = "integer", "Whole number"
+    DECIMAL = "decimal", "Decimal"
+    DATE = "date", "Date"
+    BOOLEAN = "boolean", "Yes/no"
+    PHONE = "phone", "Phone number"
+
+
+class CustomField(models.Model):
+    """A column of a calling list beyond the system fields; values live in ``Record.custom``."""
+
+    bu_path = "calling_list__business_unit"
+
+    calling_list = models.ForeignKey(
+        CallingList, on_delete=models.CASCADE, related_name="custom_fields"
+    )
+    name = models.CharField(
+        max_length=64,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z_][A-Za-z0-9_]*$",
+                "Start with a letter; use letters, digits and underscores (it becomes {Name}).",
+            )
+        ],
+    )
+    field_type = models.CharField(max_length=8, choices=FieldType.choices, default=FieldType.STRING)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["calling_list", "position", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["calling_list", "name"], name="customfield_unique_name_per_list"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_field_type_display()})"
+
+
+class TimeZoneSource(models.TextChoices):
+    COLUMN = "column", "TimeZone column"
+    ZIP = "zip", "Zip code"
+    PHONE = "phone", "Phone number"
+    DEFAULT = "default", "Upload default"
+    NONE = "", "Unknown"
+
+
+class FinalReason(models.TextChoices):
+    DELIVERED = "delivered", "Delivered"
+    SENT = "sent", "Sent"
+    OPTED_OUT = "opted_out", "Opted out"
+    DNC = "dnc", "On a DNC group"
+    BAD_NUMBERS = "bad_numbers", "All numbers bad"
+    EXHAUSTED = "exhausted", "Attempts exhausted"
+    EXPIRED = "expired", "Expired"
+    TOO_LONG = "too_long", "Message too long"
+
+
+class Record(models.Model):
+    """One contact of a calling list: system fields, typed custom fields, several numbers."""
+
+    bu_path = "calling_list__business_unit"
+
+    calling_list = models.ForeignKey(CallingList, on_delete=models.CASCADE, related_name="records")
+    upload_job = models.ForeignKey(
+        "UploadJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="records"
+    )
+    external_id = models.CharField(max_length=100)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    address = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=50, blank=True)
+    zip_code = models.CharField(max_length=20, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
+    time_zone_source = models.CharField(
+        max_length=8, choices=TimeZoneSource.choices, blank=True, default=TimeZoneSource.NONE
+    )
+    priority = models.BooleanField(default=False)
+    score = models.IntegerField(null=True, blank=True)
+    customer1 = models.CharField(max_length=200, blank=True)
+    customer2 = models.CharField(max_length=200, blank=True)
+    expires_on = models.DateField(null=True, blank=True)
+    custom = models.JSONField(default=dict, blank=True)
+    is_final = models.BooleanField(default=False)
+    final_reason = models.CharField(max_length=12, choices=FinalReason.choices, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["calling_list", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["calling_list", "external_id"],
+                name="record_unique_external_id_per_list",
+                violation_error_message="This external ID is already in the list.",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_final=False) | ~Q(final_reason=""),
+                name="record_final_has_reason",
+            ),
+        ]
+        indexes = [
+            # The planner: open records of a list in created order.
+            models.Index(fields=["calling_list", "is_final", "id"], name="record_list_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return f"{self.external_id} {name}".strip()
+
+
+class Destination(models.Model):
+    """One phone number of a record, with its own time zone and final state."""
+
+    bu_path = "record__calling_list__business_unit"
+
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="destinations")
+    position = models.PositiveSmallIntegerField(default=0)
+    source_field = models.CharField(
+        max_length=64, default="PhoneNumber", help_text="The list column the number came from."
+    )
+    phone_number = models.CharField(max_length=16, help_text="E.164")
+    time_zone = models.CharField(max_length=64, blank=True)
+    is_final = models.BooleanField(default=False)
+    final_reason = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["record", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record", "position"], name="destination_unique_position_per_record"
+            ),
+            models.CheckConstraint(
+                condition=Q(phone_number__startswith="+"), name="destination_phone_is_e164"
+            ),
+        ]
+        indexes = [
+            # STOP handling and DNC lookups by number.
+            models.Index(fields=["phone_number"], name="destination_phone_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.phone_number
+
+    def clean(self) -> None:
+        region = self.record.calling_list.business_unit.phone_region if self.record_id else "US"
+        try:
+            parsed = phonenumbers.parse(self.phone_number or "", region)
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if parsed is None or not phonenumbers.is_valid_number(parsed):
+            raise ValidationError({"phone_number": f"'{self.phone_number}' is not a valid number."})
+        self.phone_number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class UploadJob(models.Model):
+    """One file loaded into a calling list, with its mapping, progress and error report."""
+
+    bu_path = "calling_list__business_unit"
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV (comma-separated)"
+        TXT = "txt", "TXT (tab-separated)"
+        XLSX = "xlsx", "Excel (XLSX)"
+
+    class NoZonePolicy(models.TextChoices):
+        REJECT = "reject", "Reject the record"
+        DEFAULT = "default", "Use the default zone"
+
+    class Mode(models.TextChoices):
+        APPEND = "append", "Append"
+        REPLACE = "replace", "Replace (update records with the same external ID)"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for mapping"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    calling_list = models.ForeignKey(
+        CallingList, on_delete=models.CASCADE, related_name="upload_jobs"
+    )
+    file = models.FileField(upload_to="uploads/%Y/%m/")
+    original_name = models.CharField(max_length=255, blank=True)
+    file_format = models.CharField(max_length=4, choices=Format.choices, blank=True)
+    mapping = models.JSONField(
+        default=dict, blank=True, help_text="File column -> system or custom field."
+    )
+    no_zone_policy = models.CharField(
+        max_length=8, choices=NoZonePolicy.choices, default=NoZonePolicy.REJECT
+    )
+    default_time_zone = models.CharField(max_length=64, blank=True)
+    expires_on = models.DateField(
+        null=True, blank=True, help_text="Batch expiration; an ExpirationDate column overrides it."
+    )
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.APPEND)
+    start_skill = models.ForeignKey(
+        "Skill",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Start this skill when the import completes.",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    cancel_requested = models.BooleanField(default=False)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_processed = models.PositiveIntegerField(default=0)
+    rows_valid = models.PositiveIntegerField(default=0)
+    rows_invalid = models.PositiveIntegerField(default=0)
+    error_report = models.FileField(upload_to="upload-errors/%Y/%m/", blank=True)
+    message = models.TextField(blank=True, help_text="The file-level error, if the file failed.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rows_processed=F("rows_valid") + F("rows_invalid")),
+                name="uploadjob_counts_add_up",
+            ),
+            models.CheckConstraint(
+                condition=~Q(no_zone_policy="default") | ~Q(default_time_zone=""),
+                name="uploadjob_default_policy_has_zone",
+                violation_error_message="Choose the default time zone to use.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_name or self.file.name} -> {self.calling_list}"
+
+
+# --- Skills and their parameter pages ---------------------------------------------------------
+
+
+class Skill(models.Model):
+    """A proactive agentless SMS skill and the settings of its parameter pages."""
+
+    bu_path = "business_unit"
+
+    class State(models.TextChoices):
+        STOPPED = "stopped", "Stopped"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+
+    class Feed(models.TextChoices):
+        ALL = "all", "Fresh and non-fresh records"
+        FRESH = "fresh", "Fresh records only (never attempted)"
+        NON_FRESH = "non_fresh", "Non-fresh records only (attempted before)"
+
+    class AttemptMode(models.TextChoices):
+        SINGLE_PASS = "single_pass", "Single pass"
+        REPEAT = "repeat", "Repeat the cadence"
+
+    class RecordMode(models.TextChoices):
+        SEQUENTIAL = "sequential", "Sequential (finish a record's numbers first)"
+        NEXT_BEST = "next_best", "Next best (any record whose number is due)"
+
+    class ReceiptMode(models.TextChoices):
+        DELIVERED = "delivered", "Carrier 'delivered' receipt"
+        SENT = "sent", "Accepted by the carrier ('sent')"
+
+    class FilterChange(models.TextChoices):
+        NOTHING = "nothing", "Leave queued messages"
+        FLUSH = "flush", "Withdraw queued messages"
+        PAUSE = "pause", "Pause until re-planned"
+
+    business_unit = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="skills")
+    name = models.CharField(
+        max_length=30,
+        validators=[
+            RegexValidator(
+                SKILL_NAME_RE,
+                "2-30 characters: letters, digits, spaces and - _ . : only.",
+                code="invalid_skill_name",
+            )
+        ],
+    )
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="skills"
+    )
+    registration = models.ForeignKey(
+        SmsRegistration,
+        on_delete=models.PROTECT,
+        related_name="skills",
+        verbose_name="SMS registration",
+    )
+    template = models.ForeignKey(
+        MessageTemplate, on_delete=models.PROTECT, related_name="skills", verbose_name="template"
+    )
+    calling_lists = models.ManyToManyField(CallingList, blank=True, related_name="skills")
+    priority = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Relative priority 1-10 when skills share a transport code.",
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.STOPPED)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+
+    # 1. General settings
+    max_attempts = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(300)],
+        help_text="Maximum texts per record (1-300).",
+    )
+    min_retry_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(50_000)],
+        help_text="Minimum minutes between two texts to the same record (1-50,000).",
+    )
+    contact_expiration_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Empty: the BU's default contact expiration.",
+    )
+    feed = models.CharField(max_length=10, choices=Feed.choices, default=Feed.ALL)
+    end_of_list_email = models.EmailField(
+        blank=True, help_text="Told when every record is finalized. Empty: no notification."
+    )
+    # 2. Cadence settings (the rows are CadenceStep)
+    attempt_mode = models.CharField(
+        max_length=12, choices=AttemptMode.choices, default=AttemptMode.SINGLE_PASS
+    )
+    record_mode = models.CharField(
+        max_length=12, choices=RecordMode.choices, default=RecordMode.SEQUENTIAL
+    )
+    # 3. Delivery preferences
+    receipt_mode = models.CharField(
+        max_length=10, choices=ReceiptMode.choices, default=ReceiptMode.DELIVERED
+    )
+    receipt_wait_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
+        help_text="How long to wait for a receipt before treating the text as unconfirmed.",
+    )
+    max_segments = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Longer merged texts are not sent and are reported.",
+    )
+    # 4. CPA management: the rows are CpaRule
+    # 5. Retry settings
+    finalize_when_exhausted = models.BooleanField(default=True)
+    restricted_window_count = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="At most this many texts to one contact ...",
+    )
+    restricted_window_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="... within this many minutes.",
+    )
+    stale_minutes = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="A queued text older than this goes back to the list and is re-planned.",
+    )
+    # 6. Filter (conditions are FilterCondition rows)
+    filter_active = models.BooleanField(default=False)
+    filter_change_action = models.CharField(
+        max_length=8, choices=FilterChange.choices, default=FilterChange.NOTHING
+    )
+    # 8. Schedule (days are ScheduleDay rows)
+    schedule_enabled = models.BooleanField(
+        default=False, help_text="On: the skill starts and stops itself on its schedule."
+    )
+    # 10. XS settings
+    xs_enabled = models.BooleanField(default=False, verbose_name="CRM endpoint enabled")
+    xs_api_key_hash = models.CharField(max_length=128, blank=True, editable=False)
+    xs_webhook_url = models.URLField(
+        blank=True, help_text="Called with the outcome when a record is finalized."
+    )
+    xs_refill_threshold = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Ask the CRM for more records below this many open ones."
+    )
+    # DNC groups: checked before every send / receiving this skill's opt-outs.
+    scrubbed_dnc_groups = models.ManyToManyField(
+        DncGroup, blank=True, related_name="scrubbing_skills"
+    )
+    contributing_dnc_groups = models.ManyToManyField(
+        DncGroup, blank=True, related_name="contributing_skills"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["business_unit__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_unit", "name"], name="skill_unique_name_per_bu"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__gte=1) & Q(priority__lte=10), name="skill_priority_1_to_10"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_attempts__gte=1) & Q(max_attempts__lte=300),
+                name="skill_max_attempts_1_to_300",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_retry_minutes__gte=1) & Q(min_retry_minutes__lte=50_000),
+                name="skill_min_retry_1_to_50000",
+            ),
+            models.CheckConstraint(condition=Q(name__regex=SKILL_NAME_RE), name="skill_name_rules"),
+            models.CheckConstraint(
+                condition=(
+                    Q(restricted_window_count__isnull=True)
+                    & Q(restricted_window_minutes__isnull=True)
+                )
+                | (
+                    Q(restricted_window_count__isnull=False)
+                    & Q(restricted_window_minutes__isnull=False)
+                ),
+                name="skill_restricted_window_both_or_neither",
+                violation_error_message="Give both the count and the minutes of the "
+                "restricted window, or neither.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        bu = self.business_unit_id
+        _bu_mismatch(errors, "registration", getattr(self, "registration", None), bu)
+        _bu_mismatch(errors, "template", getattr(self, "template", None), bu)
+        _bu_mismatch(errors, "campaign", getattr(self, "campaign", None), bu)
+        if (self.restricted_window_count is None) != (self.restricted_window_minutes is None):
+            errors["restricted_window_minutes"] = (
+                "Give both the count and the minutes of the restricted window, or neither."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+class OutcomeClass(models.TextChoices):
+    DELIVERED = "delivered", "Delivered"
+    TRANSIENT = "transient", "Transient: retry later"
+    BAD_NUMBER = "bad_number", "Bad number: finalize it, move to the next"
+    OPTED_OUT = "opted_out", "Opted out: add to contributing DNC, finalize the record"
+    BLOCKED = "blocked", "Blocked/spam: pause the skill and alert"
+
+
+# Defaults for the CPA page, from the carrier error codes in COMPLIANCE.md.
+DEFAULT_CPA_RULES: list[tuple[str, str, str]] = [
+    ("delivered", OutcomeClass.DELIVERED, "Carrier receipt: delivered"),
+    ("21211", OutcomeClass.BAD_NUMBER, "Invalid To number"),
+    ("21614", OutcomeClass.BAD_NUMBER, "To is not a mobile number"),
+    ("21610", OutcomeClass.OPTED_OUT, "Recipient unsubscribed at the carrier"),
+    ("21612", OutcomeClass.BAD_NUMBER, "Cannot route to this number"),
+    ("21408", OutcomeClass.BAD_NUMBER, "Region not enabled"),
+    ("20429", OutcomeClass.TRANSIENT, "Too many requests (never processed)"),
+    ("63018", OutcomeClass.TRANSIENT, "Rate limit exceeded for the sender"),
+    ("30001", OutcomeClass.TRANSIENT, "Queue overflow"),
+    ("30003", OutcomeClass.TRANSIENT, "Unreachable handset"),
+    ("30004", OutcomeClass.BLOCKED, "Message blocked"),
+    ("30005", OutcomeClass.BAD_NUMBER, "Unknown or inactive number"),
+    ("30006", OutcomeClass.BAD_NUMBER, "Landline or unreachable carrier"),
+    ("30007", OutcomeClass.BLOCKED, "Carrier filtering (spam)"),
+    ("30008", OutcomeClass.TRANSIENT, "Unknown error"),
+]
+
+
+class CpaRule(models.Model):
+    """How one carrier outcome (a status or error code) is treated by a skill."""
+
+    bu_path = "skill__business_unit"
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="cpa_rules")
+    match = models.CharField(
+        max_length=20, help_text="A Twilio error code (e.g. 30007) or status (e.g. delivered)."
+    )
+    outcome = models.CharField(max_length=12, choices=OutcomeClass.choices)
+    description = models.CharField(max_length=200, blank=True)
+    bad_number_after = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="For transient outcomes: treat the number as bad after this many in a row.",
+    )
+
+    class Meta:
+        ordering = ["skill", "match"]
+        verbose_name = "CPA rule"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["skill", "match"], name="cparule_unique_match_per_skill"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.match} -> {self.get_outcome_display()}"
+
+
+class CadenceStep(models.Model):
+    """One row of the dialing order: which phone field is texted, how often, and when."""
+
+    bu_path = "skill__business_unit"
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="cadence_steps")
+    position = models.PositiveSmallIntegerField(default=0)
+    phone_field = models.CharField(
+        max_length=64,
+        default="SMSPhoneNumber",
+        help_text="PhoneNumber, SMSPhoneNumber or a custom phone field of the list.",
+    )
+    attempts = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    rest_minutes = models.PositiveIntegerField(
+        default=0, help_text="Minutes to rest before moving on to the next number."
+    )
+    weekday_start = models.TimeField(null=True, blank=True)
+    weekday_end = models.TimeField(null=True, blank=True)
+    weekend_start = models.TimeField(null=True, blank=True)
+    weekend_end = models.TimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["skill", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["skill", "phone_field"], name="cadencestep_unique_field_per_skill"
+            ),
+            models.CheckConstraint(
+                condition=Q(attempts__gte=1), name="cadencestep_attempts_at_least_one"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.phone_field} x{self.attempts}"
+
+    def clean(self) -> None:
+        errors = {}
+        for prefix in ("weekday", "weekend"):
+            start, end = getattr(self, f"{prefix}_start"), getattr(self, f"{prefix}_end")
+            if (start is None) != (end is None):
+                errors[f"{prefix}_end"] = "Give both the start and the end, or neither."
+            elif start is not None and start >= end:
+                errors[f"{prefix}_end"] = "The end must be after the start."
+        if errors:
+            raise ValidationError(errors)
+
+
+class FilterCondition(models.Model):
+    """One AND-ed condition of the skill's record filter."""
+
+    bu_path = "skill__business_unit"
+
+    class Operator(models.TextChoices):
+        EQ = "eq", "="
+        NE = "ne", "!="
+        LT = "lt", "<"
+        GT = "gt", ">"
+        CONTAINS = "contains", "contains"
+        STARTSWITH = "startswith", "starts with"
+        IN = "in", "in (comma-separated)"
+        IS_EMPTY = "is_empty", "is empty"
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="filter_conditions")
+    position = models.PositiveSmallIntegerField(default=0)
+    field = models.CharField(max_length=64, help_text="A system or custom field name.")
+    operator = models.CharField(max_length=10, choices=Operator.choices, default=Operator.EQ)
+    value = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["skill", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.get_operator_display()} {self.value}".strip()
+
+    def clean(self) -> None:
+        if self.operator != self.Operator.IS_EMPTY and self.value == "":
+            raise ValidationError({"value": "Give a value to compare with."})
+
+
+class SortCriterion(models.Model):
+    """List management: the order records are taken in."""
+
+    bu_path = "skill__business_unit"
+
+    class Direction(models.TextChoices):
+        ASC = "asc", "Ascending"
+        DESC = "desc", "Descending"
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="sort_criteria")
+    position = models.PositiveSmallIntegerField(default=0)
+    field = models.CharField(max_length=64, default="created_at")
+    direction = models.CharField(max_length=4, choices=Direction.choices, default=Direction.ASC)
+
+    class Meta:
+        ordering = ["skill", "position"]
+        verbose_name_plural = "sort criteria"
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.direction}"
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class ScheduleDay(models.Model):
+    """A weekday of the skill's schedule, in the BU's time zone."""
+
+    bu_path = "skill__business_unit"
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="schedule_days")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    is_active = models.BooleanField(default=True)
+    start_time = models.TimeField(default=dt.time(9, 0))
+    end_time = models.TimeField(default=dt.time(17, 0))
+
+    class Meta:
+        ordering = ["skill", "weekday"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["skill", "weekday"], name="scheduleday_one_per_weekday"
+            ),
+            models.CheckConstraint(
+                condition=Q(start_time__lt=F("end_time")),
+                name="scheduleday_start_before_end",
+                violation_error_message="The end time must be after the start time.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
+
+class SendingWindowPreset(models.Model):
+    """A state's stricter sending hours (COMPLIANCE.md), kept as data the compliance owner edits."""
+
+    code = models.CharField(max_length=8, unique=True, help_text="e.g. FL, or US for federal.")
+    name = models.CharField(max_length=100)
+    start_time = models.TimeField(default=TCPA_START)
+    end_time = models.TimeField(default=TCPA_END)
+    no_sundays = models.BooleanField(default=False)
+    max_per_24h = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="At most this many texts per person per 24 hours."
+    )
+    area_codes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Numbers with these area codes are presumed residents (FL, OK).",
+    )
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(start_time__lt=F("end_time")), name="windowpreset_start_before_end"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
+
+class TimeZoneBound(models.Model):
+    """Time zone bounding: whether a zone of the BU is texted, and in which local hours."""
+
+    bu_path = "skill__business_unit"
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="time_zone_bounds")
+    time_zone = models.CharField(max_length=64)
+    is_active = models.BooleanField(default=True, help_text="Text recipients in this zone.")
+    start_time = models.TimeField(
+        null=True, blank=True, help_text="Empty: 08:00 (TCPA) or the preset's start."
+    )
+    end_time = models.TimeField(
+        null=True, blank=True, help_text="Empty: 21:00 (TCPA) or the preset's end."
+    )
+    preset = models.ForeignKey(
+        SendingWindowPreset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["skill", "time_zone"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["skill", "time_zone"], name="timezonebound_one_per_zone"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.time_zone
+
+    def window(self) -> tuple[dt.time, dt.time]:
+        start = self.start_time or (self.preset.start_time if self.preset else TCPA_START)
+        end = self.end_time or (self.preset.end_time if self.preset else TCPA_END)
+        return start, end
+
+    def clean(self) -> None:
+        errors = {}
+        if self.skill_id and self.time_zone not in self.skill.business_unit.allowed_time_zones:
+            errors["time_zone"] = f"{self.time_zone} is not an allowed zone of the business unit."
+        elif self.time_zone and not (
+            timezones.is_iana_zone(self.time_zone)
+            or (
+                self.skill_id
+                and self.skill.business_unit.custom_time_zones.filter(name=self.time_zone).exists()
+            )
+        ):
+            errors["time_zone"] = f"'{self.time_zone}' is not a known time zone."
+        if (self.start_time is None) != (self.end_time is None):
+            errors["end_time"] = "Give both the start and the end, or neither."
+        elif self.start_time is not None and self.start_time >= self.end_time:
+            errors["end_time"] = "The end must be after the start."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Attempt(models.Model):
+    """One text a skill planned for one destination of one record; links to the message."""
+
+    bu_path = "skill__business_unit"
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="attempts")
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="attempt_set")
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="attempt_set"
+    )
+    message = models.OneToOneField(
+        OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempt"
+    )
+    outcome = models.CharField(max_length=12, choices=OutcomeClass.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Dashboard counts and "attempts so far" per record.
+            models.Index(fields=["skill", "record"], name="attempt_skill_record_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.skill} -> {self.destination}"
