@@ -6,19 +6,47 @@ it is shown read-only, except the review of inbound probable opt-outs, which a p
 
 from __future__ import annotations
 
-from django.contrib import admin
+import json
+from dataclasses import asdict
 
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
+
+from messaging import segments, templating
 from messaging.models import (
     InboundMessage,
     MessageEvent,
     MessageTemplate,
     OutboundMessage,
+    SenderLease,
     SmsRegistration,
     TransportCode,
+    template_fields_for,
+)
+from messaging.selectors import (
+    merged_variable_texts,
+    template_business_units,
+    template_calling_lists,
+    template_preview_records,
+    template_record_values,
+    template_sample_values,
+    template_variables,
+)
+from messaging.template_services import (
+    template_activate,
+    template_check_deactivation,
+    template_deactivate,
 )
 from pcsms.admin_base import (
     FixedParentMixin,
     PhoneSearchMixin,
+    SuperuserOnlyAdmin,
     SystemWrittenMixin,
     TenantAdmin,
     TenantTabularInline,
@@ -97,8 +125,56 @@ class SmsRegistrationAdmin(FixedParentMixin, TenantAdmin):
     ]
 
 
+class MessageTemplateAdminForm(forms.ModelForm):
+    class Meta:
+        model = MessageTemplate
+        fields = ["business_unit", "name", "channel", "is_active", "body"]
+
+    def clean_body(self):
+        # Browsers submit line breaks as CRLF, but the live counter (and the text a person
+        # meant) has one character per break: store what the counter showed.
+        return (self.cleaned_data.get("body") or "").replace("\r\n", "\n")
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and "is_active" in self.changed_data and not cleaned.get("is_active"):
+            try:
+                template_check_deactivation(template=self.instance)
+            except ValidationError as exc:
+                self.add_error("is_active", exc)
+        return cleaned
+
+
+def _json_body(request) -> dict:
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("The request body is not JSON.") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("Send a JSON object.")
+    return data
+
+
+def _int_or_none(value) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"{value!r} is not an id.") from exc
+
+
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(FixedParentMixin, TenantAdmin):
+    """Templates, with a live check and merged preview on the change page.
+
+    The page's JavaScript (``static/messaging/template_editor.js``) counts characters and
+    segments itself with the tables of :mod:`messaging.segments`, and asks the JSON endpoints
+    below for everything that needs the one parser or the database: syntax problems, the
+    variables list, records to preview with, and the merged text.
+    """
+
+    form = MessageTemplateAdminForm
     list_display = ["name", "business_unit", "channel", "is_active", "short_body", "updated_at"]
     list_filter = [scoped("business_unit"), "channel", "is_active"]
     search_fields = ["name", "body"]
@@ -108,10 +184,215 @@ class MessageTemplateAdmin(FixedParentMixin, TenantAdmin):
         (None, {"fields": ["business_unit", "name", "channel", "is_active", "body"]}),
         SYSTEM_FIELDSET,
     ]
+    actions = ["activate_selected", "deactivate_selected"]
+    change_form_template = "admin/messaging/messagetemplate/change_form.html"
+    #: Most records offered at once in the preview's record chooser.
+    preview_record_limit = 25
 
     @admin.display(description="body")
     def short_body(self, obj):
         return _shorten(obj.body)
+
+    # --- Actions -----------------------------------------------------------------------------
+
+    def _set_active(self, request, queryset, service, verb: str) -> None:
+        changed = unchanged = 0
+        for template in queryset:
+            try:
+                did = service(template=template, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                continue
+            if did:
+                changed += 1
+                self.log_change(request, template, [{"changed": {"fields": ["is_active"]}}])
+            else:
+                unchanged += 1
+        if changed:
+            noun = "template" if changed == 1 else "templates"
+            self.message_user(request, f"{verb} {changed} {noun}.", messages.SUCCESS)
+        if unchanged:
+            noun = "template was" if unchanged == 1 else "templates were"
+            self.message_user(request, f"{unchanged} {noun} already {verb.lower()}.", messages.INFO)
+
+    @admin.action(description="Activate selected templates", permissions=["change"])
+    def activate_selected(self, request, queryset):
+        self._set_active(request, queryset, template_activate, "Activated")
+
+    @admin.action(description="Deactivate selected templates", permissions=["change"])
+    def deactivate_selected(self, request, queryset):
+        self._set_active(request, queryset, template_deactivate, "Deactivated")
+
+    # --- The live editor ---------------------------------------------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        views = [
+            ("variables", self.variables_view),
+            ("validate", self.validate_view),
+            ("records", self.records_view),
+            ("preview", self.preview_view),
+        ]
+        # Before the default URLs, whose "<path:object_id>/" would swallow these.
+        return [
+            path(
+                f"editor/{name}/",
+                self.admin_site.admin_view(view),
+                name="{}_{}_editor_{}".format(*info, name),
+            )
+            for name, view in views
+        ] + super().get_urls()
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if self.has_add_permission(request) if add else self.has_change_permission(request, obj):
+            context["template_editor"] = self._editor_config(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _editor_config(self, obj) -> dict:
+        info = self.opts.app_label, self.opts.model_name
+        return {
+            "urls": {
+                name: reverse("admin:{}_{}_editor_{}".format(*info, name))
+                for name in ("variables", "validate", "records", "preview")
+            },
+            "businessUnit": obj.business_unit_id if obj is not None else None,
+            "maxLength": templating.MAX_BODY_LENGTH,
+            # The counter's tables come from segments.py, so the page cannot drift from it.
+            "encoding": {
+                "basic": segments.GSM_BASIC.replace("\x1b", ""),
+                "extension": segments.GSM_EXTENSION,
+                "gsmSingle": segments.GSM_SINGLE,
+                "gsmMulti": segments.GSM_MULTI,
+                "ucs2Single": segments.UCS2_SINGLE,
+                "ucs2Multi": segments.UCS2_MULTI,
+            },
+            "lookalikes": segments.LOOKALIKES,
+        }
+
+    def _check_editor_permission(self, request) -> None:
+        if not (self.has_view_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+
+    def _business_unit(self, request, value):
+        """The BU named by the request, if the user may see it; None when none is given."""
+        pk = _int_or_none(value)
+        if pk is None:
+            return None
+        return get_object_or_404(template_business_units(request.user), pk=pk)
+
+    def variables_view(self, request):
+        """GET ?business_unit=ID: the variables list and the calling lists to preview with."""
+        self._check_editor_permission(request)
+        bu = self._business_unit(request, request.GET.get("business_unit"))
+        lists = template_calling_lists(bu, request.user) if bu else []
+        return JsonResponse(
+            {
+                "variables": [v.as_dict() for v in template_variables(bu)],
+                "lists": [{"id": cl.pk, "name": cl.name} for cl in lists],
+            }
+        )
+
+    @method_decorator(require_POST)
+    def validate_view(self, request):
+        """POST {business_unit, body}: every problem saving would report, with positions."""
+        self._check_editor_permission(request)
+        data = _json_body(request)
+        bu = self._business_unit(request, data.get("business_unit"))
+        body = str(data.get("body") or "")
+        known = (template_fields_for(bu) if bu else []) or templating.SYSTEM_FIELDS
+        problems = templating.validate(body, known)
+        return JsonResponse(
+            {
+                "problems": [
+                    {
+                        "message": p.message,
+                        "code": p.code,
+                        "position": p.position,
+                        "line": p.line,
+                        "column": p.column,
+                    }
+                    for p in problems
+                ]
+            }
+        )
+
+    def records_view(self, request):
+        """GET ?business_unit=ID&calling_list=ID&q=TEXT: records to preview with."""
+        self._check_editor_permission(request)
+        bu = self._business_unit(request, request.GET.get("business_unit"))
+        if bu is None:
+            raise BadRequest("Choose a business unit.")
+        calling_list = get_object_or_404(
+            template_calling_lists(bu, request.user),
+            pk=_int_or_none(request.GET.get("calling_list")),
+        )
+        records = template_preview_records(
+            calling_list, request.GET.get("q", "")[:100], self.preview_record_limit + 1
+        )
+        return JsonResponse(
+            {
+                "records": [
+                    {"id": r.pk, "label": str(r)} for r in records[: self.preview_record_limit]
+                ],
+                "more": len(records) > self.preview_record_limit,
+            }
+        )
+
+    @method_decorator(require_POST)
+    def preview_view(self, request):
+        """POST {business_unit, body, source: "sample"|"record", calling_list, record, values}.
+
+        Merges the body with a record of one of the BU's lists, or with sample values (which the
+        request may override), through the same parser and renderer as sending, and returns the
+        merged text with its encoding and segments.
+        """
+        self._check_editor_permission(request)
+        data = _json_body(request)
+        bu = self._business_unit(request, data.get("business_unit"))
+        body = str(data.get("body") or "").replace("\r\n", "\n")
+
+        source = "record" if data.get("source") == "record" else "sample"
+        if source == "record":
+            if bu is None:
+                raise BadRequest("Choose a business unit.")
+            calling_list = get_object_or_404(
+                template_calling_lists(bu, request.user), pk=_int_or_none(data.get("calling_list"))
+            )
+            record = get_object_or_404(
+                calling_list.records.prefetch_related("destinations"),
+                pk=_int_or_none(data.get("record")),
+            )
+            values = template_record_values(record)
+            label = f"{record} ({calling_list.name})"
+        else:
+            values = template_sample_values(template_variables(bu))
+            overrides = data.get("values") or {}
+            if not isinstance(overrides, dict):
+                raise BadRequest("values must be an object.")
+            # Field names ignore case: a typed value replaces the sample in any spelling.
+            spelled = {key.lower(): key for key in values}
+            for key, value in overrides.items():
+                values.pop(spelled.get(str(key).lower(), ""), None)
+                values[str(key)] = "" if value is None else str(value)
+            label = "sample values"
+
+        try:
+            compiled = templating.parse(body)
+        except templating.TemplateSyntaxError as exc:
+            return JsonResponse({"ok": False, "error": exc.message, "source": label})
+        text = compiled.render(values)
+        return JsonResponse(
+            {
+                "ok": True,
+                "source": label,
+                "text": text,
+                "analysis": asdict(segments.analyse(text)),
+                "variables": [
+                    {"name": name, "value": value}
+                    for name, value in merged_variable_texts(compiled, values)
+                ],
+            }
+        )
 
 
 class MessageEventInline(TenantTabularInline):
@@ -294,3 +575,14 @@ class InboundMessageAdmin(PhoneSearchMixin, TenantAdmin):
         if "review" in form.changed_data:
             obj.reviewed_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(SenderLease)
+class SenderLeaseAdmin(SuperuserOnlyAdmin):
+    """Which process sends for which code: shared machinery, for operations engineers."""
+
+    list_display = ["transport_code", "holder", "expires_at", "acquired_at", "renewed_at"]
+    readonly_fields = ["transport_code", "holder", "expires_at", "acquired_at", "renewed_at"]
+
+    def has_add_permission(self, request, *args):
+        return False

@@ -350,7 +350,12 @@ class OutboundMessage(models.Model):
     withdraw_reason = models.CharField(max_length=20, choices=WithdrawReason.choices, blank=True)
     send_attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a sender marked it in flight."
+    )
+    claimed_by = models.CharField(
+        max_length=100, blank=True, help_text="The sender (host:pid:thread) that marked it."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -463,3 +468,28 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"From {self.from_number}: {self.body[:40]}"
+
+
+class SenderLease(models.Model):
+    """The right to send for one transport code, held by one sender at a time.
+
+    A sender takes the lease when it is free or expired and renews it while it works; it only
+    sends while its lease has at least ``SENDER_LEASE_MARGIN`` seconds left, and a new holder
+    can only take it once it has expired. So two senders' texts on one code are always at
+    least that margin apart, and a dead holder's code is picked up within one lease time.
+    A single conditional UPDATE decides who wins, which is atomic on PostgreSQL and SQLite.
+    """
+
+    transport_code = models.OneToOneField(
+        TransportCode, primary_key=True, on_delete=models.CASCADE, related_name="sender_lease"
+    )
+    holder = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField()
+    acquired_at = models.DateTimeField()
+    renewed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "sender lease"
+
+    def __str__(self) -> str:
+        return f"{self.transport_code} held by {self.holder or 'nobody'}"

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from messaging.models import (
@@ -61,7 +62,7 @@ def message_record_status(
     carrier_status: str,
     error_code: str = "",
     error_text: str = "",
-    source: str = "callback",
+    message_id: int | None = None,
     at: dt.datetime | None = None,
 ) -> OutboundMessage | None:
     """Apply a carrier status report to the message with that carrier id.
@@ -69,13 +70,23 @@ def message_record_status(
     Every report is kept as an event, even one that changes nothing (a duplicate or a late
     ``sent`` after ``delivered``). An unknown carrier id is logged and ignored: the caller answers
     the carrier with success so it stops retrying. Returns the message, or ``None`` if unknown.
+
+    ``message_id`` (our id, carried in the status callback URL) finds a message whose carrier id
+    is not recorded yet: a fast carrier can call back before the sender has stored its answer.
     """
     at = at or timezone.now()
     new_status = CARRIER_STATUS_MAP.get((carrier_status or "").lower())
     with transaction.atomic():
-        message = (
-            OutboundMessage.objects.select_for_update().filter(carrier_sid=carrier_sid).first()
-        )
+        locked = OutboundMessage.objects.select_for_update()
+        message = locked.filter(carrier_sid=carrier_sid).first()
+        if message is None and message_id is not None:
+            message = (
+                locked.filter(id=message_id)
+                .filter(Q(carrier_sid__isnull=True) | Q(carrier_sid=carrier_sid))
+                .first()
+            )
+            if message is not None:
+                message.carrier_sid = carrier_sid
         if message is None:
             logger.warning(
                 "Status %r for unknown carrier id %s ignored", carrier_status, carrier_sid
@@ -108,6 +119,7 @@ def message_record_status(
             message.finished_at = at
         message.save(
             update_fields=[
+                "carrier_sid",
                 "status",
                 "carrier_status",
                 "error_code",

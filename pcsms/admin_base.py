@@ -17,6 +17,7 @@ import phonenumbers
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import Http404
 
 from pcsms.models import bu_of, visible_to
@@ -49,6 +50,8 @@ class TenantAdmin(TenantFormfieldMixin, admin.ModelAdmin):
 
     bu_path: str | None = None
     list_per_page = 50
+    # Webhook URLs typed without a scheme are https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
         return visible_to(super().get_queryset(request), request.user, self.bu_path)

@@ -96,7 +96,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Workers run many short tasks; reconnecting for each one cut django-q2 throughput ~10x here.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour: webhook URLs typed without a scheme
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -129,6 +128,9 @@ TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 # Points the real SDK at another server (the local fake carrier) instead of api.twilio.com.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
+# Seconds after its claim before a text with no carrier answer is looked up at the carrier
+# (longer than any request can still be on its way).
+SENDER_RECONCILE_AFTER = env.float("SENDER_RECONCILE_AFTER", default=30.0)
 if SMS_BACKEND.endswith("TwilioBackend") and not DEBUG:
     for _name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
         if not globals()[_name]:

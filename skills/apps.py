@@ -8,8 +8,13 @@ class SkillsConfig(AppConfig):
 
     def ready(self) -> None:
         from messaging.models import TEMPLATE_FIELD_PROVIDERS
+        from messaging.sender import SEND_GUARDS
+        from skills.guards import skill_guard
         from skills.selectors import custom_field_names
 
         # Templates may use the custom fields of the BU's calling lists.
         if custom_field_names not in TEMPLATE_FIELD_PROVIDERS:
             TEMPLATE_FIELD_PROVIDERS.append(custom_field_names)
+        # The sender asks skills, at the moment of sending, whether each text may still go.
+        if skill_guard not in SEND_GUARDS:
+            SEND_GUARDS.append(skill_guard)

@@ -1,0 +1,202 @@
+"""Shared set-up for the sending benchmarks: a fresh PostgreSQL database, the fake carrier in
+its own process, and worker processes running ``manage.py dispatch``.
+
+Nothing here leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "bench-auth-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fresh_postgres(name: str) -> str:
+    """Drop and create a database; returns its URL (override the server with BENCH_PG)."""
+    server = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+    host = server.split("@", 1)[1].split(":")[0]
+    for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
+        subprocess.run(
+            ["psql", "-h", host, "-U", "postgres", "-q", "-c", sql],
+            check=True,
+            capture_output=True,
+        )
+    return f"{server}/{name}"
+
+
+def bench_env(database_url: str, carrier_url: str = "", **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="pcsms.settings",
+        DEBUG="false",
+        SECRET_KEY="bench-only-secret",
+        DATABASE_URL=database_url,
+        SMS_BACKEND="messaging.backends.twilio.TwilioBackend",
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_API_BASE_URL=carrier_url,
+        PUBLIC_BASE_URL="http://127.0.0.1:9",  # callbacks go nowhere; the bench counts sends
+        LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def start_carrier(log: Path, *, latency_ms: float, extra: list[str] | None = None):
+    port = free_port()
+    log.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "manage.py",
+            "fake_carrier",
+            "--port",
+            str(port),
+            "--latency-ms",
+            str(latency_ms),
+            "--log",
+            str(log),
+            "--auth-token",
+            AUTH_TOKEN,
+            *(extra or []),
+        ],
+        cwd=ROOT,
+        env=bench_env("sqlite:///:memory:", DEBUG="true"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the fake carrier did not start")
+
+
+def start_workers(n: int, env: dict[str, str], *args: str) -> list[subprocess.Popen]:
+    return [
+        subprocess.Popen(
+            [PYTHON, "manage.py", "dispatch", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        for _ in range(n)
+    ]
+
+
+def stop(processes, sig=signal.SIGINT, timeout: float = 20) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def read_log(log: Path) -> list[dict]:
+    if not log.exists():
+        return []
+    rows = []
+    for line in log.read_text().splitlines():
+        row = json.loads(line)
+        row["t"] = dt.datetime.fromisoformat(row["time"]).timestamp()
+        rows.append(row)
+    return rows
+
+
+def make_codes(count: int, rate: float, *, prefix: int = 312):
+    """A BU with ``count`` provisioned codes at ``rate`` msg/s, each with a registration."""
+    from django.utils import timezone
+
+    from messaging.models import SmsRegistration, TransportCode
+    from pcsms.models import BusinessUnit
+
+    bu, _ = BusinessUnit.objects.get_or_create(name="Bench")
+    registrations = []
+    for i in range(count):
+        code, _ = TransportCode.objects.get_or_create(
+            number=f"+1{prefix}{555 + i // 10000:03d}{i % 10000:04d}",
+            defaults={
+                "business_unit": bu,
+                "kind": TransportCode.Kind.SHORT if rate > 10 else TransportCode.Kind.LONG,
+                "messages_per_second": rate,
+                "provisioning_status": TransportCode.Provisioning.PROVISIONED,
+                "provisioned_on": timezone.localdate(),
+            },
+        )
+        registration, _ = SmsRegistration.objects.get_or_create(
+            business_unit=bu, name=f"Bench {i}", defaults={"transport_code": code}
+        )
+        registrations.append(registration)
+    return bu, registrations
+
+
+def queue_messages(bu, registrations, per_code: int, *, body: str = "Bench text {i}") -> int:
+    from messaging.models import OutboundMessage
+
+    rows = []
+    n = 0
+    for registration in registrations:
+        for _ in range(per_code):
+            rows.append(
+                OutboundMessage(
+                    business_unit=bu,
+                    registration=registration,
+                    transport_code_id=registration.transport_code_id,
+                    to=f"+1415{2000000 + n:07d}",
+                    body=body.format(i=n),
+                    segments=1,
+                )
+            )
+            n += 1
+    OutboundMessage.objects.bulk_create(rows, batch_size=5000)
+    return n
+
+
+def max_per_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    best = left = 0
+    for right, t in enumerate(times):
+        while times[left] <= t - window:
+            left += 1
+        best = max(best, right - left + 1)
+    return best

@@ -1,0 +1,545 @@
+"""Sends through Twilio with the real ``twilio`` SDK: the one module allowed to import it.
+
+Batches go out concurrently on the SDK's asynchronous client (aiohttp), bounded by the
+``concurrency`` option, on an event loop that lives in a background thread for as long as the
+backend is open, so connections are kept alive from one ``send_messages`` call to the next. Use
+the backend as a context manager (or call ``open()``/``close()``) to get that reuse: like
+Django's e-mail backends, a ``send_messages`` on a closed backend opens it for that call only.
+
+How Twilio's answers become outcomes (``messaging.backends.base``):
+
+* 201: ``accepted`` with the message SID and Twilio's status (``queued``, or ``accepted``
+  through a Messaging Service).
+* 429 or code 20429: ``retry`` (Twilio refused before processing), after ``Retry-After``.
+* 500, 502, 503, 504: ``retry``. Twilio creates a message in one transaction and documents
+  these as "the request was not completed", so the text was not queued. The residual risk is a
+  gateway (502/504) answering after the origin committed: a duplicate is then possible. It is
+  accepted because a lost text is worse for the user than a rare duplicate and because Twilio's
+  own SDKs retry these; a sender that must never duplicate can call :meth:`find_sent` first.
+  Any other 5xx: ``unknown`` (nothing says whether it was processed).
+* 401 / code 20003 (wrong credentials): ``retry`` after 60 s with the code, so a bad secret
+  holds the queue rather than failing every message; it is logged as an error.
+* Any other 4xx: ``rejected`` with Twilio's code and message (21211, 21610, 21614, ...).
+* Connection refused, DNS failure, TLS handshake failure, connect timeout: ``retry`` (the
+  request never left).
+* Read timeout, connection reset or closed after the request went out, an unparsable answer:
+  ``unknown``: Twilio may hold the message; :meth:`find_sent` reconciles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as dt
+import email.utils
+import logging
+import os
+import re
+import threading
+import weakref
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, SendResult
+
+__all__ = [
+    "STATUS_CALLBACK_PATH",
+    "TwilioBackend",
+    "TwilioCredentials",
+    "compute_signature",
+    "credentials_for",
+    "rewrite_twilio_url",
+    "validate_signature",
+]
+
+logger = logging.getLogger(__name__)
+
+STATUS_CALLBACK_PATH = "/sms/twilio/status/"
+RETRYABLE_5XX = frozenset({500, 502, 503, 504})
+AUTH_RETRY_SECONDS = 60.0
+# Every Twilio API host (api., messaging., regional and edge names) over https.
+_TWILIO_HOST_RE = re.compile(r"^https://(?:[a-z0-9-]+\.)*twilio\.com(?=[/?]|$)", re.IGNORECASE)
+_ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+# --- credentials and signatures ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioCredentials:
+    account_sid: str
+    auth_token: str
+
+
+def credentials_for(carrier_account: str = "default") -> TwilioCredentials:
+    """The Twilio credentials of a registration's carrier account, from the environment.
+
+    ``default`` reads the ``TWILIO_ACCOUNT_SID`` / ``TWILIO_AUTH_TOKEN`` settings; any other NAME
+    reads ``TWILIO_<NAME>_ACCOUNT_SID`` / ``TWILIO_<NAME>_AUTH_TOKEN``. A missing one raises
+    :class:`ImproperlyConfigured` naming the variable. Secrets never live in the database.
+    """
+    name = carrier_account or "default"
+    if not _ACCOUNT_NAME_RE.match(name):
+        raise ImproperlyConfigured(
+            f"Carrier account {name!r}: use letters, digits and underscores only."
+        )
+    if name.lower() == "default":
+        pairs = [
+            ("TWILIO_ACCOUNT_SID", settings.TWILIO_ACCOUNT_SID),
+            ("TWILIO_AUTH_TOKEN", settings.TWILIO_AUTH_TOKEN),
+        ]
+    else:
+        prefix = f"TWILIO_{name.upper()}_"
+        pairs = [
+            (f"{prefix}ACCOUNT_SID", os.environ.get(f"{prefix}ACCOUNT_SID", "")),
+            (f"{prefix}AUTH_TOKEN", os.environ.get(f"{prefix}AUTH_TOKEN", "")),
+        ]
+    for variable, value in pairs:
+        if not value:
+            raise ImproperlyConfigured(
+                f"Set the {variable} environment variable (Twilio carrier account {name!r})."
+            )
+    return TwilioCredentials(account_sid=pairs[0][1], auth_token=pairs[1][1])
+
+
+def compute_signature(url: str, params: Mapping, auth_token: str) -> str:
+    """The ``X-Twilio-Signature`` Twilio sends for a POST of ``params`` to ``url``."""
+    return RequestValidator(auth_token).compute_signature(url, params)
+
+
+def validate_signature(url: str, params: Mapping, signature: str, auth_token: str) -> bool:
+    """True when ``signature`` is Twilio's signature of ``url`` + ``params`` with this token.
+
+    ``url`` is the full URL as the carrier requested it (scheme, host, path and query);
+    ``params`` the POST form (a Django ``QueryDict`` or a dict). A missing signature is False.
+    """
+    if not signature or not auth_token:
+        return False
+    return RequestValidator(auth_token).validate(url, params or {}, signature)
+
+
+# --- the HTTP client -----------------------------------------------------------------------
+
+
+def rewrite_twilio_url(url: str, base_url: str) -> str:
+    """``url`` with its ``https://*.twilio.com`` origin replaced by ``base_url`` (if any)."""
+    if not base_url:
+        return url
+    return _TWILIO_HOST_RE.sub(base_url.rstrip("/"), url, count=1)
+
+
+class CarrierUnreachable(Exception):
+    """The request never left this machine (refused, DNS, TLS, connect timeout): safe to retry."""
+
+
+class NoAnswer(Exception):
+    """The request may have reached the carrier but no answer came back: outcome unknown."""
+
+
+# The headers of the last answer seen by the current task: a 429's Retry-After is not carried
+# by the SDK's exception, and each send runs in its own task (its own context).
+_last_headers: contextvars.ContextVar[Mapping | None] = contextvars.ContextVar(
+    "twilio_last_headers", default=None
+)
+
+
+class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
+    """The SDK's aiohttp client with a sized pool, split timeouts and an optional base URL.
+
+    ``base_url`` (e.g. ``http://127.0.0.1:8975``) replaces ``https://*.twilio.com`` in every
+    request, which points the real SDK at the local fake carrier. Create it inside the running
+    event loop that will use it.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str = "",
+        concurrency: int = 64,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(pool_connections=False)
+        self.base_url = base_url.rstrip("/")
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        # aiohttp's default pool holds 100 connections, which would cap concurrency silently.
+        connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=self._timeout())
+
+    def _timeout(self, read: float | None = None) -> aiohttp.ClientTimeout:
+        # No total: a batch waiting for a pool slot must not time out as "no answer". The connect
+        # timeout (which includes waiting for a slot) fails before anything is sent.
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=self.connect_timeout,
+            sock_connect=self.connect_timeout,
+            sock_read=read or self.read_timeout,
+        )
+
+    def rewrite(self, url: str) -> str:
+        return rewrite_twilio_url(url, self.base_url)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params=None,
+        data=None,
+        headers=None,
+        auth=None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        basic_auth = aiohttp.BasicAuth(login=auth[0], password=auth[1]) if auth else None
+        try:
+            async with self.session.request(
+                method.upper(),
+                self.rewrite(url),
+                params=params,
+                data=data,
+                headers=headers,
+                auth=basic_auth,
+                timeout=self._timeout(timeout),
+                allow_redirects=allow_redirects,
+            ) as answer:
+                text = await answer.text()
+                status, answer_headers = answer.status, answer.headers
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise CarrierUnreachable(f"{type(exc).__name__}: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise NoAnswer(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+        _last_headers.set(answer_headers)
+        return Response(status, text, answer_headers)
+
+
+class _LoopThread:
+    """An asyncio event loop running in a daemon thread; synchronous code submits to it."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+def _shutdown(runner: _LoopThread, http: RewritingAsyncHttpClient, pid: int) -> None:
+    # In a forked child the parent's loop thread does not exist: nothing to stop there.
+    if pid != os.getpid() or runner.loop.is_closed():
+        return
+    try:
+        runner.run(http.close())
+    except Exception:  # closing is best effort
+        logger.debug("Closing the Twilio HTTP session failed", exc_info=True)
+    runner.stop()
+
+
+# --- the backend ---------------------------------------------------------------------------
+
+
+def _retry_after(headers: Mapping | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    value = (headers or {}).get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+class TwilioBackend(BaseSmsBackend):
+    """Sends through the Twilio Messages API.
+
+    Options (``get_backend(path, **options)``):
+
+    * ``base_url``: send to this server instead of ``https://api.twilio.com`` (default: the
+      ``TWILIO_API_BASE_URL`` setting; empty means Twilio itself).
+    * ``concurrency``: requests in flight at once (default 64; 256 pays at high latency).
+    * ``timeout``: seconds to wait for an answer once the request is sent (default 10); past it
+      the outcome is ``unknown``.
+    * ``connect_timeout``: seconds to get a connection (default 5); past it, ``retry``.
+    * ``status_callback``: StatusCallback for messages that carry none. Default:
+      ``PUBLIC_BASE_URL`` + ``/sms/twilio/status/``; ``""`` sends none.
+    * ``reconcile_slack``: seconds subtracted from ``since`` in :meth:`find_sent`, for clock skew
+      and Twilio's whole-second timestamps (default 5).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        concurrency: int = 64,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        status_callback: str | None = None,
+        reconcile_slack: float = 5.0,
+        **options,
+    ) -> None:
+        super().__init__(**options)
+        self.base_url = settings.TWILIO_API_BASE_URL if base_url is None else base_url
+        self.concurrency = max(1, int(concurrency))
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        if status_callback is None:
+            base = getattr(settings, "PUBLIC_BASE_URL", "")
+            status_callback = f"{base.rstrip('/')}{STATUS_CALLBACK_PATH}" if base else ""
+        self.status_callback = status_callback
+        self.reconcile_slack = dt.timedelta(seconds=reconcile_slack)
+        self._lock = threading.Lock()
+        self._runner: _LoopThread | None = None
+        self._http: RewritingAsyncHttpClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._clients: dict[TwilioCredentials, Client] = {}
+        self._pid = 0
+        self._finalizer: weakref.finalize | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._runner is not None and self._pid == os.getpid()
+
+    def open(self) -> bool:
+        """Start the event loop thread and the connection pool. Returns True if it opened them."""
+        with self._lock:
+            if self.is_open:
+                return False
+            # After a fork the parent's thread and sockets are not ours: start afresh.
+            runner = _LoopThread(name="twilio-backend")
+
+            async def make():
+                return (
+                    RewritingAsyncHttpClient(
+                        base_url=self.base_url,
+                        concurrency=self.concurrency,
+                        connect_timeout=self.connect_timeout,
+                        read_timeout=self.timeout,
+                    ),
+                    asyncio.Semaphore(self.concurrency),
+                )
+
+            self._http, self._semaphore = runner.run(make())
+            self._runner, self._pid, self._clients = runner, os.getpid(), {}
+            # A backend dropped without close() must not leak its thread and sockets.
+            self._finalizer = weakref.finalize(self, _shutdown, runner, self._http, self._pid)
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._runner = self._http = self._semaphore = self._finalizer = None
+            self._clients = {}
+
+    def _client(self, carrier_account: str) -> Client:
+        credentials = credentials_for(carrier_account)
+        client = self._clients.get(credentials)
+        if client is None:
+            client = Client(
+                username=credentials.account_sid,
+                password=credentials.auth_token,
+                account_sid=credentials.account_sid,
+                http_client=self._http,
+            )
+            self._clients[credentials] = client
+        return client
+
+    def _call(self, make_coroutine):
+        """Run ``make_coroutine()`` on the loop, opening the backend for this call if needed."""
+        opened_here = self.open()
+        try:
+            return self._runner.run(make_coroutine())
+        finally:
+            if opened_here:
+                self.close()
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def send_messages(self, messages: Sequence[OutgoingSms]) -> list[SendResult]:
+        if not messages:
+            return []
+        # Every account's secrets are checked before anything is sent: a missing one fails the
+        # whole batch loudly instead of half of it.
+        for account in {sms.carrier_account for sms in messages}:
+            credentials_for(account)
+
+        async def send_all():
+            return await asyncio.gather(*(self._send_one(sms) for sms in messages))
+
+        return self._call(send_all)
+
+    async def _send_one(self, sms: OutgoingSms) -> SendResult:
+        client = self._client(sms.carrier_account)
+        params = {"to": sms.to, "body": sms.body}
+        if sms.messaging_service_sid:
+            params["messaging_service_sid"] = sms.messaging_service_sid
+        else:
+            params["from_"] = sms.from_number
+        callback = sms.status_callback or self.status_callback
+        if callback:
+            params["status_callback"] = callback
+        async with self._semaphore:
+            try:
+                message = await client.messages.create_async(**params)
+            except (TwilioRestException, TwilioServiceException) as exc:
+                return self._refused(sms, exc, _last_headers.get())
+            except CarrierUnreachable as exc:
+                return SendResult(
+                    message_id=sms.message_id, outcome=SendOutcome.RETRY, error_text=str(exc)
+                )
+            except NoAnswer as exc:
+                return SendResult(
+                    message_id=sms.message_id,
+                    outcome=SendOutcome.UNKNOWN,
+                    error_text=f"No answer from Twilio: {exc}"[:500],
+                )
+            except (TwilioException, ValueError) as exc:
+                # An answer came but could not be read: Twilio may have created the message.
+                logger.warning("Unreadable Twilio answer for message %s", sms.message_id)
+                return SendResult(
+                    message_id=sms.message_id,
+                    outcome=SendOutcome.UNKNOWN,
+                    error_text=f"Unreadable answer: {exc}"[:500],
+                )
+        status = getattr(message.status, "value", message.status) or "queued"
+        return SendResult(
+            message_id=sms.message_id,
+            outcome=SendOutcome.ACCEPTED,
+            carrier_sid=message.sid,
+            carrier_status=str(status),
+        )
+
+    def _refused(self, sms: OutgoingSms, exc, headers: Mapping | None) -> SendResult:
+        status = int(exc.status or 0)
+        code = int(exc.code) if exc.code else status
+        text = str(getattr(exc, "msg", None) or getattr(exc, "detail", None) or "")
+        text = text or str(getattr(exc, "title", "") or f"HTTP {status}")
+        # The SDK prefixes "Unable to create record: "; the code is what matters.
+        text = text.removeprefix("Unable to create record: ")[:500]
+
+        def result(outcome: SendOutcome, retry_after: float | None = None) -> SendResult:
+            return SendResult(
+                message_id=sms.message_id,
+                outcome=outcome,
+                error_code=str(code),
+                error_text=text,
+                retry_after=retry_after,
+            )
+
+        if status == 429 or code == 20429:
+            return result(SendOutcome.RETRY, _retry_after(headers))
+        if status == 401 or code == 20003:
+            logger.error("Twilio refused the credentials of account %r", sms.carrier_account)
+            return result(SendOutcome.RETRY, AUTH_RETRY_SECONDS)
+        if status in RETRYABLE_5XX:
+            return result(SendOutcome.RETRY, _retry_after(headers))
+        if status >= 500:
+            return result(SendOutcome.UNKNOWN)
+        return result(SendOutcome.REJECTED)
+
+    # --- reconciliation --------------------------------------------------------------------
+
+    def find_sent(
+        self, messages: Sequence[OutgoingSms], since: dt.datetime
+    ) -> dict[int, SendResult] | None:
+        """Ask Twilio which of ``messages`` it holds, by recipient, sender and body.
+
+        Lists each recipient's messages newest first (``To=`` filter) and stops at ``since``
+        (minus ``reconcile_slack``) by creation time. The ``DateSent`` filter is deliberately not
+        used: a message Twilio still has queued has no send date, and would be missed (then sent
+        twice). Each Twilio message matches at most one of ``messages``, oldest first.
+        Returns ``None`` if Twilio could not be asked.
+        """
+        if not messages:
+            return {}
+        for account in {sms.carrier_account for sms in messages}:
+            credentials_for(account)
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+        # Twilio's timestamps have whole seconds.
+        floor = since.replace(microsecond=0) - self.reconcile_slack
+        groups: dict[tuple[str, str], list[OutgoingSms]] = defaultdict(list)
+        for sms in messages:
+            groups[(sms.carrier_account, sms.to)].append(sms)
+
+        async def find_all():
+            found = await asyncio.gather(
+                *(self._find_group(group, floor) for group in groups.values())
+            )
+            return {k: v for part in found for k, v in part.items()}
+
+        try:
+            return self._call(find_all)
+        except (TwilioException, CarrierUnreachable, NoAnswer, ValueError) as exc:
+            logger.warning("Reconciliation with Twilio failed: %s", exc)
+            return None
+
+    async def _find_group(
+        self, group: list[OutgoingSms], floor: dt.datetime
+    ) -> dict[int, SendResult]:
+        client = self._client(group[0].carrier_account)
+        records = []
+        async with self._semaphore:
+            page = await client.messages.page_async(to=group[0].to, page_size=100)
+            while page is not None:
+                older = False
+                for record in page:
+                    if record.date_created and record.date_created < floor:
+                        older = True
+                        break
+                    records.append(record)
+                if older:
+                    break
+                page = await page.next_page_async()
+        records.sort(key=lambda r: (r.date_created or floor, r.sid))
+        taken: set[str] = set()
+        found = {}
+        for sms in group:
+            for record in records:
+                if record.sid in taken or not str(record.direction or "").startswith("outbound"):
+                    continue
+                if record.body != sms.body:
+                    continue
+                if sms.messaging_service_sid:
+                    if record.messaging_service_sid != sms.messaging_service_sid:
+                        continue
+                elif record.from_ != sms.from_number:
+                    continue
+                taken.add(record.sid)
+                status = getattr(record.status, "value", record.status) or ""
+                found[sms.message_id] = SendResult(
+                    message_id=sms.message_id,
+                    outcome=SendOutcome.ACCEPTED,
+                    carrier_sid=record.sid,
+                    carrier_status=str(status),
+                    error_code=str(record.error_code or ""),
+                    error_text=record.error_message or "",
+                )
+                break
+        return found

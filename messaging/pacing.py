@@ -1,0 +1,112 @@
+"""Exact pacing for one transport code.
+
+The rule (SPEC section 3): over any one-second window the code never carries more than its
+messages (or segments) per second. The :class:`Pacer` hands out start times that keep it:
+
+* a grid spaces texts evenly, ``cost / rate`` apart, so a busy code runs at its full rate
+  with no bursts and no idle gaps;
+* a sliding window over the times actually handed out is the hard limit: however late a
+  slot is taken (a slow database, a long carrier call), no window holds more than ``rate``.
+  The window is ``1 s + margin`` long, so jitter of up to ``margin`` between our clock and the
+  carrier's arrival times cannot push a window over the limit either.
+
+A single text that costs more than the whole rate (a 3-segment text on a 1 segment/s code) is
+allowed into an empty window; the grid then keeps the average at the rate.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+
+CATCH_UP = 0.1
+
+
+class Pacer:
+    """Start times for one code's texts. Not shared between threads: one sender owns it.
+
+    Use: ``time.sleep(pacer.wait_time(cost))``, then (with nothing slow in between)
+    ``pacer.take(cost)`` and start the carrier call. The window is checked again at ``take`` on
+    the real clock, so waking late can never crowd a window; the grid remembers the ideal
+    timeline, so small wake-up delays are made up and the mean rate stays exact.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        margin: float = 0.010,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = float(rate)
+        self.window = 1.0 + margin
+        self.clock = clock
+        self._sent: collections.deque[tuple[float, float]] = collections.deque()
+        self._in_window = 0.0
+        self._grid = 0.0
+
+    def wait_time(self, cost: float = 1.0) -> float:
+        """Seconds from now until a text of ``cost`` may start (0 if it may start now)."""
+        now = self.clock()
+        return max(0.0, self._earliest(now, cost) - now)
+
+    def take(self, cost: float = 1.0) -> float:
+        """Record a start now. Call only when :meth:`wait_time` says 0. Returns the time."""
+        now = self.clock()
+        ideal = self._earliest(now, cost)
+        if ideal > now + 1e-6:
+            raise RuntimeError(f"take() {ideal - now:.3f} s too early")
+        # Make up a late wake-up of up to CATCH_UP seconds (the window still caps what that
+        # sends); after a longer gap the grid restarts, so idle time is never saved up.
+        slot = self._grid if now - self._grid <= CATCH_UP else now
+        self._sent.append((now, cost))
+        self._in_window += cost
+        self._grid = slot + cost / self.rate
+        return now
+
+    def _earliest(self, now: float, cost: float) -> float:
+        # After an idle spell the grid restarts at now: unused capacity is not saved up.
+        start = max(now, self._grid)
+        self._expire(start)
+        if self._in_window + cost <= self.rate + 1e-9 or not self._sent:
+            return start
+        # Move to just after the oldest entries leave the window, until the text fits.
+        freed = self._in_window
+        for sent_at, sent_cost in self._sent:
+            freed -= sent_cost
+            if freed + cost <= self.rate + 1e-9 or freed <= 1e-9:
+                return max(start, sent_at + self.window)
+        return start
+
+    def _expire(self, now: float) -> None:
+        while self._sent and self._sent[0][0] <= now - self.window:
+            self._in_window -= self._sent.popleft()[1]
+        if not self._sent:
+            self._in_window = 0.0
+
+    def set_rate(self, rate: float) -> None:
+        self.rate = float(rate)
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (the carrier asked us to slow down)."""
+        self._grid = max(self._grid, self.clock() + seconds)
+
+
+def max_in_window(times: list[float], costs: list[float] | None = None, window=1.0) -> float:
+    """The largest total cost of texts whose times fall in any half-open window of ``window`` s.
+
+    Used by the tests and the pacing benchmark to check the rule on what was actually sent.
+    """
+    pairs = sorted(zip(times, costs or [1.0] * len(times), strict=True))
+    best = total = 0.0
+    left = 0
+    for t, c in pairs:
+        total += c
+        while pairs[left][0] <= t - window:
+            total -= pairs[left][1]
+            left += 1
+        best = max(best, total)
+    return best

@@ -1,0 +1,759 @@
+"""The sender: takes queued texts of one transport code and hands them to the carrier, exactly
+at the code's pace, each only if it may still be sent at that moment.
+
+One sender per transport code at a time, whatever the number of worker processes and hosts: it
+holds the code's :class:`~messaging.models.SenderLease` (see there for why handovers cannot
+break the pace). A process runs one thread per code it holds (:class:`Dispatcher`).
+
+How a text leaves (one batch = the texts of one pacing slot)::
+
+    claim ahead (~2 s of work, shared between sources by priority)
+      -> wait for the slot (Pacer)
+      -> one transaction: lock the rows still queued, run the guards, withdraw the ones that
+         fail (reason recorded), mark the rest ``sending`` (in flight, ``claimed_by`` = us)
+      -> backend.send_messages (in a thread pool, so slow carrier answers never stall the pace)
+      -> record each answer: accepted -> sent; rejected -> failed with its code;
+         retry -> queued again after a backoff; unknown -> reconciled later
+
+No duplicates, nothing lost: a text is marked in flight *before* the carrier call. If the
+process dies during the call, the row stays ``sending``. The next holder of the lease (or this
+sender, for its own "unknown" answers) waits ``RECONCILE_AFTER`` seconds so that no request can
+still be on its way, then asks the carrier (``backend.find_sent``): found -> recorded as sent;
+not found -> queued again (it never reached the carrier, so sending it is not a duplicate);
+carrier cannot tell (the backend has no lookup) -> status ``unknown`` for a human to review. We
+never re-send blindly, because a duplicate text is worse than a late one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Case, Count, F, Max, Q, Value, When
+from django.utils import timezone
+
+from messaging.backends import get_backend
+from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, SendResult
+from messaging.models import (
+    MessageEvent,
+    MessageStatus,
+    OutboundMessage,
+    SenderLease,
+    TransportCode,
+    WithdrawReason,
+)
+from messaging.pacing import Pacer
+
+logger = logging.getLogger(__name__)
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+LEASE_SECONDS = 6.0  # a dead holder's code is picked up after at most this long
+LEASE_MARGIN = 2.0  # stop sending this long before the lease runs out
+RENEW_EVERY = 1.0
+RELEASE_QUIET = 1.1  # > the pacer's window
+CLAIM_AHEAD_SECONDS = 2.0
+MAX_CLAIM = 500
+MAX_SEND_ATTEMPTS = 6  # carrier "retry" answers before a text is failed
+STATUS_CALLBACK_PATH = "/sms/twilio/status/"
+
+
+def reconcile_after() -> float:
+    """Seconds after its claim before an unanswered text is looked up at the carrier."""
+    return float(_setting("SENDER_RECONCILE_AFTER", 30.0))
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+# --- Leases ------------------------------------------------------------------------------------
+
+
+def lease_acquire(code_id: int, holder: str, ttl: float = LEASE_SECONDS) -> bool:
+    """Take the code's lease if it is free, expired or already ours. Atomic on both databases."""
+    now = timezone.now()
+    expires = now + dt.timedelta(seconds=ttl)
+    taken = (
+        SenderLease.objects.filter(transport_code_id=code_id)
+        .filter(Q(expires_at__lt=now) | Q(holder=holder))
+        .update(holder=holder, expires_at=expires, acquired_at=now, renewed_at=now)
+    )
+    if taken:
+        return True
+    if SenderLease.objects.filter(transport_code_id=code_id).exists():
+        return False
+    try:
+        with transaction.atomic():
+            SenderLease.objects.create(
+                transport_code_id=code_id,
+                holder=holder,
+                expires_at=expires,
+                acquired_at=now,
+                renewed_at=now,
+            )
+    except Exception:  # another sender created it first (IntegrityError) - it won
+        return False
+    return True
+
+
+def lease_renew(code_id: int, holder: str, ttl: float = LEASE_SECONDS) -> dt.datetime | None:
+    """Extend our lease; ``None`` if it is no longer ours (then stop sending at once)."""
+    now = timezone.now()
+    expires = now + dt.timedelta(seconds=ttl)
+    renewed = SenderLease.objects.filter(
+        transport_code_id=code_id, holder=holder, expires_at__gt=now
+    ).update(expires_at=expires, renewed_at=now)
+    return expires if renewed else None
+
+
+def lease_release(code_id: int, holder: str) -> None:
+    """Give the lease up. The next holder may start only after our last pacing window has
+    passed: it knows nothing of what we sent in the last second."""
+    SenderLease.objects.filter(transport_code_id=code_id, holder=holder).update(
+        holder="",
+        expires_at=timezone.now()
+        + dt.timedelta(seconds=float(_setting("SENDER_RELEASE_QUIET", RELEASE_QUIET))),
+    )
+
+
+# --- Guards ------------------------------------------------------------------------------------
+
+# A guard takes the locked rows about to be sent and returns {message id: verdict}; a verdict
+# is a WithdrawReason (withdraw it, recording why) or HOLD (keep it queued and look again
+# later, e.g. its skill is paused). Other apps append theirs (skills: skill running, its
+# scrubbed DNC groups) so messaging never imports them.
+HOLD = "hold"
+Guard = Callable[[list[OutboundMessage], dt.datetime], dict[int, str]]
+SEND_GUARDS: list[Guard] = []
+HOLD_SECONDS = 30
+
+
+def own_guards(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str]:
+    """Guards messaging knows itself: the window, the code, the registration, opt-outs."""
+    from dnc.selectors import opted_out_numbers
+
+    verdicts: dict[int, str] = {}
+    for message in messages:
+        if message.window_ends_at is not None and now >= message.window_ends_at:
+            verdicts[message.id] = WithdrawReason.OUTSIDE_WINDOW
+        elif message.not_before is not None and now < message.not_before:
+            verdicts[message.id] = HOLD
+        elif not message.transport_code.can_send or not message.registration.is_active:
+            verdicts[message.id] = WithdrawReason.CODE_UNAVAILABLE
+    by_bu: dict[int, set[str]] = {}
+    for message in messages:
+        by_bu.setdefault(message.business_unit_id, set()).add(message.to)
+    for bu_id, numbers in by_bu.items():
+        stopped = opted_out_numbers(business_unit_id=bu_id, numbers=numbers)
+        for message in messages:
+            if message.business_unit_id == bu_id and message.to in stopped:
+                verdicts.setdefault(message.id, WithdrawReason.OPTED_OUT)
+    return verdicts
+
+
+def run_guards(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str]:
+    verdicts = own_guards(messages, now)
+    rest = [m for m in messages if m.id not in verdicts]
+    for guard in SEND_GUARDS:
+        if not rest:
+            break
+        for message_id, verdict in guard(rest, now).items():
+            verdicts.setdefault(message_id, verdict)
+        rest = [m for m in rest if m.id not in verdicts]
+    return verdicts
+
+
+# --- Recording ---------------------------------------------------------------------------------
+
+
+def _events(messages: Iterable[int], status: str, detail: str = "", code: str = "") -> None:
+    MessageEvent.objects.bulk_create(
+        MessageEvent(
+            message_id=message_id,
+            kind=MessageEvent.Kind.TRANSITION,
+            status=status,
+            error_code=code[:10],
+            detail=detail[:500],
+        )
+        for message_id in messages
+    )
+
+
+def withdraw(ids: list[int], reason: str, *, from_statuses=(MessageStatus.QUEUED,)) -> int:
+    """Withdraw messages that have not left (with the reason); returns how many changed."""
+    if not ids:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        locked = list(
+            OutboundMessage.objects.select_for_update()
+            .filter(id__in=ids, status__in=from_statuses)
+            .values_list("id", flat=True)
+        )
+        OutboundMessage.objects.filter(id__in=locked).update(
+            status=MessageStatus.WITHDRAWN, withdraw_reason=reason, finished_at=now, updated_at=now
+        )
+        _events(locked, MessageStatus.WITHDRAWN, WithdrawReason(reason).label)
+    return len(locked)
+
+
+def _notify(ids: list[int]) -> None:
+    from messaging.services import STATUS_LISTENERS
+
+    if not STATUS_LISTENERS or not ids:
+        return
+    for message in OutboundMessage.objects.filter(id__in=ids):
+        for listener in STATUS_LISTENERS:
+            listener(message=message, status=message.status, error_code=message.error_code)
+
+
+def record_results(
+    results: list[SendResult], *, attempts: dict[int, int], sent_at: dt.datetime | None = None
+) -> dict[str, int]:
+    """Apply the carrier's answers to messages we marked in flight. Returns counts by outcome.
+
+    Only rows still ``sending`` change: a fast status callback may already have moved a row on
+    (matched by our id in the callback URL), and it must not be moved back.
+    """
+    now = timezone.now()
+    counts: Counter[str] = Counter()
+    accepted = [r for r in results if r.outcome == SendOutcome.ACCEPTED]
+    rejected = [r for r in results if r.outcome == SendOutcome.REJECTED]
+    retry = [r for r in results if r.outcome == SendOutcome.RETRY]
+    finished: list[int] = []
+    with transaction.atomic():
+        inflight = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
+        if accepted:
+            ids = [r.message_id for r in accepted]
+            sid_case = Case(*[When(id=r.message_id, then=Value(r.carrier_sid)) for r in accepted])
+            inflight.filter(id__in=ids).update(
+                status=MessageStatus.SENT,
+                carrier_sid=sid_case,
+                carrier_status=Case(
+                    *[When(id=r.message_id, then=Value(r.carrier_status[:20])) for r in accepted]
+                ),
+                sent_at=sent_at or now,
+                send_attempts=F("send_attempts") + 1,
+                updated_at=now,
+            )
+            # Rows a callback already advanced still need their carrier id.
+            OutboundMessage.objects.filter(id__in=ids, carrier_sid__isnull=True).update(
+                carrier_sid=sid_case
+            )
+            _events(ids, MessageStatus.SENT, "accepted by the carrier")
+            counts["sent"] += len(ids)
+        for result in rejected:
+            changed = inflight.filter(id=result.message_id).update(
+                status=MessageStatus.FAILED,
+                error_code=result.error_code[:10],
+                error_text=result.error_text[:500],
+                finished_at=now,
+                send_attempts=F("send_attempts") + 1,
+                updated_at=now,
+            )
+            if changed:
+                finished.append(result.message_id)
+            _events([result.message_id], MessageStatus.FAILED, result.error_text, result.error_code)
+            counts["failed"] += 1
+        for result in retry:
+            tries = attempts.get(result.message_id, 0) + 1
+            if tries >= MAX_SEND_ATTEMPTS:
+                inflight.filter(id=result.message_id).update(
+                    status=MessageStatus.FAILED,
+                    error_code=result.error_code[:10],
+                    error_text=f"Gave up after {tries} tries: {result.error_text}"[:500],
+                    finished_at=now,
+                    send_attempts=tries,
+                    updated_at=now,
+                )
+                finished.append(result.message_id)
+                _events([result.message_id], MessageStatus.FAILED, "retries exhausted")
+                counts["failed"] += 1
+                continue
+            backoff = result.retry_after or min(60.0, 2.0 ** (tries - 1))
+            inflight.filter(id=result.message_id).update(
+                status=MessageStatus.QUEUED,
+                not_before=now + dt.timedelta(seconds=backoff),
+                send_attempts=tries,
+                claimed_at=None,
+                claimed_by="",
+                error_code=result.error_code[:10],
+                error_text=result.error_text[:500],
+                updated_at=now,
+            )
+            _events(
+                [result.message_id],
+                MessageStatus.QUEUED,
+                f"carrier asked to retry in {backoff:.0f} s: {result.error_text}",
+                result.error_code,
+            )
+            counts["retry"] += 1
+        counts["unknown"] += sum(1 for r in results if r.outcome == SendOutcome.UNKNOWN)
+    _notify(finished)
+    return dict(counts)
+
+
+def reconcile(backend: BaseSmsBackend, messages: list[OutboundMessage]) -> dict[str, int]:
+    """Settle texts whose send may have reached the carrier (see the module docstring)."""
+    if not messages:
+        return {}
+    since = min(m.claimed_at or timezone.now() for m in messages) - dt.timedelta(minutes=1)
+    found = backend.find_sent([outgoing(m) for m in messages], since)
+    ids = [m.id for m in messages]
+    now = timezone.now()
+    counts: Counter[str] = Counter()
+    with transaction.atomic():
+        inflight = OutboundMessage.objects.filter(id__in=ids, status=MessageStatus.SENDING)
+        if found is None:
+            changed = inflight.update(status=MessageStatus.UNKNOWN, updated_at=now)
+            _events(ids, MessageStatus.UNKNOWN, "no answer from the carrier; cannot look it up")
+            counts["unknown"] += changed
+            return dict(counts)
+        for message in messages:
+            result = found.get(message.id)
+            if result is not None:
+                inflight.filter(id=message.id).update(
+                    status=MessageStatus.SENT,
+                    carrier_sid=result.carrier_sid,
+                    carrier_status=result.carrier_status[:20],
+                    sent_at=now,
+                    updated_at=now,
+                )
+                _events([message.id], MessageStatus.SENT, "found at the carrier on reconcile")
+                counts["sent"] += 1
+            else:
+                inflight.filter(id=message.id).update(
+                    status=MessageStatus.QUEUED, claimed_at=None, claimed_by="", updated_at=now
+                )
+                _events([message.id], MessageStatus.QUEUED, "not at the carrier: queued again")
+                counts["requeued"] += 1
+    return dict(counts)
+
+
+def outgoing(message: OutboundMessage) -> OutgoingSms:
+    registration = message.registration
+    return OutgoingSms(
+        message_id=message.id,
+        to=message.to,
+        body=message.body,
+        from_number=message.transport_code.number,
+        messaging_service_sid=registration.messaging_service_sid,
+        status_callback=f"{settings.PUBLIC_BASE_URL}{STATUS_CALLBACK_PATH}?m={message.id}",
+        carrier_account=registration.carrier_account,
+    )
+
+
+# --- One code's sender -------------------------------------------------------------------------
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    withdrawn: int = 0
+    held: int = 0
+    unknown: int = 0
+    requeued: int = 0
+    send_times: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, counts: dict[str, int]) -> None:
+        with self.lock:
+            self.sent += counts.get("sent", 0)
+            self.failed += counts.get("failed", 0)
+            self.retried += counts.get("retry", 0)
+            self.unknown += counts.get("unknown", 0)
+            self.requeued += counts.get("requeued", 0)
+
+
+@dataclass
+class _Queued:
+    id: int
+    cost: int
+    source: str
+
+
+class CodeSender:
+    """Sends for one transport code while it holds the code's lease."""
+
+    def __init__(
+        self,
+        code_id: int,
+        *,
+        stats: SenderStats | None = None,
+        stop: threading.Event | None = None,
+        idle_exit: float | None = 5.0,
+        deadline: float | None = None,
+        backend_path: str | None = None,
+        concurrency: int = 8,
+    ) -> None:
+        self.code_id = code_id
+        self.stats = stats or SenderStats()
+        self.stop = stop or threading.Event()
+        self.idle_exit = idle_exit
+        self.deadline = deadline
+        self.backend_path = backend_path
+        self.holder = holder_name()
+        self.buffer: deque[_Queued] = deque()
+        # concurrency=0 delivers in the calling thread (deterministic, for tests).
+        self.pool = (
+            concurrent.futures.ThreadPoolExecutor(
+                max_workers=concurrency, thread_name_prefix=f"send-{code_id}"
+            )
+            if concurrency
+            else None
+        )
+        self.free = threading.BoundedSemaphore(concurrency) if concurrency else None
+        self.inflight: set[concurrent.futures.Future] = set()
+        self._backends: dict[str, BaseSmsBackend] = {}
+        self._backend_lock = threading.Lock()
+        self._unknown: list[tuple[float, int]] = []
+        self.lease_expires: dt.datetime | None = None
+
+    # One backend per path, shared by the delivery threads (backends are thread-safe) and
+    # opened before the first slot: a cold client would hold the first texts back and then
+    # release them together, crowding the carrier's window.
+    def backend_for(self, path: str) -> BaseSmsBackend:
+        with self._backend_lock:
+            backend = self._backends.get(path)
+            if backend is None:
+                backend = self._backends[path] = get_backend(path)
+                backend.open()
+            return backend
+
+    def run(self) -> None:
+        if not lease_acquire(self.code_id, self.holder):
+            return
+        self.lease_expires = timezone.now() + dt.timedelta(seconds=LEASE_SECONDS)
+        try:
+            self._loop()
+        finally:
+            concurrent.futures.wait(self.inflight)
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+            for backend in self._backends.values():
+                backend.close()
+            lease_release(self.code_id, self.holder)
+            if self.pool is not None:
+                # Only a sender thread of its own closes its connection; inline (tests) keeps it.
+                close_old_connections()
+                connection.close()
+
+    def _loop(self) -> None:
+        code = TransportCode.objects.get(id=self.code_id)
+        pacer = Pacer(float(code.messages_per_second))
+        for registration in code.registrations.filter(is_active=True):
+            self.backend_for(self.backend_path or registration.backend or settings.SMS_BACKEND)
+        counts_segments = code.counts_segments
+        last_renew = time.monotonic()
+        last_reconcile = 0.0
+        idle_since: float | None = None
+        while not self.stop.is_set():
+            mono = time.monotonic()
+            if self.deadline is not None and mono >= self.deadline:
+                return
+            if mono - last_renew >= RENEW_EVERY:
+                self.lease_expires = lease_renew(self.code_id, self.holder)
+                last_renew = mono
+                if self.lease_expires is None:
+                    logger.warning("Lost the lease of transport code %s; stopping", self.code_id)
+                    return
+                code.refresh_from_db(fields=["messages_per_second", "counts_segments"])
+                pacer.set_rate(float(code.messages_per_second))
+                counts_segments = code.counts_segments
+            if mono - last_reconcile >= 2.0:
+                self._reconcile_due()
+                last_reconcile = mono
+            self.inflight = {f for f in self.inflight if not f.done()}
+            if len(self.buffer) < max(1, pacer.rate * CLAIM_AHEAD_SECONDS / 2):
+                self._claim(pacer.rate, counts_segments)
+            if not self.buffer:
+                if self.inflight or self._unknown:
+                    idle_since = None
+                else:
+                    idle_since = mono if idle_since is None else idle_since
+                    if self.idle_exit is not None and mono - idle_since >= self.idle_exit:
+                        return
+                self.stop.wait(0.05 if self.inflight else 0.2)
+                continue
+            idle_since = None
+            self._send_one_slot(pacer)
+
+    def _claim(self, rate: float, counts_segments: bool) -> None:
+        """Fill the buffer with ~2 s of due work, shared between sources by priority."""
+        now = timezone.now()
+        want = max(1, min(MAX_CLAIM, math.ceil(rate * CLAIM_AHEAD_SECONDS)))
+        queued = OutboundMessage.objects.filter(
+            transport_code_id=self.code_id, status=MessageStatus.QUEUED
+        ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        buffered = {q.id for q in self.buffer}
+        sources = list(queued.values("source").annotate(priority=Max("priority"), n=Count("id")))
+        if not sources:
+            return
+        total_priority = sum(max(1, s["priority"]) for s in sources)
+        picked: dict[str, list[_Queued]] = {}
+        for s in sources:
+            share = max(1, math.ceil(want * max(1, s["priority"]) / total_priority))
+            rows = (
+                queued.filter(source=s["source"])
+                .exclude(id__in=buffered)
+                .order_by("id")
+                .values_list("id", "segments")[:share]
+            )
+            picked[s["source"]] = [
+                _Queued(id=i, cost=(seg if counts_segments else 1), source=s["source"])
+                for i, seg in rows
+            ]
+        # Interleave by priority (weighted round robin), so each slot goes to the skills in
+        # proportion to priority and none starves.
+        weights = {s["source"]: max(1, s["priority"]) for s in sources}
+        credit = dict.fromkeys(picked, 0.0)
+        while any(picked.values()):
+            for source in list(picked):
+                if not picked[source]:
+                    continue
+                credit[source] += weights[source]
+            source = max((s for s in picked if picked[s]), key=lambda s: credit[s])
+            credit[source] -= sum(weights[s] for s in picked if picked[s])
+            self.buffer.append(picked[source].pop(0))
+
+    def _send_one_slot(self, pacer: Pacer) -> None:
+        # A slot carries as many texts as fit in ~100 ms of the rate, started together; the
+        # pacer records the moment they really start, so its window is what the carrier sees.
+        budget = max(1.0, pacer.rate * 0.1)
+        batch: list[_Queued] = []
+        cost = 0
+        while self.buffer and (not batch or cost + self.buffer[0].cost <= budget):
+            item = self.buffer.popleft()
+            batch.append(item)
+            cost += item.cost
+        # A free delivery thread first: once the slot is taken the call must start at once.
+        if self.free is not None:
+            while not self.free.acquire(timeout=0.2):
+                if self.stop.is_set():
+                    self.buffer.extendleft(reversed(batch))
+                    return
+        try:
+            wait = pacer.wait_time(cost)
+            if wait > 0 and self.stop.wait(wait):
+                self.buffer.extendleft(reversed(batch))
+                return
+            margin = dt.timedelta(seconds=LEASE_MARGIN)
+            if self.lease_expires is None or timezone.now() >= self.lease_expires - margin:
+                # Too close to losing the lease: a new holder could start any moment.
+                self.buffer.extendleft(reversed(batch))
+                self.lease_expires = lease_renew(self.code_id, self.holder)
+                return
+            costs = {q.id: q.cost for q in batch}
+            messages = self._guard_and_mark(list(costs))
+            if messages:
+                cost = sum(costs[m.id] for m in messages)
+                while (wait := pacer.wait_time(cost)) > 0:
+                    time.sleep(wait)
+                started = pacer.take(cost)
+        except BaseException:
+            if self.free is not None:
+                self.free.release()
+            raise
+        if self.pool is None:
+            if messages:
+                self._deliver(messages, started)
+        elif messages:
+            self.inflight.add(self.pool.submit(self._deliver, messages, started))
+        else:
+            self.free.release()
+
+    def _guard_and_mark(self, ids: list[int]) -> list[OutboundMessage]:
+        now = timezone.now()
+        with transaction.atomic():
+            rows = list(
+                OutboundMessage.objects.select_for_update(of=("self",))
+                .select_related("registration", "transport_code")  # guards and outgoing() read them
+                .filter(id__in=ids, status=MessageStatus.QUEUED)
+                .order_by("id")
+            )
+            verdicts = run_guards(rows, now)
+            hold = [m.id for m in rows if verdicts.get(m.id) == HOLD]
+            withdrawn: dict[str, list[int]] = {}
+            for message_id, verdict in verdicts.items():
+                if verdict != HOLD:
+                    withdrawn.setdefault(verdict, []).append(message_id)
+            passing = [m for m in rows if m.id not in verdicts]
+            if hold:
+                OutboundMessage.objects.filter(id__in=hold).update(
+                    not_before=now + dt.timedelta(seconds=HOLD_SECONDS)
+                )
+            for reason, reason_ids in withdrawn.items():
+                OutboundMessage.objects.filter(id__in=reason_ids).update(
+                    status=MessageStatus.WITHDRAWN,
+                    withdraw_reason=reason,
+                    finished_at=now,
+                    updated_at=now,
+                )
+                _events(reason_ids, MessageStatus.WITHDRAWN, WithdrawReason(reason).label)
+            if passing:
+                OutboundMessage.objects.filter(id__in=[m.id for m in passing]).update(
+                    status=MessageStatus.SENDING,
+                    claimed_at=now,
+                    claimed_by=self.holder,
+                    updated_at=now,
+                )
+                _events([m.id for m in passing], MessageStatus.SENDING, "handed to the carrier")
+        with self.stats.lock:
+            self.stats.withdrawn += sum(len(v) for v in withdrawn.values())
+            self.stats.held += len(hold)
+        _notify([i for v in withdrawn.values() for i in v])
+        for message in passing:
+            message.claimed_at = now
+        return passing
+
+    def _deliver(self, messages: list[OutboundMessage], started: float) -> None:
+        # The slot's moment on the wall clock: what "sent at" means for pacing.
+        sent_at = timezone.now() - dt.timedelta(seconds=time.monotonic() - started)
+        try:
+            by_backend: dict[str, list[OutboundMessage]] = {}
+            for message in messages:
+                path = self.backend_path or message.registration.backend or settings.SMS_BACKEND
+                by_backend.setdefault(path, []).append(message)
+            for path, group in by_backend.items():
+                try:
+                    results = self.backend_for(path).send_messages([outgoing(m) for m in group])
+                except Exception as error:  # the backend broke its contract: nothing is known
+                    logger.exception("SMS backend %s failed", path)
+                    results = [
+                        SendResult(m.id, SendOutcome.UNKNOWN, error_text=str(error)[:200])
+                        for m in group
+                    ]
+                with self.stats.lock:
+                    self.stats.send_times.extend([sent_at.timestamp()] * len(group))
+                counts = record_results(
+                    results, attempts={m.id: m.send_attempts for m in group}, sent_at=sent_at
+                )
+                self.stats.add(counts)
+                unknown = [r.message_id for r in results if r.outcome == SendOutcome.UNKNOWN]
+                if unknown:
+                    due = time.monotonic() + reconcile_after()
+                    with self.stats.lock:
+                        self._unknown.extend((due, i) for i in unknown)
+        finally:
+            if self.pool is not None:
+                close_old_connections()
+                self.free.release()
+
+    def _reconcile_due(self) -> None:
+        """Settle our own unknown answers and anything a dead holder left in flight."""
+        now_mono = time.monotonic()
+        with self.stats.lock:
+            due = [i for t, i in self._unknown if t <= now_mono]
+            self._unknown = [(t, i) for t, i in self._unknown if t > now_mono]
+        cutoff = timezone.now() - dt.timedelta(seconds=reconcile_after())
+        orphans = list(
+            OutboundMessage.objects.filter(
+                transport_code_id=self.code_id, status=MessageStatus.SENDING, claimed_at__lt=cutoff
+            )
+            .exclude(claimed_by=self.holder)
+            .values_list("id", flat=True)
+        )
+        ids = due + orphans
+        if not ids:
+            return
+        messages = list(
+            OutboundMessage.objects.select_related("registration", "transport_code").filter(
+                id__in=ids, status=MessageStatus.SENDING
+            )
+        )
+        by_backend: dict[str, list[OutboundMessage]] = {}
+        for message in messages:
+            path = self.backend_path or message.registration.backend or settings.SMS_BACKEND
+            by_backend.setdefault(path, []).append(message)
+        for path, group in by_backend.items():
+            self.stats.add(reconcile(self.backend_for(path), group))
+
+    def run_inline(self) -> SenderStats:
+        """Run in the calling thread until idle (tests, ``dispatch --once``)."""
+        self.run()
+        return self.stats
+
+
+# --- A process's dispatcher --------------------------------------------------------------------
+
+
+def codes_with_work(now: dt.datetime | None = None) -> set[int]:
+    now = now or timezone.now()
+    queued = OutboundMessage.objects.filter(status=MessageStatus.QUEUED).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    stuck = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
+    return set(queued.values_list("transport_code_id", flat=True).distinct()) | set(
+        stuck.values_list("transport_code_id", flat=True).distinct()
+    )
+
+
+class Dispatcher:
+    """Runs a :class:`CodeSender` thread for every transport code with work that it can lease."""
+
+    def __init__(
+        self,
+        *,
+        until_idle: bool = False,
+        max_seconds: float | None = None,
+        idle_exit: float | None = 5.0,
+        backend_path: str | None = None,
+        on_tick: Callable[[Dispatcher], None] | None = None,
+    ) -> None:
+        self.until_idle = until_idle
+        self.deadline = time.monotonic() + max_seconds if max_seconds else None
+        self.idle_exit = idle_exit
+        self.backend_path = backend_path
+        self.on_tick = on_tick
+        self.stats = SenderStats()
+        self.stop = threading.Event()
+        self.threads: dict[int, threading.Thread] = {}
+
+    def run(self) -> SenderStats:
+        try:
+            while not self.stop.is_set():
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    break
+                work = codes_with_work()
+                for code_id in work - set(self.threads):
+                    sender = CodeSender(
+                        code_id,
+                        stats=self.stats,
+                        stop=self.stop,
+                        idle_exit=self.idle_exit,
+                        deadline=self.deadline,
+                        backend_path=self.backend_path,
+                    )
+                    thread = threading.Thread(
+                        target=sender.run, name=f"sender-{code_id}", daemon=True
+                    )
+                    self.threads[code_id] = thread
+                    thread.start()
+                self.threads = {c: t for c, t in self.threads.items() if t.is_alive()}
+                if self.on_tick:
+                    self.on_tick(self)
+                if self.until_idle and not self.threads and not work:
+                    break
+                self.stop.wait(0.5)
+        finally:
+            self.stop.set()
+            for thread in self.threads.values():
+                thread.join()
+        return self.stats

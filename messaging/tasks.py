@@ -1,0 +1,33 @@
+"""django-q2 tasks for sending. Thin: they run the dispatcher for a while and return counts.
+
+The scheduler wakes only about every 30 s, so pacing never depends on it: a task holds each
+code it leases and paces it to the millisecond; the schedule only makes sure some task is
+running. Runs overlap by design (a run lasts longer than the schedule's interval) so that no
+gap opens between them; the leases make the overlap harmless.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from messaging.sender import Dispatcher
+
+RUN_SECONDS = 110.0  # > the schedule's 60 s, < Q_CLUSTER timeout (300 s)
+
+
+def run_senders(max_seconds: float = RUN_SECONDS) -> dict[str, int]:
+    stats = Dispatcher(until_idle=True, max_seconds=max_seconds, idle_exit=10.0).run()
+    return {"sent": stats.sent, "failed": stats.failed, "withdrawn": stats.withdrawn}
+
+
+def kick_senders() -> None:
+    """Start a sender run now (after the current transaction commits), e.g. when a skill starts.
+
+    With the Redis broker a task queued inside a transaction can run before the commit and find
+    nothing; ``on_commit`` avoids that.
+    """
+    from django_q.tasks import async_task
+
+    transaction.on_commit(
+        lambda: async_task("messaging.tasks.run_senders", task_name="run_senders", group="sender")
+    )

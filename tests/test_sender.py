@@ -1,0 +1,407 @@
+"""The sender: pace, guards at the moment of sending, leases, retries, no duplicates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from dnc.models import DncEntry
+from messaging.backends import locmem
+from messaging.backends.base import OutgoingSms, SendOutcome, SendResult
+from messaging.models import MessageStatus, OutboundMessage, SenderLease, WithdrawReason
+from messaging.pacing import Pacer, max_in_window
+from messaging.sender import (
+    MAX_SEND_ATTEMPTS,
+    CodeSender,
+    Dispatcher,
+    lease_acquire,
+    lease_release,
+    lease_renew,
+    reconcile,
+)
+from skills.models import Skill
+from tests.factories import (
+    AttemptFactory,
+    DncEntryFactory,
+    DncGroupFactory,
+    OutboundMessageFactory,
+    SmsRegistrationFactory,
+)
+
+
+@pytest.fixture(autouse=True)
+def _outbox(settings):
+    # Tests run senders back to back in one thread; pacing across them is not under test.
+    settings.SENDER_RELEASE_QUIET = 0
+    locmem.reset()
+    yield
+    locmem.reset()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _send(pacer: Pacer, clock: FakeClock, cost: float = 1, late: float = 0.0) -> float:
+    """What the sender does: wait for the slot (perhaps waking late), then take it."""
+    clock.now += pacer.wait_time(cost) + late
+    while (extra := pacer.wait_time(cost)) > 0:
+        clock.now += extra
+    return pacer.take(cost)
+
+
+# --- Pacer -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [1, 5, 100])
+def test_pacer_never_exceeds_the_rate_in_any_window_and_runs_at_full_rate(rate):
+    clock = FakeClock()
+    pacer = Pacer(rate, clock=clock)
+    times = []
+    for _ in range(rate * 30):
+        times.append(_send(pacer, clock))
+    assert max_in_window(times) <= rate
+    mean = (len(times) - 1) / (times[-1] - times[0])
+    assert mean >= rate * 0.98
+
+
+def test_pacer_counts_segments():
+    """A code metered in segments carries 3 two-part texts a second at 6 segments/s."""
+    clock = FakeClock()
+    pacer = Pacer(6, clock=clock)
+    times = []
+    for _ in range(60):
+        times.append(_send(pacer, clock, 2))
+    assert max_in_window(times, [2] * len(times)) <= 6
+    assert 2 * (len(times) - 1) / (times[-1] - times[0]) >= 6 * 0.98
+
+
+def test_pacer_mixed_costs_stay_within_the_window():
+    clock = FakeClock()
+    pacer = Pacer(5, clock=clock)
+    times, costs = [], []
+    for i in range(60):
+        costs.append(3 if i % 2 else 1)
+        times.append(_send(pacer, clock, costs[-1]))
+    assert max_in_window(times, costs) <= 5
+
+
+def test_pacer_holds_the_window_when_slots_are_taken_late():
+    """A sender that fell behind (slow database) must not burst to catch up."""
+    clock = FakeClock()
+    pacer = Pacer(5, clock=clock)
+    times = []
+    for i in range(200):
+        times.append(_send(pacer, clock, late=0.9 if i % 7 == 0 else 0.003))
+    assert max_in_window(times) <= 5
+
+
+def test_pacer_makes_up_small_wake_up_delays():
+    clock = FakeClock()
+    pacer = Pacer(5, clock=clock)
+    times = [_send(pacer, clock, late=0.004) for _ in range(300)]
+    assert max_in_window(times) <= 5
+    assert (len(times) - 1) / (times[-1] - times[0]) >= 4.9
+
+
+def test_pacer_lets_one_text_costlier_than_the_rate_through_and_keeps_the_average():
+    clock = FakeClock()
+    pacer = Pacer(1, clock=clock)
+    starts = [_send(pacer, clock, 3) for _ in range(5)]
+    assert starts[1] - starts[0] == pytest.approx(3.0)
+
+
+def test_pacer_hold_pauses_sending():
+    clock = FakeClock()
+    pacer = Pacer(10, clock=clock)
+    pacer.hold(2.0)
+    assert pacer.wait_time(1) == pytest.approx(2.0)
+    with pytest.raises(RuntimeError):
+        pacer.take(1)
+
+
+def test_max_in_window_uses_half_open_windows():
+    assert max_in_window([0.0, 0.5, 1.0, 1.5]) == 2
+    assert max_in_window([0.0, 0.2, 0.4, 0.6, 0.8, 0.99]) == 6
+
+
+# --- Leases ------------------------------------------------------------------------------------
+
+
+def test_one_holder_at_a_time_and_takeover_after_expiry(db, settings):
+    settings.SENDER_RELEASE_QUIET = 1.1
+    code = SmsRegistrationFactory().transport_code
+    assert lease_acquire(code.id, "a")
+    assert not lease_acquire(code.id, "b")
+    assert lease_renew(code.id, "a") is not None
+    SenderLease.objects.filter(pk=code.id).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert lease_acquire(code.id, "b")
+    assert lease_renew(code.id, "a") is None, "the old holder must learn it lost the lease"
+    lease_release(code.id, "b")
+    assert not lease_acquire(code.id, "a"), "not within a pacing window of b's last text"
+    SenderLease.objects.filter(pk=code.id).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=0.1)
+    )
+    assert lease_acquire(code.id, "a")
+
+
+# --- Sending end to end (locmem backend) ---------------------------------------------------------
+
+
+def _send_all(code_id: int, **kwargs) -> CodeSender:
+    sender = CodeSender(code_id, idle_exit=0, concurrency=0, **kwargs)
+    sender.run_inline()
+    return sender
+
+
+def _queue(registration, n=1, **kwargs):
+    return [
+        OutboundMessageFactory(
+            business_unit=registration.business_unit, registration=registration, **kwargs
+        )
+        for _ in range(n)
+    ]
+
+
+@pytest.fixture
+def registration(db):
+    registration = SmsRegistrationFactory(transport_code__messages_per_second=100)
+    return registration
+
+
+def test_queued_texts_are_sent_once_each_with_events(registration):
+    messages = _queue(registration, 12)
+    _send_all(registration.transport_code_id)
+    assert sorted(s.message_id for s in locmem.outbox) == sorted(m.id for m in messages)
+    for message in OutboundMessage.objects.all():
+        assert message.status == MessageStatus.SENT
+        assert message.carrier_sid.startswith("LM")
+        assert list(message.events.values_list("status", flat=True)) == ["sending", "sent"]
+    sms = locmem.outbox[0]
+    assert sms.from_number == registration.transport_code.number
+    assert sms.status_callback.endswith(f"/sms/twilio/status/?m={sms.message_id}")
+    # A second run sends nothing again.
+    _send_all(registration.transport_code_id)
+    assert len(locmem.outbox) == 12
+
+
+def test_opted_out_number_is_withdrawn_at_send_time(registration):
+    message = _queue(registration)[0]
+    group = DncGroupFactory(business_unit=registration.business_unit, is_default=True)
+    DncEntryFactory(group=group, phone_number=message.to, source=DncEntry.Source.STOP_REPLY)
+    _send_all(registration.transport_code_id)
+    message.refresh_from_db()
+    assert message.status == MessageStatus.WITHDRAWN
+    assert message.withdraw_reason == WithdrawReason.OPTED_OUT
+    assert locmem.outbox == []
+
+
+def test_expired_opt_out_no_longer_blocks(registration):
+    message = _queue(registration)[0]
+    group = DncGroupFactory(business_unit=registration.business_unit)
+    DncEntryFactory(
+        group=group,
+        phone_number=message.to,
+        source=DncEntry.Source.STOP_REPLY,
+        expires_on=timezone.localdate() - dt.timedelta(days=1),
+    )
+    _send_all(registration.transport_code_id)
+    assert len(locmem.outbox) == 1
+
+
+def test_text_past_its_window_is_withdrawn_never_sent_late(registration):
+    message = _queue(registration, window_ends_at=timezone.now() - dt.timedelta(seconds=1))[0]
+    _send_all(registration.transport_code_id)
+    message.refresh_from_db()
+    assert (message.status, message.withdraw_reason) == ("withdrawn", "outside_window")
+    assert locmem.outbox == []
+
+
+def test_unprovisioned_code_sends_nothing(registration):
+    code = registration.transport_code
+    code.provisioning_status = code.Provisioning.REQUESTED
+    code.save()
+    message = _queue(registration)[0]
+    _send_all(code.id)
+    message.refresh_from_db()
+    assert message.withdraw_reason == WithdrawReason.CODE_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (Skill.State.RUNNING, MessageStatus.SENT),
+        (Skill.State.STOPPED, MessageStatus.WITHDRAWN),
+        (Skill.State.PAUSED, MessageStatus.QUEUED),
+    ],
+)
+def test_skill_state_is_checked_at_send_time(registration, state, expected):
+    attempt = AttemptFactory(
+        skill__business_unit=registration.business_unit,
+        skill__registration=registration,
+        skill__state=state,
+        message__registration=registration,
+    )
+    _send_all(registration.transport_code_id)
+    attempt.message.refresh_from_db()
+    assert attempt.message.status == expected
+    if state == Skill.State.PAUSED:
+        assert attempt.message.not_before > timezone.now(), "held, looked at again later"
+
+
+def test_skills_scrubbed_dnc_group_blocks(registration):
+    attempt = AttemptFactory(
+        skill__business_unit=registration.business_unit,
+        skill__registration=registration,
+        skill__state=Skill.State.RUNNING,
+        message__registration=registration,
+    )
+    group = DncGroupFactory(business_unit=registration.business_unit)
+    DncEntryFactory(group=group, phone_number=attempt.message.to, source=DncEntry.Source.MANUAL)
+    attempt.skill.scrubbed_dnc_groups.add(group)
+    _send_all(registration.transport_code_id)
+    attempt.message.refresh_from_db()
+    assert attempt.message.withdraw_reason == WithdrawReason.DNC
+
+
+def test_permanent_error_fails_with_its_code(registration):
+    message = _queue(registration)[0]
+    locmem.answers[message.to] = {
+        "outcome": SendOutcome.REJECTED,
+        "error_code": "21211",
+        "error_text": "Invalid 'To' Phone Number",
+    }
+    _send_all(registration.transport_code_id)
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (MessageStatus.FAILED, "21211")
+
+
+def test_throttled_text_is_retried_later_then_given_up(registration):
+    message = _queue(registration)[0]
+    locmem.answers[message.to] = {"outcome": SendOutcome.RETRY, "error_code": "20429"}
+    _send_all(registration.transport_code_id)
+    message.refresh_from_db()
+    assert message.status == MessageStatus.QUEUED
+    assert message.not_before > timezone.now()
+    assert message.send_attempts == 1
+    for _ in range(MAX_SEND_ATTEMPTS):
+        OutboundMessage.objects.filter(id=message.id).update(not_before=None)
+        _send_all(registration.transport_code_id)
+    message.refresh_from_db()
+    assert message.status == MessageStatus.FAILED
+    assert "Gave up" in message.error_text
+    # Once the carrier accepts, a retried text is sent exactly once.
+    other = _queue(registration)[0]
+    locmem.answers[other.to] = {"outcome": SendOutcome.RETRY, "error_code": "20429"}
+    _send_all(registration.transport_code_id)
+    del locmem.answers[other.to]
+    OutboundMessage.objects.filter(id=other.id).update(not_before=None)
+    _send_all(registration.transport_code_id)
+    assert [s.message_id for s in locmem.outbox] == [other.id]
+
+
+class _ReconcilingBackend(locmem.LocmemBackend):
+    """The carrier has some of the texts; it can be asked."""
+
+    known: dict[int, str] = {}
+
+    def find_sent(self, messages, since):
+        return {
+            sms.message_id: SendResult(
+                sms.message_id, SendOutcome.ACCEPTED, self.known[sms.message_id], "sent"
+            )
+            for sms in messages
+            if sms.message_id in self.known
+        }
+
+
+def test_worker_died_mid_call_is_reconciled_not_resent(registration, settings):
+    """Rows left 'sending' by a dead holder: found at the carrier -> sent; absent -> requeued."""
+    settings.SENDER_RECONCILE_AFTER = 0
+    reached, lost = _queue(registration, 2)
+    OutboundMessage.objects.filter(id__in=[reached.id, lost.id]).update(
+        status=MessageStatus.SENDING,
+        claimed_by="dead-host:1:1",
+        claimed_at=timezone.now() - dt.timedelta(minutes=5),
+    )
+    _ReconcilingBackend.known = {reached.id: "SMfound"}
+    path = f"{__name__}._ReconcilingBackend"
+    _send_all(registration.transport_code_id, backend_path=path)
+    reached.refresh_from_db()
+    lost.refresh_from_db()
+    assert (reached.status, reached.carrier_sid) == (MessageStatus.SENT, "SMfound")
+    assert lost.status == MessageStatus.SENT, "requeued, then sent by this run"
+    assert [s.message_id for s in locmem.outbox] == [lost.id]
+
+
+def test_without_a_carrier_lookup_an_unanswered_text_becomes_unknown(registration):
+    message = _queue(registration)[0]
+    OutboundMessage.objects.filter(id=message.id).update(
+        status=MessageStatus.SENDING, claimed_at=timezone.now()
+    )
+    message.refresh_from_db()
+    counts = reconcile(locmem.LocmemBackend(), [message])
+    message.refresh_from_db()
+    assert counts == {"unknown": 1}
+    assert message.status == MessageStatus.UNKNOWN
+    assert locmem.outbox == []
+
+
+def test_fast_callback_before_the_sender_recorded_the_answer(registration):
+    from messaging.services import message_record_status
+
+    message = _queue(registration)[0]
+    OutboundMessage.objects.filter(id=message.id).update(status=MessageStatus.SENDING)
+    message_record_status(carrier_sid="SMx", carrier_status="delivered", message_id=message.id)
+    from messaging.sender import record_results
+
+    record_results([SendResult(message.id, SendOutcome.ACCEPTED, "SMx", "queued")], attempts={})
+    message.refresh_from_db()
+    assert message.status == MessageStatus.DELIVERED, "never moved back to sent"
+    assert message.carrier_sid == "SMx"
+
+
+def test_priority_shares_a_code_without_starving(registration):
+    high = _queue(registration, 30, source="skill:1", priority=9)
+    low = _queue(registration, 30, source="skill:2", priority=1)
+    sender = CodeSender(registration.transport_code_id, idle_exit=0, concurrency=0)
+    sender._claim(rate=10, counts_segments=True)  # 20 texts' worth
+    taken = [q.source for q in sender.buffer]
+    assert taken.count("skill:1") > taken.count("skill:2") >= 1
+    assert len(high) and len(low)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_dispatchers_never_send_a_text_twice(settings):
+    if connection.vendor == "sqlite":
+        pytest.skip("needs a database shared by threads with row locks (PostgreSQL)")
+    registration = SmsRegistrationFactory(transport_code__messages_per_second=200)
+    messages = _queue(registration, 150)
+    dispatchers = [Dispatcher(until_idle=True, idle_exit=0.5) for _ in range(2)]
+    threads = [threading.Thread(target=d.run) for d in dispatchers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    sent = [s.message_id for s in locmem.outbox]
+    assert sorted(sent) == sorted(m.id for m in messages)
+    assert len(set(sent)) == len(sent)
+
+
+def test_outgoing_uses_messaging_service_when_set(registration):
+    registration.messaging_service_sid = "MG" + "0" * 32
+    registration.save()
+    _queue(registration)
+    _send_all(registration.transport_code_id)
+    sms: OutgoingSms = locmem.outbox[0]
+    assert sms.messaging_service_sid == registration.messaging_service_sid
