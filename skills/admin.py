@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
@@ -41,7 +41,13 @@ from skills.models import (
     TimeZoneBound,
     UploadJob,
 )
-from skills.services import skill_apply_defaults
+from skills.services import (
+    SkillStateError,
+    skill_apply_defaults,
+    skill_pause,
+    skill_start,
+    skill_stop,
+)
 
 SYSTEM_FIELDSET = ("System", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]})
 
@@ -447,6 +453,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
         TimeZoneBoundInline,
     ]
     save_on_top = True
+    actions = ["start_skills", "pause_skills", "stop_skills"]
     fieldsets = [
         (
             None,
@@ -515,6 +522,32 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
         super().save_related(request, form, formsets, change)
         if not change:
             skill_apply_defaults(skill=form.instance)
+
+    def _change_state(self, request, queryset, service, done: str) -> None:
+        for skill in queryset:
+            try:
+                result = service(skill=skill)
+            except SkillStateError as error:
+                self.message_user(request, error.message, messages.ERROR)
+                continue
+            extra = ""
+            if isinstance(result, tuple):
+                extra = f" ({result[1]} queued texts withdrawn)"
+            self.message_user(request, f'Skill "{skill}" {done}{extra}.', messages.SUCCESS)
+
+    @admin.action(description="Start selected skills", permissions=["change"])
+    def start_skills(self, request, queryset):
+        self._change_state(request, queryset, skill_start, "started")
+
+    @admin.action(description="Pause selected skills (keep their queue)", permissions=["change"])
+    def pause_skills(self, request, queryset):
+        self._change_state(request, queryset, skill_pause, "paused")
+
+    @admin.action(
+        description="Stop selected skills (withdraw queued texts)", permissions=["change"]
+    )
+    def stop_skills(self, request, queryset):
+        self._change_state(request, queryset, skill_stop, "stopped")
 
 
 # The parameter-page rows also have their own changelists, to compare a setting across skills

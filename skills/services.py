@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
+from messaging.models import MessageStatus, MessageTemplate, OutboundMessage, WithdrawReason
+from messaging.sender import withdraw
 from skills.models import (
     DEFAULT_CPA_RULES,
     CadenceStep,
+    CallingList,
     CpaRule,
     ScheduleDay,
     Skill,
@@ -57,3 +62,86 @@ def skill_apply_defaults(*, skill: Skill) -> None:
         )
     if not skill.sort_criteria.exists():
         SortCriterion.objects.create(skill=skill, position=0, field="created_at")
+
+
+class SkillStateError(ValidationError):
+    """A start, pause or stop that is not allowed now; the message says why in plain words."""
+
+
+def _check_startable(skill: Skill) -> list[str]:
+    problems = []
+    template = MessageTemplate.objects.select_for_update().get(pk=skill.template_id)
+    if not template.is_active:
+        problems.append(f'its template "{template}" is not active')
+    registration = skill.registration
+    if not registration.is_active:
+        problems.append(f'its SMS registration "{registration}" is not active')
+    code = registration.transport_code
+    if not code.can_send:
+        problems.append(
+            f"its transport code {code.number} is {code.get_provisioning_status_display().lower()}"
+            ", not provisioned"
+        )
+    if not skill.calling_lists.filter(status=CallingList.Status.ACTIVE).exists():
+        problems.append("it has no active calling list")
+    return problems
+
+
+@transaction.atomic
+def skill_start(*, skill: Skill) -> Skill:
+    """Start sending. Only with an active template, registration and provisioned code.
+
+    The template row is locked while checking, so a template cannot be deactivated between the
+    check and the start (deactivation takes the same lock and sees the running skill).
+    """
+    skill = (
+        Skill.objects.select_for_update()
+        .select_related("registration__transport_code")
+        .get(pk=skill.pk)
+    )
+    if skill.state == Skill.State.RUNNING:
+        return skill
+    problems = _check_startable(skill)
+    if problems:
+        raise SkillStateError(f'Skill "{skill}" cannot start: ' + "; ".join(problems) + ".")
+    skill.state = Skill.State.RUNNING
+    skill.state_changed_at = timezone.now()
+    skill.save(update_fields=["state", "state_changed_at", "updated_at"])
+    from messaging.tasks import kick_senders
+
+    kick_senders()
+    return skill
+
+
+@transaction.atomic
+def skill_pause(*, skill: Skill) -> Skill:
+    """Hold sending and keep the queue: the sender keeps paused skills' texts queued."""
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    if skill.state == Skill.State.PAUSED:
+        return skill
+    if skill.state != Skill.State.RUNNING:
+        raise SkillStateError(
+            f'Skill "{skill}" is {skill.get_state_display().lower()}, not running.'
+        )
+    skill.state = Skill.State.PAUSED
+    skill.state_changed_at = timezone.now()
+    skill.save(update_fields=["state", "state_changed_at", "updated_at"])
+    return skill
+
+
+def skill_stop(*, skill: Skill) -> tuple[Skill, int]:
+    """Stop sending; texts still queued are withdrawn (never lost: each keeps its reason and
+    its record stays open for a later run). Returns the skill and how many were withdrawn."""
+    with transaction.atomic():
+        skill = Skill.objects.select_for_update().get(pk=skill.pk)
+        if skill.state not in (Skill.State.STOPPED, Skill.State.COMPLETED):
+            skill.state = Skill.State.STOPPED
+            skill.state_changed_at = timezone.now()
+            skill.save(update_fields=["state", "state_changed_at", "updated_at"])
+    queued = list(
+        OutboundMessage.objects.filter(
+            attempt__skill=skill, status=MessageStatus.QUEUED
+        ).values_list("id", flat=True)
+    )
+    withdrawn = withdraw(queued, WithdrawReason.SKILL_STOPPED)
+    return skill, withdrawn

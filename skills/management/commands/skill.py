@@ -1,0 +1,68 @@
+"""``manage.py skill start|pause|stop|status NAME``: a skill's state from the command line."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
+
+from messaging.models import OutboundMessage
+from skills.models import Record, Skill
+from skills.services import SkillStateError, skill_pause, skill_start, skill_stop
+
+
+class Command(BaseCommand):
+    help = "Start, pause, stop a skill, or show its status (texts by status, records open)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["start", "pause", "stop", "status"])
+        parser.add_argument("name", help="The skill's name.")
+        parser.add_argument(
+            "--business-unit", required=True, help="Name of the business unit the skill is in."
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args, action, name, business_unit, **options):
+        try:
+            skill = Skill.objects.select_related("business_unit").get(
+                name=name, business_unit__name=business_unit
+            )
+        except Skill.DoesNotExist:
+            raise CommandError(f'No skill "{name}" in business unit "{business_unit}".') from None
+        withdrawn = None
+        try:
+            if action == "start":
+                skill = skill_start(skill=skill)
+            elif action == "pause":
+                skill = skill_pause(skill=skill)
+            elif action == "stop":
+                skill, withdrawn = skill_stop(skill=skill)
+        except SkillStateError as error:
+            raise CommandError(error.message) from None
+        texts = dict(
+            OutboundMessage.objects.filter(attempt__skill=skill)
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .values_list("status", "n")
+        )
+        records = Record.objects.filter(calling_list__skills=skill)
+        summary = {
+            "skill": skill.name,
+            "business_unit": skill.business_unit.name,
+            "state": skill.state,
+            "texts": texts,
+            "records": records.count(),
+            "records_final": records.filter(is_final=True).count(),
+        }
+        if withdrawn is not None:
+            summary["withdrawn"] = withdrawn
+        if options["json"]:
+            self.stdout.write(json.dumps(summary))
+            return
+        self.stdout.write(f'Skill "{skill.name}" ({skill.business_unit.name}): {skill.state}')
+        if withdrawn is not None:
+            self.stdout.write(f"  {withdrawn} queued texts withdrawn")
+        self.stdout.write(f"  records: {summary['records']} ({summary['records_final']} finalized)")
+        for status, n in sorted(texts.items()):
+            self.stdout.write(f"  texts {status}: {n}")

@@ -1,0 +1,101 @@
+"""Starting, pausing and stopping a skill: from the admin, the command line and the services."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from messaging.models import MessageStatus, WithdrawReason
+from messaging.template_services import template_deactivate
+from skills.models import Skill
+from skills.services import SkillStateError, skill_pause, skill_start, skill_stop
+from tests.factories import AttemptFactory, CallingListFactory, SkillFactory
+
+
+@pytest.fixture
+def skill(bu):
+    skill = SkillFactory(business_unit=bu, name="Flu shots")
+    skill.calling_lists.add(CallingListFactory(business_unit=bu))
+    return skill
+
+
+def test_start_needs_an_active_template(skill):
+    skill.template.is_active = False
+    skill.template.save()
+    with pytest.raises(SkillStateError, match=f'template "{skill.template}" is not active'):
+        skill_start(skill=skill)
+    skill.refresh_from_db()
+    assert skill.state == Skill.State.STOPPED
+
+
+def test_start_needs_a_provisioned_code_and_a_list(skill):
+    code = skill.registration.transport_code
+    code.provisioning_status = code.Provisioning.REQUESTED
+    code.save()
+    skill.calling_lists.clear()
+    with pytest.raises(SkillStateError) as error:
+        skill_start(skill=skill)
+    assert "not provisioned" in error.value.message
+    assert "no active calling list" in error.value.message
+
+
+def test_running_skill_keeps_its_template_active(skill, staff_member):
+    skill_start(skill=skill)
+    with pytest.raises(Exception, match="Flu shots"):
+        template_deactivate(template=skill.template, user=staff_member)
+    skill.template.refresh_from_db()
+    assert skill.template.is_active
+
+
+def test_pause_keeps_the_queue_and_stop_withdraws_it(skill):
+    skill_start(skill=skill)
+    attempt = AttemptFactory(skill=skill, message__registration=skill.registration)
+    skill_pause(skill=skill)
+    attempt.message.refresh_from_db()
+    assert attempt.message.status == MessageStatus.QUEUED
+    skill, withdrawn = skill_stop(skill=skill)
+    attempt.message.refresh_from_db()
+    assert withdrawn == 1
+    assert attempt.message.status == MessageStatus.WITHDRAWN
+    assert attempt.message.withdraw_reason == WithdrawReason.SKILL_STOPPED
+    assert skill.state == Skill.State.STOPPED
+
+
+def test_pause_only_a_running_skill(skill):
+    with pytest.raises(SkillStateError, match="not running"):
+        skill_pause(skill=skill)
+
+
+def test_admin_actions(client, staff_member, skill):
+    client.force_login(staff_member)
+    url = reverse("admin:skills_skill_changelist")
+    response = client.post(
+        url, {"action": "start_skills", "_selected_action": [skill.pk]}, follow=True
+    )
+    assert 'Skill "Flu shots" started.' in [str(m) for m in response.context["messages"]]
+    skill.refresh_from_db()
+    assert skill.state == Skill.State.RUNNING
+    skill.template.is_active = False
+    skill.template.save()
+    client.post(url, {"action": "stop_skills", "_selected_action": [skill.pk]})
+    response = client.post(
+        url, {"action": "start_skills", "_selected_action": [skill.pk]}, follow=True
+    )
+    assert "cannot start" in " ".join(str(m) for m in response.context["messages"])
+    skill.refresh_from_db()
+    assert skill.state == Skill.State.STOPPED
+
+
+def test_skill_command(skill, bu):
+    out = StringIO()
+    call_command("skill", "start", "Flu shots", "--business-unit", bu.name, "--json", stdout=out)
+    assert json.loads(out.getvalue())["state"] == "running"
+    out = StringIO()
+    call_command("skill", "status", "Flu shots", "--business-unit", bu.name, stdout=out)
+    assert "running" in out.getvalue()
+    with pytest.raises(CommandError, match='No skill "Nope"'):
+        call_command("skill", "stop", "Nope", "--business-unit", bu.name)
