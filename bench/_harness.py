@@ -86,6 +86,7 @@ def start_carrier(log: Path, *, latency_ms: float, extra: list[str] | None = Non
             str(log),
             "--auth-token",
             AUTH_TOKEN,
+            "--no-callbacks",  # the benches count sends; callbacks would only add noise
             *(extra or []),
         ],
         cwd=ROOT,

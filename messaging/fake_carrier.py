@@ -12,7 +12,9 @@ or from the command line with ``manage.py fake_carrier`` (docs/carrier.md).
 What it answers (``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``), in this order:
 
 1. ``--throttle-rate``: 429, code 20429, ``Retry-After: 1``. **Not processed**.
-2. ``--fail-rate``: 500, code 20500. **Not processed**: nothing is recorded, billed or reported.
+2. ``--fail-rate``: 500, code 20500 (or ``fail_status``, e.g. 503 / 20503). **Not processed**:
+   nothing is recorded, billed or reported. (A real Twilio 500 may have been processed: the
+   Twilio backend treats it as ``unknown`` and reconciles.)
 3. Validation (**not processed**, permanent): no Body 21602; Body over 1,600 characters 21617;
    neither From nor MessagingServiceSid 21603; To not a valid E.164 number 21211; To in the
    unsubscribed set (numbers that replied STOP here, plus ``unsubscribed=``) 21610; and Twilio's
@@ -95,6 +97,7 @@ ERROR_MESSAGES = {
     20404: "The requested resource was not found",
     20429: "Too Many Requests",
     20500: "An internal server error has occurred",
+    20503: "Service unavailable",
     21211: "The 'To' number {to} is not a valid phone number.",
     21408: "Permission to send an SMS has not been enabled for the region indicated by the "
     "'To' number: {to}.",
@@ -345,6 +348,11 @@ class FakeCarrier:
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
+    def _count(self, *names: str) -> None:
+        with self._lock:
+            for name in names:
+                self.stats[name] += 1
+
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:
             if add:
@@ -402,7 +410,7 @@ class FakeCarrier:
             time.sleep(remaining)
         if headers.pop("X-Fake-Drop", None):
             # Processed, then the connection dies before the answer: the client cannot know.
-            self.stats["dropped"] += 1
+            self._count("dropped")
             handler.close_connection = True
             with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
@@ -419,7 +427,7 @@ class FakeCarrier:
             handler.wfile.write(body)
         except OSError:
             # The client gave up waiting (its timeout); what was processed stays processed.
-            self.stats["answers_lost"] += 1
+            self._count("answers_lost")
             handler.close_connection = True
 
     def _authorised(self, handler: _Handler, account: str) -> bool:
@@ -447,11 +455,11 @@ class FakeCarrier:
             draw = self._rng.random()
             if draw < self.fail_rate:
                 self.stats["failed"] += 1
-                return self.fail_status, twilio_error(20500, self.fail_status), {}
+                code = 20503 if self.fail_status == 503 else 20500
+                return self.fail_status, twilio_error(code, self.fail_status), {}
         code = self._validate(to, from_number, service, body)
         if code:
-            self.stats["rejected"] += 1
-            self.stats[f"rejected_{code}"] += 1
+            self._count("rejected", f"rejected_{code}")
             return 400, twilio_error(code, 400, to=to), {}
         now = dt.datetime.now(dt.UTC)
         with self._lock:

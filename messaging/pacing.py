@@ -20,7 +20,7 @@ import collections
 import time
 from collections.abc import Callable
 
-CATCH_UP = 0.1
+CATCH_UP = 0.5
 
 
 class Pacer:
@@ -36,7 +36,7 @@ class Pacer:
         self,
         rate: float,
         *,
-        margin: float = 0.010,
+        margin: float = 0.015,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Case, Count, F, Max, Q, Value, When
 from django.utils import timezone
@@ -66,6 +67,7 @@ LEASE_SECONDS = 6.0  # a dead holder's code is picked up after at most this long
 LEASE_MARGIN = 2.0  # stop sending this long before the lease runs out
 RENEW_EVERY = 1.0
 RELEASE_QUIET = 1.1  # > the pacer's window
+GUARD_LEAD = 0.15  # seconds before its slot that a batch is guarded and marked
 CLAIM_AHEAD_SECONDS = 2.0
 MAX_CLAIM = 500
 MAX_SEND_ATTEMPTS = 6  # carrier "retry" answers before a text is failed
@@ -549,24 +551,31 @@ class CodeSender:
                 if self.stop.is_set():
                     self.buffer.extendleft(reversed(batch))
                     return
+        messages: list[OutboundMessage] = []
         try:
+            # Run the guards shortly before the slot, not after it: their database work would
+            # otherwise delay the start. So a text is checked at most GUARD_LEAD before it goes.
             wait = pacer.wait_time(cost)
-            if wait > 0 and self.stop.wait(wait):
-                self.buffer.extendleft(reversed(batch))
-                return
+            stopped = wait > GUARD_LEAD and self.stop.wait(wait - GUARD_LEAD)
             margin = dt.timedelta(seconds=LEASE_MARGIN)
-            if self.lease_expires is None or timezone.now() >= self.lease_expires - margin:
-                # Too close to losing the lease: a new holder could start any moment.
+            near_expiry = (
+                self.lease_expires is None or timezone.now() >= self.lease_expires - margin
+            )
+            if stopped or near_expiry:
+                # Stopping, or too close to losing the lease (a new holder could start any
+                # moment): put the texts back, unmarked.
                 self.buffer.extendleft(reversed(batch))
-                self.lease_expires = lease_renew(self.code_id, self.holder)
-                return
-            costs = {q.id: q.cost for q in batch}
-            messages = self._guard_and_mark(list(costs))
-            if messages:
-                cost = sum(costs[m.id] for m in messages)
-                while (wait := pacer.wait_time(cost)) > 0:
-                    time.sleep(wait)
-                started = pacer.take(cost)
+                if near_expiry and not stopped:
+                    self.lease_expires = lease_renew(self.code_id, self.holder)
+            else:
+                costs = {q.id: q.cost for q in batch}
+                messages = self._guard_and_mark(list(costs))
+                if messages:
+                    # Marked in flight: these go out now, even if a stop was asked meanwhile.
+                    cost = sum(costs[m.id] for m in messages)
+                    while (wait := pacer.wait_time(cost)) > 0:
+                        time.sleep(wait)
+                    started = pacer.take(cost)
         except BaseException:
             if self.free is not None:
                 self.free.release()
@@ -634,6 +643,16 @@ class CodeSender:
             for path, group in by_backend.items():
                 try:
                     results = self.backend_for(path).send_messages([outgoing(m) for m in group])
+                except ImproperlyConfigured as error:
+                    # Raised before anything is sent (e.g. missing credentials): hold the queue
+                    # rather than fail every text; the log tells the operator what to set.
+                    logger.error("SMS backend %s is not configured: %s", path, error)
+                    results = [
+                        SendResult(
+                            m.id, SendOutcome.RETRY, error_text=str(error)[:200], retry_after=60
+                        )
+                        for m in group
+                    ]
                 except Exception as error:  # the backend broke its contract: nothing is known
                     logger.exception("SMS backend %s failed", path)
                     results = [

@@ -165,5 +165,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # The twilio SDK logs ~10 INFO lines per request: far too many for a sender at 1,000/s.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "twilio": {"level": "WARNING"}},
 }

@@ -11,12 +11,13 @@ How Twilio's answers become outcomes (``messaging.backends.base``):
 * 201: ``accepted`` with the message SID and Twilio's status (``queued``, or ``accepted``
   through a Messaging Service).
 * 429 or code 20429: ``retry`` (Twilio refused before processing), after ``Retry-After``.
-* 500, 502, 503, 504: ``retry``. Twilio creates a message in one transaction and documents
-  these as "the request was not completed", so the text was not queued. The residual risk is a
-  gateway (502/504) answering after the origin committed: a duplicate is then possible. It is
-  accepted because a lost text is worse for the user than a rare duplicate and because Twilio's
-  own SDKs retry these; a sender that must never duplicate can call :meth:`find_sent` first.
-  Any other 5xx: ``unknown`` (nothing says whether it was processed).
+* 503 (20503 "service unavailable, try again with back-off"): ``retry``, after ``Retry-After``.
+* 500, 502, 504 and any other 5xx: ``unknown``. Twilio documents error 20500 as a failure or
+  timeout while it was handling the request, and warns that retrying an SMS send after one can
+  deliver the text twice; a 502 or 504 comes from a gateway that may have lost the origin's
+  answer. The sender reconciles ``unknown`` texts with :meth:`find_sent` and sends again only
+  those Twilio does not have: a little later, never twice. The ``retry_5xx`` option widens the
+  ``retry`` set for a deployment that prefers speed over that guarantee.
 * 401 / code 20003 (wrong credentials): ``retry`` after 60 s with the code, so a bad secret
   holds the queue rather than failing every message; it is logged as an error.
 * Any other 4xx: ``rejected`` with Twilio's code and message (21211, 21610, 21614, ...).
@@ -38,7 +39,7 @@ import re
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -65,7 +66,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 STATUS_CALLBACK_PATH = "/sms/twilio/status/"
-RETRYABLE_5XX = frozenset({500, 502, 503, 504})
+# 5xx answers that say "not processed, try again" (see the module docstring for 500/502/504).
+RETRYABLE_5XX = frozenset({503})
 AUTH_RETRY_SECONDS = 60.0
 # Every Twilio API host (api., messaging., regional and edge names) over https.
 _TWILIO_HOST_RE = re.compile(r"^https://(?:[a-z0-9-]+\.)*twilio\.com(?=[/?]|$)", re.IGNORECASE)
@@ -129,6 +131,13 @@ def validate_signature(url: str, params: Mapping, signature: str, auth_token: st
 
 
 # --- the HTTP client -----------------------------------------------------------------------
+
+
+def _basic_auth(login: str, password: str) -> str:
+    encode = getattr(aiohttp, "encode_basic_auth", None)  # aiohttp >= 3.14
+    if encode is not None:
+        return encode(login, password)
+    return aiohttp.BasicAuth(login, password).encode()
 
 
 def rewrite_twilio_url(url: str, base_url: str) -> str:
@@ -201,7 +210,9 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
-        basic_auth = aiohttp.BasicAuth(login=auth[0], password=auth[1]) if auth else None
+        headers = dict(headers or {})
+        if auth:
+            headers["Authorization"] = _basic_auth(*auth)
         try:
             async with self.session.request(
                 method.upper(),
@@ -209,7 +220,6 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
                 params=params,
                 data=data,
                 headers=headers,
-                auth=basic_auth,
                 timeout=self._timeout(timeout),
                 allow_redirects=allow_redirects,
             ) as answer:
@@ -223,35 +233,73 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
         return Response(status, text, answer_headers)
 
 
-class _LoopThread:
-    """An asyncio event loop running in a daemon thread; synchronous code submits to it."""
+class _Connection:
+    """An event loop in a daemon thread, with the HTTP pool and SDK clients that live on it.
 
-    def __init__(self, name: str) -> None:
+    Synchronous callers (any thread) submit coroutines with :meth:`run`; the pool, the
+    concurrency bound and the SDK clients are shared by every call made through it.
+    """
+
+    def __init__(self, *, base_url: str, concurrency: int, connect_timeout: float, timeout: float):
+        self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="twilio-backend", daemon=True
+        )
         self.thread.start()
+        self.clients: dict[TwilioCredentials, Client] = {}
+
+        async def make():
+            # aiohttp binds its session to the running loop: create both on it.
+            return (
+                RewritingAsyncHttpClient(
+                    base_url=base_url,
+                    concurrency=concurrency,
+                    connect_timeout=connect_timeout,
+                    read_timeout=timeout,
+                ),
+                asyncio.Semaphore(concurrency),
+            )
+
+        self.http, self.semaphore = self.run(make())
 
     def run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-    def stop(self) -> None:
-        if self.loop.is_closed():
+    def client(self, carrier_account: str) -> Client:
+        credentials = credentials_for(carrier_account)
+        client = self.clients.get(credentials)
+        if client is None:
+            client = self.clients[credentials] = Client(
+                username=credentials.account_sid,
+                password=credentials.auth_token,
+                account_sid=credentials.account_sid,
+                http_client=self.http,
+            )
+        return client
+
+    def close(self) -> None:
+        # In a forked child the parent's loop thread does not exist: nothing to stop there.
+        if self.pid != os.getpid() or self.loop.is_closed():
             return
+
+        async def shutdown():
+            # A call still in flight from another thread ends with CancelledError (its outcome
+            # unknown) instead of waiting forever on a stopped loop.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.http.close()
+
+        try:
+            self.run(shutdown())
+        except Exception:  # closing is best effort
+            logger.debug("Closing the Twilio HTTP session failed", exc_info=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
         if not self.thread.is_alive():
             self.loop.close()
-
-
-def _shutdown(runner: _LoopThread, http: RewritingAsyncHttpClient, pid: int) -> None:
-    # In a forked child the parent's loop thread does not exist: nothing to stop there.
-    if pid != os.getpid() or runner.loop.is_closed():
-        return
-    try:
-        runner.run(http.close())
-    except Exception:  # closing is best effort
-        logger.debug("Closing the Twilio HTTP session failed", exc_info=True)
-    runner.stop()
 
 
 # --- the backend ---------------------------------------------------------------------------
@@ -288,6 +336,8 @@ class TwilioBackend(BaseSmsBackend):
       ``PUBLIC_BASE_URL`` + ``/sms/twilio/status/``; ``""`` sends none.
     * ``reconcile_slack``: seconds subtracted from ``since`` in :meth:`find_sent`, for clock skew
       and Twilio's whole-second timestamps (default 5).
+    * ``retry_5xx``: 5xx statuses that mean "not processed" (``retry``); the others are
+      ``unknown``. Default ``{503}``.
     """
 
     def __init__(
@@ -299,6 +349,7 @@ class TwilioBackend(BaseSmsBackend):
         connect_timeout: float = 5.0,
         status_callback: str | None = None,
         reconcile_slack: float = 5.0,
+        retry_5xx: Iterable[int] = RETRYABLE_5XX,
         **options,
     ) -> None:
         super().__init__(**options)
@@ -311,19 +362,24 @@ class TwilioBackend(BaseSmsBackend):
             status_callback = f"{base.rstrip('/')}{STATUS_CALLBACK_PATH}" if base else ""
         self.status_callback = status_callback
         self.reconcile_slack = dt.timedelta(seconds=reconcile_slack)
+        self.retry_5xx = frozenset(int(status) for status in retry_5xx)
         self._lock = threading.Lock()
-        self._runner: _LoopThread | None = None
-        self._http: RewritingAsyncHttpClient | None = None
-        self._semaphore: asyncio.Semaphore | None = None
-        self._clients: dict[TwilioCredentials, Client] = {}
-        self._pid = 0
+        self._connection: _Connection | None = None
         self._finalizer: weakref.finalize | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     @property
     def is_open(self) -> bool:
-        return self._runner is not None and self._pid == os.getpid()
+        return self._connection is not None and self._connection.pid == os.getpid()
+
+    def _connect(self) -> _Connection:
+        return _Connection(
+            base_url=self.base_url,
+            concurrency=self.concurrency,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+        )
 
     def open(self) -> bool:
         """Start the event loop thread and the connection pool. Returns True if it opened them."""
@@ -331,53 +387,51 @@ class TwilioBackend(BaseSmsBackend):
             if self.is_open:
                 return False
             # After a fork the parent's thread and sockets are not ours: start afresh.
-            runner = _LoopThread(name="twilio-backend")
-
-            async def make():
-                return (
-                    RewritingAsyncHttpClient(
-                        base_url=self.base_url,
-                        concurrency=self.concurrency,
-                        connect_timeout=self.connect_timeout,
-                        read_timeout=self.timeout,
-                    ),
-                    asyncio.Semaphore(self.concurrency),
-                )
-
-            self._http, self._semaphore = runner.run(make())
-            self._runner, self._pid, self._clients = runner, os.getpid(), {}
+            self._connection = self._connect()
+            self._warm_up(self._connection)
             # A backend dropped without close() must not leak its thread and sockets.
-            self._finalizer = weakref.finalize(self, _shutdown, runner, self._http, self._pid)
+            self._finalizer = weakref.finalize(self, self._connection.close)
             return True
+
+    def _warm_up(self, connection: _Connection) -> None:
+        """Pay the one-off costs before the first text, not during it.
+
+        The SDK imports its API resources on first use (~0.2 s) and the first request opens a
+        connection; a sender that paid those inside its first paced call would send that text
+        late and the next ones bunched behind it. Best effort: failures are ignored.
+        """
+        try:
+            connection.client("default").api.v2010.account.messages  # noqa: B018 (import)
+        except Exception:  # e.g. no default credentials: the first real call will say so
+            logger.debug("Twilio client warm-up skipped", exc_info=True)
+
+        async def touch() -> None:
+            url = connection.http.rewrite("https://api.twilio.com/")
+            async with connection.http.session.get(url, timeout=aiohttp.ClientTimeout(2)) as r:
+                await r.read()  # read it all, so the connection goes back to the pool
+
+        try:
+            connection.run(touch())
+        except Exception:  # any answer will do; the connection is warm all the same
+            logger.debug("Twilio connection warm-up failed", exc_info=True)
 
     def close(self) -> None:
         with self._lock:
             if self._finalizer is not None:
                 self._finalizer()
-            self._runner = self._http = self._semaphore = self._finalizer = None
-            self._clients = {}
-
-    def _client(self, carrier_account: str) -> Client:
-        credentials = credentials_for(carrier_account)
-        client = self._clients.get(credentials)
-        if client is None:
-            client = Client(
-                username=credentials.account_sid,
-                password=credentials.auth_token,
-                account_sid=credentials.account_sid,
-                http_client=self._http,
-            )
-            self._clients[credentials] = client
-        return client
+            self._connection = self._finalizer = None
 
     def _call(self, make_coroutine):
-        """Run ``make_coroutine()`` on the loop, opening the backend for this call if needed."""
-        opened_here = self.open()
+        """Run ``make_coroutine(connection)`` on the open connection, or on one made (and
+        closed) for this call alone, which no concurrent caller can close under it."""
+        connection = self._connection if self.is_open else None
+        if connection is not None:
+            return connection.run(make_coroutine(connection))
+        connection = self._connect()
         try:
-            return self._runner.run(make_coroutine())
+            return connection.run(make_coroutine(connection))
         finally:
-            if opened_here:
-                self.close()
+            connection.close()
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -389,13 +443,13 @@ class TwilioBackend(BaseSmsBackend):
         for account in {sms.carrier_account for sms in messages}:
             credentials_for(account)
 
-        async def send_all():
-            return await asyncio.gather(*(self._send_one(sms) for sms in messages))
+        async def send_all(connection: _Connection):
+            return await asyncio.gather(*(self._send_one(connection, sms) for sms in messages))
 
         return self._call(send_all)
 
-    async def _send_one(self, sms: OutgoingSms) -> SendResult:
-        client = self._client(sms.carrier_account)
+    async def _send_one(self, connection: _Connection, sms: OutgoingSms) -> SendResult:
+        client = connection.client(sms.carrier_account)
         params = {"to": sms.to, "body": sms.body}
         if sms.messaging_service_sid:
             params["messaging_service_sid"] = sms.messaging_service_sid
@@ -404,7 +458,7 @@ class TwilioBackend(BaseSmsBackend):
         callback = sms.status_callback or self.status_callback
         if callback:
             params["status_callback"] = callback
-        async with self._semaphore:
+        async with connection.semaphore:
             try:
                 message = await client.messages.create_async(**params)
             except (TwilioRestException, TwilioServiceException) as exc:
@@ -457,7 +511,7 @@ class TwilioBackend(BaseSmsBackend):
         if status == 401 or code == 20003:
             logger.error("Twilio refused the credentials of account %r", sms.carrier_account)
             return result(SendOutcome.RETRY, AUTH_RETRY_SECONDS)
-        if status in RETRYABLE_5XX:
+        if status in self.retry_5xx:
             return result(SendOutcome.RETRY, _retry_after(headers))
         if status >= 500:
             return result(SendOutcome.UNKNOWN)
@@ -488,9 +542,9 @@ class TwilioBackend(BaseSmsBackend):
         for sms in messages:
             groups[(sms.carrier_account, sms.to)].append(sms)
 
-        async def find_all():
+        async def find_all(connection: _Connection):
             found = await asyncio.gather(
-                *(self._find_group(group, floor) for group in groups.values())
+                *(self._find_group(connection, group, floor) for group in groups.values())
             )
             return {k: v for part in found for k, v in part.items()}
 
@@ -501,11 +555,11 @@ class TwilioBackend(BaseSmsBackend):
             return None
 
     async def _find_group(
-        self, group: list[OutgoingSms], floor: dt.datetime
+        self, connection: _Connection, group: list[OutgoingSms], floor: dt.datetime
     ) -> dict[int, SendResult]:
-        client = self._client(group[0].carrier_account)
+        client = connection.client(group[0].carrier_account)
         records = []
-        async with self._semaphore:
+        async with connection.semaphore:
             page = await client.messages.page_async(to=group[0].to, page_size=100)
             while page is not None:
                 older = False

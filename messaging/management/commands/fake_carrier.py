@@ -47,6 +47,12 @@ class Command(BaseCommand):
             help="Share of sends answered 500 without processing them (0-1).",
         )
         parser.add_argument(
+            "--fail-status",
+            type=int,
+            default=500,
+            help="HTTP status of the --fail-rate answers (500; 503 is Twilio's 'try again').",
+        )
+        parser.add_argument(
             "--throttle-rate",
             type=_rate,
             default=0.0,
@@ -149,6 +155,7 @@ class Command(BaseCommand):
             port=options["port"],
             latency_ms=options["latency_ms"],
             fail_rate=options["fail_rate"],
+            fail_status=options["fail_status"],
             throttle_rate=options["throttle_rate"],
             drop_rate=options["drop_rate"],
             stop_rate=options["stop_rate"],
