@@ -365,9 +365,10 @@ class OutboundMessage(models.Model):
         ordering = ["-created_at"]
         verbose_name = "outbound message"
         indexes = [
-            # The sender: next queued messages of one transport code, oldest first.
+            # The sender: "does this code have work?" (EXISTS) and "the next queued texts of
+            # one code and source, in id order" (its claim).
             models.Index(
-                fields=["transport_code", "status", "priority", "created_at"],
+                fields=["transport_code", "status", "source", "id"],
                 name="outbound_sender_queue_idx",
             ),
             # STOP handling: withdraw everything queued to one number in a BU at once.
@@ -493,3 +494,22 @@ class SenderLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transport_code} held by {self.holder or 'nobody'}"
+
+
+class SenderProcess(models.Model):
+    """A running dispatcher process, seen recently: how processes share the codes fairly.
+
+    Each dispatcher refreshes its row every tick and takes at most its share of the codes with
+    work (codes / live processes), so adding a worker process spreads the load instead of one
+    process holding every code while the others idle.
+    """
+
+    name = models.CharField(max_length=100, unique=True, help_text="host:pid")
+    seen_at = models.DateTimeField()
+    codes = models.PositiveIntegerField(default=0, help_text="Codes it was sending for.")
+
+    class Meta:
+        verbose_name = "sender process"
+
+    def __str__(self) -> str:
+        return self.name

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import itertools
 import logging
 import math
 import os
+import random
 import socket
 import threading
 import time
@@ -41,7 +43,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Case, Count, F, Max, Q, Value, When
+from django.db.models import Case, Exists, F, Max, OuterRef, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from messaging.backends import get_backend
@@ -51,6 +54,7 @@ from messaging.models import (
     MessageStatus,
     OutboundMessage,
     SenderLease,
+    SenderProcess,
     TransportCode,
     WithdrawReason,
 )
@@ -69,6 +73,9 @@ RENEW_EVERY = 1.0
 RELEASE_QUIET = 1.1  # > the pacer's window
 GUARD_LEAD = 0.15  # seconds before its slot that a batch is guarded and marked
 CLAIM_AHEAD_SECONDS = 2.0
+SOURCES_TTL = 5.0
+SLOT_SECONDS = 0.2
+PROCESS_SEEN_WITHIN = 5.0  # a dispatcher not seen for this long no longer counts
 MAX_CLAIM = 500
 MAX_SEND_ATTEMPTS = 6  # carrier "retry" answers before a text is failed
 STATUS_CALLBACK_PATH = "/sms/twilio/status/"
@@ -79,8 +86,12 @@ def reconcile_after() -> float:
     return float(_setting("SENDER_RECONCILE_AFTER", 30.0))
 
 
+_holders = itertools.count(1)
+
+
 def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    """Unique per sender: host, process, and a serial (a new sender never inherits a lease)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{next(_holders)}"
 
 
 # --- Leases ------------------------------------------------------------------------------------
@@ -243,19 +254,23 @@ def record_results(
         if accepted:
             ids = [r.message_id for r in accepted]
             sid_case = Case(*[When(id=r.message_id, then=Value(r.carrier_sid)) for r in accepted])
-            inflight.filter(id__in=ids).update(
-                status=MessageStatus.SENT,
-                carrier_sid=sid_case,
-                carrier_status=Case(
-                    *[When(id=r.message_id, then=Value(r.carrier_status[:20])) for r in accepted]
+            status_case = Case(
+                *[When(id=r.message_id, then=Value(r.carrier_status[:20])) for r in accepted]
+            )
+            still_sending = Q(status=MessageStatus.SENDING)
+            # One statement: rows still in flight become sent; rows a fast callback already
+            # moved on keep their status and only gain the carrier id.
+            OutboundMessage.objects.filter(id__in=ids).update(
+                status=Case(
+                    When(still_sending, then=Value(MessageStatus.SENT)), default=F("status")
                 ),
-                sent_at=sent_at or now,
+                carrier_sid=Coalesce(F("carrier_sid"), sid_case),
+                carrier_status=Case(
+                    When(still_sending, then=status_case), default=F("carrier_status")
+                ),
+                sent_at=Coalesce(F("sent_at"), Value(sent_at or now)),
                 send_attempts=F("send_attempts") + 1,
                 updated_at=now,
-            )
-            # Rows a callback already advanced still need their carrier id.
-            OutboundMessage.objects.filter(id__in=ids, carrier_sid__isnull=True).update(
-                carrier_sid=sid_case
             )
             _events(ids, MessageStatus.SENT, "accepted by the carrier")
             counts["sent"] += len(ids)
@@ -412,6 +427,7 @@ class CodeSender:
         self.deadline = deadline
         self.backend_path = backend_path
         self.holder = holder_name()
+        self.retire = threading.Event()  # hand the code to another process
         self.buffer: deque[_Queued] = deque()
         # concurrency=0 delivers in the calling thread (deterministic, for tests).
         self.pool = (
@@ -426,6 +442,8 @@ class CodeSender:
         self._backends: dict[str, BaseSmsBackend] = {}
         self._backend_lock = threading.Lock()
         self._unknown: list[tuple[float, int]] = []
+        self._sources: list[dict] | None = None
+        self._sources_at = 0.0
         self.lease_expires: dt.datetime | None = None
 
     # One backend per path, shared by the delivery threads (backends are thread-safe) and
@@ -466,7 +484,7 @@ class CodeSender:
         last_renew = time.monotonic()
         last_reconcile = 0.0
         idle_since: float | None = None
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.retire.is_set():
             mono = time.monotonic()
             if self.deadline is not None and mono >= self.deadline:
                 return
@@ -504,17 +522,26 @@ class CodeSender:
         queued = OutboundMessage.objects.filter(
             transport_code_id=self.code_id, status=MessageStatus.QUEUED
         ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        buffered = {q.id for q in self.buffer}
-        sources = list(queued.values("source").annotate(priority=Max("priority"), n=Count("id")))
+        # Which sources (skills) have work, and their priority: looked up every few seconds,
+        # not for every claim (it reads every queued row of the code).
+        if self._sources is None or time.monotonic() - self._sources_at > SOURCES_TTL:
+            self._sources = list(
+                queued.order_by().values("source").annotate(priority=Max("priority"))
+            )
+            self._sources_at = time.monotonic()
+        sources = self._sources
         if not sources:
             return
+        # Texts already buffered are the lowest ids of their source: continue after them.
+        after: dict[str, int] = {}
+        for q in self.buffer:
+            after[q.source] = max(after.get(q.source, 0), q.id)
         total_priority = sum(max(1, s["priority"]) for s in sources)
         picked: dict[str, list[_Queued]] = {}
         for s in sources:
             share = max(1, math.ceil(want * max(1, s["priority"]) / total_priority))
             rows = (
-                queued.filter(source=s["source"])
-                .exclude(id__in=buffered)
+                queued.filter(source=s["source"], id__gt=after.get(s["source"], 0))
                 .order_by("id")
                 .values_list("id", "segments")[:share]
             )
@@ -522,6 +549,8 @@ class CodeSender:
                 _Queued(id=i, cost=(seg if counts_segments else 1), source=s["source"])
                 for i, seg in rows
             ]
+        if not any(picked.values()):
+            self._sources = None  # nothing left where we looked: look afresh next time
         # Interleave by priority (weighted round robin), so each slot goes to the skills in
         # proportion to priority and none starves.
         weights = {s["source"]: max(1, s["priority"]) for s in sources}
@@ -536,9 +565,10 @@ class CodeSender:
             self.buffer.append(picked[source].pop(0))
 
     def _send_one_slot(self, pacer: Pacer) -> None:
-        # A slot carries as many texts as fit in ~100 ms of the rate, started together; the
-        # pacer records the moment they really start, so its window is what the carrier sees.
-        budget = max(1.0, pacer.rate * 0.1)
+        # A slot carries as many texts as fit in SLOT_SECONDS of the rate, started together
+        # (fewer, larger batches cost less database work per text); the pacer records the
+        # moment they really start, so its window is what the carrier sees.
+        budget = max(1.0, pacer.rate * SLOT_SECONDS)
         batch: list[_Queued] = []
         cost = 0
         while self.buffer and (not batch or cost + self.buffer[0].cost <= budget):
@@ -714,13 +744,22 @@ class CodeSender:
 
 
 def codes_with_work(now: dt.datetime | None = None) -> set[int]:
+    """Transport codes with texts due or in flight.
+
+    One EXISTS per code (a handful of codes) on the sender's index, instead of a DISTINCT over
+    the whole outbox, which took seconds with 100k texts queued.
+    """
     now = now or timezone.now()
-    queued = OutboundMessage.objects.filter(status=MessageStatus.QUEUED).filter(
-        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    due = OutboundMessage.objects.filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now),
+        transport_code=OuterRef("pk"),
+        status=MessageStatus.QUEUED,
     )
-    stuck = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
-    return set(queued.values_list("transport_code_id", flat=True).distinct()) | set(
-        stuck.values_list("transport_code_id", flat=True).distinct()
+    inflight = OutboundMessage.objects.filter(
+        transport_code=OuterRef("pk"), status=MessageStatus.SENDING
+    )
+    return set(
+        TransportCode.objects.filter(Exists(due) | Exists(inflight)).values_list("id", flat=True)
     )
 
 
@@ -744,6 +783,8 @@ class Dispatcher:
         self.stats = SenderStats()
         self.stop = threading.Event()
         self.threads: dict[int, threading.Thread] = {}
+        self.senders: dict[int, CodeSender] = {}
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
 
     def run(self) -> SenderStats:
         try:
@@ -751,21 +792,7 @@ class Dispatcher:
                 if self.deadline is not None and time.monotonic() >= self.deadline:
                     break
                 work = codes_with_work()
-                for code_id in work - set(self.threads):
-                    sender = CodeSender(
-                        code_id,
-                        stats=self.stats,
-                        stop=self.stop,
-                        idle_exit=self.idle_exit,
-                        deadline=self.deadline,
-                        backend_path=self.backend_path,
-                    )
-                    thread = threading.Thread(
-                        target=sender.run, name=f"sender-{code_id}", daemon=True
-                    )
-                    self.threads[code_id] = thread
-                    thread.start()
-                self.threads = {c: t for c, t in self.threads.items() if t.is_alive()}
+                self._share_codes(work)
                 if self.on_tick:
                     self.on_tick(self)
                 if self.until_idle and not self.threads and not work:
@@ -775,4 +802,37 @@ class Dispatcher:
             self.stop.set()
             for thread in self.threads.values():
                 thread.join()
+            SenderProcess.objects.filter(name=self.process).delete()
         return self.stats
+
+    def _share_codes(self, work: set[int]) -> None:
+        """Send for at most this process's fair share of the codes with work."""
+        self.threads = {c: t for c, t in self.threads.items() if t.is_alive()}
+        self.senders = {c: s for c, s in self.senders.items() if c in self.threads}
+        now = timezone.now()
+        SenderProcess.objects.update_or_create(
+            name=self.process, defaults={"seen_at": now, "codes": len(self.threads)}
+        )
+        live = SenderProcess.objects.filter(
+            seen_at__gte=now - dt.timedelta(seconds=PROCESS_SEEN_WITHIN)
+        ).count()
+        share = max(1, math.ceil(len(work) / max(1, live)))
+        for code_id in sorted(self.senders)[share:]:
+            self.senders[code_id].retire.set()  # another process will take it over
+        if len(self.threads) >= share:
+            return
+        candidates = list(work - set(self.threads))
+        random.shuffle(candidates)  # so processes starting together try different codes
+        for code_id in candidates[: share - len(self.threads)]:
+            sender = CodeSender(
+                code_id,
+                stats=self.stats,
+                stop=self.stop,
+                idle_exit=self.idle_exit,
+                deadline=self.deadline,
+                backend_path=self.backend_path,
+            )
+            thread = threading.Thread(target=sender.run, name=f"sender-{code_id}", daemon=True)
+            self.threads[code_id] = thread
+            self.senders[code_id] = sender
+            thread.start()
