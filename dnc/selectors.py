@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import Q
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from dnc.models import DncEntry
@@ -22,21 +23,35 @@ def _blocking(today=None):
     return Q(expires_on__isnull=True) | Q(expires_on__gte=today)
 
 
+def _numbers_in(numbers: list[str]) -> dict:
+    """A lookup on the stored E.164 text. ``phone_number__in`` would parse every value with
+    phonenumbers (~0.7 ms each), far too slow for the sender's per-batch guard; the values
+    given here are E.164 already, the form the column stores."""
+    return {"number_text__in": numbers}
+
+
+def _entries():
+    return DncEntry.objects.annotate(
+        number_text=Cast("phone_number", output_field=CharField(max_length=128))
+    )
+
+
 def opted_out_numbers(*, business_unit_id: int, numbers: Iterable[str]) -> set[str]:
     """The numbers among ``numbers`` that opted out of this BU (in any active group)."""
     numbers = list(numbers)
     if not numbers:
         return set()
-    return {
-        str(n)
-        for n in DncEntry.objects.filter(
+    return set(
+        _entries()
+        .filter(
             _blocking(),
             group__business_unit_id=business_unit_id,
             group__is_active=True,
             source__in=OPT_OUT_SOURCES,
-            phone_number__in=numbers,
-        ).values_list("phone_number", flat=True)
-    }
+            **_numbers_in(numbers),
+        )
+        .values_list("number_text", flat=True)
+    )
 
 
 def numbers_in_groups(*, group_ids: Iterable[int], numbers: Iterable[str]) -> set[str]:
@@ -44,9 +59,8 @@ def numbers_in_groups(*, group_ids: Iterable[int], numbers: Iterable[str]) -> se
     numbers, group_ids = list(numbers), list(group_ids)
     if not numbers or not group_ids:
         return set()
-    return {
-        str(n)
-        for n in DncEntry.objects.filter(
-            _blocking(), group_id__in=group_ids, group__is_active=True, phone_number__in=numbers
-        ).values_list("phone_number", flat=True)
-    }
+    return set(
+        _entries()
+        .filter(_blocking(), group_id__in=group_ids, group__is_active=True, **_numbers_in(numbers))
+        .values_list("number_text", flat=True)
+    )

@@ -43,8 +43,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Case, Exists, F, Max, OuterRef, Q, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from messaging.backends import get_backend
@@ -235,6 +234,34 @@ def _notify(ids: list[int]) -> None:
             listener(message=message, status=message.status, error_code=message.error_code)
 
 
+def _mark_accepted(accepted: list[SendResult], *, sent_at: dt.datetime, now: dt.datetime) -> None:
+    """Record carrier ids in one statement: in-flight rows become sent; rows a fast callback
+    already moved on keep their status and only gain the carrier id.
+
+    Plain SQL (``UPDATE ... FROM (VALUES ...)``, PostgreSQL and SQLite >= 3.33): the ORM
+    equivalent, a CASE with one WHEN per row, cost ~2 ms of Python per text to build.
+    """
+    table = OutboundMessage._meta.db_table
+    rows = ", ".join(["(%s, %s, %s)"] * len(accepted))
+    params: list = []
+    for r in accepted:
+        params += [r.message_id, r.carrier_sid, r.carrier_status[:20]]
+    sending, sent = str(MessageStatus.SENDING), str(MessageStatus.SENT)
+    sql = f"""
+        UPDATE {table} SET
+            status = CASE WHEN status = %s THEN %s ELSE status END,
+            carrier_status = CASE WHEN status = %s THEN v.column3 ELSE carrier_status END,
+            carrier_sid = COALESCE(carrier_sid, v.column2),
+            sent_at = COALESCE(sent_at, %s),
+            send_attempts = send_attempts + 1,
+            updated_at = %s
+        FROM (VALUES {rows}) AS v
+        WHERE {table}.id = v.column1
+    """  # noqa: S608 (table name from the model, values bound as parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [sending, sent, sending, sent_at, now, *params])
+
+
 def record_results(
     results: list[SendResult], *, attempts: dict[int, int], sent_at: dt.datetime | None = None
 ) -> dict[str, int]:
@@ -253,25 +280,7 @@ def record_results(
         inflight = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
         if accepted:
             ids = [r.message_id for r in accepted]
-            sid_case = Case(*[When(id=r.message_id, then=Value(r.carrier_sid)) for r in accepted])
-            status_case = Case(
-                *[When(id=r.message_id, then=Value(r.carrier_status[:20])) for r in accepted]
-            )
-            still_sending = Q(status=MessageStatus.SENDING)
-            # One statement: rows still in flight become sent; rows a fast callback already
-            # moved on keep their status and only gain the carrier id.
-            OutboundMessage.objects.filter(id__in=ids).update(
-                status=Case(
-                    When(still_sending, then=Value(MessageStatus.SENT)), default=F("status")
-                ),
-                carrier_sid=Coalesce(F("carrier_sid"), sid_case),
-                carrier_status=Case(
-                    When(still_sending, then=status_case), default=F("carrier_status")
-                ),
-                sent_at=Coalesce(F("sent_at"), Value(sent_at or now)),
-                send_attempts=F("send_attempts") + 1,
-                updated_at=now,
-            )
+            _mark_accepted(accepted, sent_at=sent_at or now, now=now)
             _events(ids, MessageStatus.SENT, "accepted by the carrier")
             counts["sent"] += len(ids)
         for result in rejected:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 import threading
+import uuid
 from collections.abc import Sequence
 
 from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, SendResult
 
-_sids = itertools.count(1)
 _lock = threading.Lock()
 
 
@@ -29,7 +28,7 @@ class ConsoleBackend(BaseSmsBackend):
                     SendResult(
                         message_id=sms.message_id,
                         outcome=SendOutcome.ACCEPTED,
-                        carrier_sid=f"CO{next(_sids):032d}",
+                        carrier_sid=f"CO{uuid.uuid4().hex}",
                         carrier_status="sent",
                     )
                 )

@@ -8,8 +8,8 @@ sender's error handling without a network.
 
 from __future__ import annotations
 
-import itertools
 import threading
+import uuid
 from collections.abc import Sequence
 
 from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, SendResult
@@ -17,7 +17,6 @@ from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, Se
 outbox: list[OutgoingSms] = []
 answers: dict[str, dict] = {}
 _lock = threading.Lock()
-_sids = itertools.count(1)
 
 
 def reset() -> None:
@@ -40,7 +39,7 @@ class LocmemBackend(BaseSmsBackend):
                     SendResult(
                         message_id=sms.message_id,
                         outcome=SendOutcome.ACCEPTED,
-                        carrier_sid=f"LM{next(_sids):032d}",
+                        carrier_sid=f"LM{uuid.uuid4().hex}",
                         carrier_status="queued",
                     )
                 )
