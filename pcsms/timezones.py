@@ -102,11 +102,13 @@ def normalise_zone_name(raw: str) -> str | None:
     value = (raw or "").strip()
     if not value:
         return None
-    if is_iana_zone(value):
-        return value
+    # Abbreviations first: "EST" is also a legacy IANA zone, but a fixed UTC-5 with no daylight
+    # saving, which is not what a list that says "EST" means.
     upper = value.upper()
     if upper in ABBREVIATIONS:
         return ABBREVIATIONS[upper]
+    if is_iana_zone(value):
+        return value
     for name in iana_zone_names():
         if name.upper() == upper:
             return name

@@ -154,7 +154,11 @@ class Record(models.Model):
 
     bu_path = "calling_list__business_unit"
 
-    calling_list = models.ForeignKey(CallingList, on_delete=models.CASCADE, related_name="records")
+    # No index of its own: the (calling_list, external_id) and (calling_list, is_final, id)
+    # indexes lead with it, and a third one would cost every imported row.
+    calling_list = models.ForeignKey(
+        CallingList, on_delete=models.CASCADE, related_name="records", db_index=False
+    )
     upload_job = models.ForeignKey(
         "UploadJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="records"
     )
@@ -210,7 +214,10 @@ class Destination(models.Model):
 
     bu_path = "record__calling_list__business_unit"
 
-    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="destinations")
+    # No index of its own: the unique (record, position) index leads with it.
+    record = models.ForeignKey(
+        Record, on_delete=models.CASCADE, related_name="destinations", db_index=False
+    )
     position = models.PositiveSmallIntegerField(default=0)
     source_field = models.CharField(
         max_length=64, default="PhoneNumber", help_text="The list column the number came from."
@@ -307,6 +314,11 @@ class UploadJob(models.Model):
     rows_processed = models.PositiveIntegerField(default=0)
     rows_valid = models.PositiveIntegerField(default=0)
     rows_invalid = models.PositiveIntegerField(default=0)
+    rows_flagged = models.PositiveIntegerField(
+        "rows with warnings",
+        default=0,
+        help_text="Valid rows imported with a warning (e.g. a zone the BU does not allow).",
+    )
     error_report = models.FileField(upload_to="upload-errors/%Y/%m/", blank=True)
     message = models.TextField(blank=True, help_text="The file-level error, if the file failed.")
     created_by = models.ForeignKey(

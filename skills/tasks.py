@@ -1,0 +1,31 @@
+"""Background tasks of the skills app (django-q2). Thin: they take ids and call one service."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+from skills.models import UploadJob
+
+
+def import_upload_job(job_id: int) -> None:
+    """Runs an upload job. One core: a django-q2 worker may not start processes of its own."""
+    from skills.importing.service import upload_job_run
+
+    upload_job_run(job_id=job_id, workers=1)
+
+
+def upload_job_enqueue(*, job: UploadJob) -> None:
+    """Queues a job's import once the transaction that queued it has committed.
+
+    With the Redis broker a task sent inside the transaction could run before the job's
+    QUEUED status is visible, and find nothing to do.
+    """
+    transaction.on_commit(
+        lambda: async_task(
+            "skills.tasks.import_upload_job",
+            job.pk,
+            task_name=f"import upload job {job.pk}",
+            group="imports",
+        )
+    )

@@ -1,0 +1,644 @@
+"""Calling-list import: formats, mapping, records and destinations, zones, IDs, the report.
+
+Each test runs the real import (``upload_job_run``) on a small file, as the background task does.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from skills.importing import service
+from skills.importing.readers import FileError
+from skills.importing.service import upload_job_preview, upload_job_run
+from skills.models import CustomField, Destination, Record, UploadJob
+from tests.factories import (
+    AttemptFactory,
+    CallingListFactory,
+    CustomTimeZoneFactory,
+    DestinationFactory,
+    RecordFactory,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "import"
+
+
+def make_job(calling_list, name: str, data: bytes | str | None = None, **options) -> UploadJob:
+    if data is None:
+        data = (FIXTURES / name).read_bytes()
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    job = UploadJob(calling_list=calling_list, original_name=name, **options)
+    job.file.save(name, ContentFile(data), save=False)
+    job.save()
+    return job
+
+
+def run_import(
+    calling_list,
+    name: str,
+    data: bytes | str | None = None,
+    *,
+    mapping: dict | None = None,
+    changes: dict | None = None,
+    workers: int = 1,
+    **options,
+) -> UploadJob:
+    """Upload, take the proposed mapping (with ``changes``), run: what the admin page does."""
+    job = make_job(calling_list, name, data, **options)
+    if mapping is None:
+        try:
+            mapping = upload_job_preview(job=job).mapping
+        except FileError:
+            mapping = {}
+    mapping = {**mapping, **(changes or {})}
+    job.mapping = mapping
+    job.status = UploadJob.Status.QUEUED
+    job.save()
+    result = upload_job_run(job_id=job.pk, workers=workers)
+    assert result is not None
+    return result
+
+
+def report(job: UploadJob) -> list[dict[str, str]]:
+    if not job.error_report:
+        return []
+    with job.error_report.open("rb") as handle:
+        text = handle.read().decode("utf-8")
+    assert text.startswith("\ufeff"), "Excel needs the BOM to read UTF-8"
+    return list(csv.DictReader(io.StringIO(text[1:])))
+
+
+def records(calling_list) -> dict[str, Record]:
+    return {r.external_id: r for r in Record.objects.filter(calling_list=calling_list)}
+
+
+def numbers(record: Record) -> list[tuple[int, str, str, str]]:
+    return [
+        (d.position, d.source_field, d.phone_number, d.time_zone)
+        for d in record.destinations.order_by("position")
+    ]
+
+
+@pytest.fixture
+def calling_list(bu):
+    return CallingListFactory(business_unit=bu, name="Patients")
+
+
+# --- Formats ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["basic.csv", "basic_bom.csv", "basic.txt", "basic.xlsx"])
+def test_each_format_imports_the_same_records(calling_list, name):
+    job = run_import(calling_list, name)
+
+    assert job.status == UploadJob.Status.COMPLETED, job.message
+    assert (job.rows_processed, job.rows_valid, job.rows_invalid) == (3, 2, 1)
+    got = records(calling_list)
+    assert set(got) == {"A1", "A2"}
+    ada = got["A1"]
+    # The BOM is not part of the first header: ExternalId was matched.
+    assert (ada.first_name, ada.last_name, ada.zip_code) == ("Ada", "Lovelace", "60601")
+    assert numbers(ada) == [
+        (0, "PhoneNumber", "+13125550123", "America/Chicago"),
+        (1, "SMSPhoneNumber", "+13125550124", "America/Chicago"),
+    ]
+    assert numbers(got["A2"]) == [(0, "PhoneNumber", "+12125550100", "America/New_York")]
+    assert got["A2"].custom == {"VisitDate": "2027-01-02", "Balance": 3.0}
+    assert [r["row"] for r in report(job)] == ["4"]
+
+
+def test_xlsx_reads_only_the_first_sheet_and_numbers_typed_as_digits(calling_list):
+    job = run_import(calling_list, "basic.xlsx")
+
+    assert job.file_format == UploadJob.Format.XLSX
+    # D3 holds the number 2125550100 (a float to the reader), not text.
+    assert numbers(records(calling_list)["A2"])[0][2] == "+12125550100"
+    assert not Record.objects.filter(external_id="not").exists()
+
+
+def test_quoted_fields_with_commas_tabs_and_line_breaks(calling_list):
+    data = (
+        "ExternalId,Phone,Notes\r\n"
+        'Q1,3125550123,"a, b\tc\nd \\ e"\r\n'
+        'Q2,3125550124,"say ""hi"""\r\n'
+    )
+    job = run_import(calling_list, "quoted.csv", data)
+
+    assert job.rows_valid == 2, report(job)
+    got = records(calling_list)
+    assert got["Q1"].custom == {"Notes": "a, b\tc\nd \\ e"}
+    assert got["Q2"].custom == {"Notes": 'say "hi"'}
+
+
+# --- File-level errors: one message, nothing imported --------------------------------------
+
+
+FILE_ERRORS = [
+    ("latin1.csv", None, "not UTF-8"),
+    ("junk.csv", None, "not a text file"),
+    ("empty.csv", None, "The file is empty"),
+    ("header_only.csv", None, "no data rows"),
+    ("notes.pdf", None, "not supported"),
+    ("list.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 100, "not supported"),
+    ("csv_renamed.xlsx", None, "not an Excel workbook"),
+    ("zipped.csv", (FIXTURES / "basic.xlsx").read_bytes(), "zipped file"),
+    ("utf16.csv", "ExternalId,Phone\n".encode("utf-16"), "UTF-16"),
+    ("semicolons.csv", "ExternalId;Phone\nX;3125550123\n", "separated by semicolons"),
+    ("formulas_uncalculated.xlsx", None, "formulas without saved results"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "expected"), FILE_ERRORS)
+def test_a_bad_file_fails_with_one_clear_message_and_changes_nothing(
+    calling_list, name, data, expected
+):
+    existing = RecordFactory(calling_list=calling_list, external_id="KEEP")
+    job = run_import(calling_list, name, data)
+
+    assert job.status == UploadJob.Status.FAILED
+    assert expected in job.message
+    assert (job.rows_processed, job.rows_valid, job.rows_invalid) == (0, 0, 0)
+    assert list(Record.objects.filter(calling_list=calling_list)) == [existing]
+    assert not CustomField.objects.filter(calling_list=calling_list).exists()
+    assert not job.error_report
+
+
+def test_no_phone_column_mapped_is_a_file_error(calling_list):
+    job = run_import(calling_list, "basic.csv", changes={"Phone": "", "SMS": ""})
+
+    assert job.status == UploadJob.Status.FAILED
+    assert "No phone column is mapped" in job.message
+    assert not Record.objects.exists()
+
+
+def test_no_external_id_mapped_is_a_file_error(calling_list):
+    job = run_import(calling_list, "basic.csv", changes={"ExternalId": {"field": ""}})
+
+    assert job.status == UploadJob.Status.FAILED
+    assert "No column is mapped to ExternalId" in job.message
+    assert not Record.objects.exists()
+
+
+def test_a_field_mapped_from_two_columns_is_refused(calling_list):
+    job = run_import(calling_list, "basic.csv", changes={"SMS": {"field": "PhoneNumber"}})
+
+    assert job.status == UploadJob.Status.FAILED
+    assert "PhoneNumber is mapped from two columns" in job.message
+
+
+def test_xlsx_formulas_use_saved_results_and_reject_rows_without_one(calling_list):
+    job = run_import(calling_list, "formulas.xlsx")
+
+    assert job.status == UploadJob.Status.COMPLETED
+    got = records(calling_list)
+    assert {k: r.score for k, r in got.items()} == {"F2": 40, "F4": 80}
+    [entry] = report(job)
+    assert entry["row"] == "3"
+    assert "Formula without a saved result in cell D3" in entry["reason"]
+
+
+def test_xlsx_with_thousands_of_empty_columns_is_read_quickly(calling_list):
+    started = timezone.now()
+    job = run_import(calling_list, "wide.xlsx")
+
+    assert job.status == UploadJob.Status.COMPLETED, job.message
+    assert job.rows_valid == 200
+    assert set(job.mapping) == {"ExternalId", "PhoneNumber", "FirstName", "Zip"}
+    assert (timezone.now() - started).total_seconds() < 20
+
+
+# --- Mapping: aliases and custom fields ------------------------------------------------------
+
+
+def test_aliases_match_headers_whatever_their_case_spaces_and_underscores(calling_list):
+    data = (
+        "record,FNAME,Last_Name,sms number,Postal Code,time zone,exp,PRIORITY,score,"
+        "customer1,Customer 2,Address,city,STATE\n"
+        "R1,Ann,Lee,3125550123,60601,CST,2027-03-01,yes,7,c1,c2,1 Main St,Chicago,IL\n"
+    )
+    job = make_job(calling_list, "aliases.csv", data)
+    mapping = upload_job_preview(job=job).mapping
+
+    assert {column: spec["field"] for column, spec in mapping.items()} == {
+        "record": "ExternalId",
+        "FNAME": "FirstName",
+        "Last_Name": "LastName",
+        "sms number": "SMSPhoneNumber",
+        "Postal Code": "Zip",
+        "time zone": "TimeZone",
+        "exp": "ExpirationDate",
+        "PRIORITY": "Priority",
+        "score": "Score",
+        "customer1": "Customer1",
+        "Customer 2": "Customer2",
+        "Address": "Address",
+        "city": "City",
+        "STATE": "State",
+    }
+    job = run_import(calling_list, "aliases.csv", data)
+    r = records(calling_list)["R1"]
+    assert (r.first_name, r.last_name, r.state, r.city, r.customer2) == (
+        "Ann",
+        "Lee",
+        "IL",
+        "Chicago",
+        "c2",
+    )
+    assert (r.priority, r.score, r.expires_on) == (True, 7, dt.date(2027, 3, 1))
+    assert (r.time_zone, r.time_zone_source) == ("America/Chicago", "column")
+    assert numbers(r) == [(0, "SMSPhoneNumber", "+13125550123", "America/Chicago")]
+
+
+def test_unmatched_columns_become_typed_custom_fields(calling_list):
+    data = (
+        "ID,Phone,Appointment Date,Copay,Visits,Insured,Alt Phone,Doctor\n"
+        "C1,3125550123,2026-12-01,12.50,3,yes,(646) 555-0100,Dr. Who\n"
+        "C2,3125550124,01/15/2027,7,10,no,,Dr. No\n"
+    )
+    job = run_import(calling_list, "custom.csv", data)
+
+    assert job.rows_valid == 2, report(job)
+    fields = dict(
+        CustomField.objects.filter(calling_list=calling_list).values_list("name", "field_type")
+    )
+    assert fields == {
+        "AppointmentDate": "date",
+        "Copay": "decimal",
+        "Visits": "integer",
+        "Insured": "boolean",
+        "AltPhone": "phone",
+        "Doctor": "string",
+    }
+    got = records(calling_list)
+    assert got["C1"].custom == {
+        "AppointmentDate": "2026-12-01",
+        "Copay": 12.5,
+        "Visits": 3,
+        "Insured": True,
+        "Doctor": "Dr. Who",
+    }
+    assert got["C2"].custom["AppointmentDate"] == "2027-01-15"
+    # The custom phone field is a destination of its own, after the system one.
+    assert numbers(got["C1"]) == [
+        (0, "PhoneNumber", "+13125550123", "America/Chicago"),
+        (1, "AltPhone", "+16465550100", "America/New_York"),
+    ]
+
+
+def test_the_user_can_change_a_custom_field_type_and_name(calling_list):
+    data = "ID,Phone,Visits\nC1,3125550123,3\nC2,3125550124,many\n"
+    job = run_import(
+        calling_list,
+        "custom.csv",
+        data,
+        changes={"Visits": {"field": "VisitNote", "type": "string"}},
+    )
+
+    assert job.rows_valid == 2
+    assert records(calling_list)["C2"].custom == {"VisitNote": "many"}
+    assert CustomField.objects.get(calling_list=calling_list).field_type == "string"
+
+
+def test_a_value_that_is_not_of_its_fields_type_rejects_the_row(calling_list):
+    data = "ID,Phone,Visits,Score\nC1,3125550123,3,5\nC2,3125550124,many,5\nC3,3125550125,4,high\n"
+    job = run_import(
+        calling_list, "custom.csv", data, changes={"Visits": {"field": "Visits", "type": "integer"}}
+    )
+
+    assert set(records(calling_list)) == {"C1"}
+    assert [(e["row"], e["reason"]) for e in report(job)] == [
+        ("3", "Visits 'many' is not a whole number."),
+        ("4", "Score 'high' is not a whole number."),
+    ]
+
+
+# --- Phones ------------------------------------------------------------------------------------
+
+
+def test_several_phone_columns_give_destinations_in_column_order(calling_list):
+    data = (
+        "ID,Home,PhoneNumber,SMS,Work\n"
+        "P1,3125550101,3125550102,3125550103,3125550104\n"
+        "P2,,3125550202,,3125550204\n"
+    )
+    job = run_import(
+        calling_list,
+        "phones.csv",
+        data,
+        changes={
+            "Home": {"field": "Home", "type": "phone"},
+            "Work": {"field": "Work", "type": "phone"},
+        },
+    )
+
+    got = records(calling_list)
+    assert [(p, s, n) for p, s, n, _ in numbers(got["P1"])] == [
+        (0, "Home", "+13125550101"),
+        (1, "PhoneNumber", "+13125550102"),
+        (2, "SMSPhoneNumber", "+13125550103"),
+        (3, "Work", "+13125550104"),
+    ]
+    assert [(p, s, n) for p, s, n, _ in numbers(got["P2"])] == [
+        (0, "PhoneNumber", "+13125550202"),
+        (1, "Work", "+13125550204"),
+    ]
+    assert job.rows_flagged == 0
+
+
+def test_a_bad_second_number_is_dropped_with_a_warning(calling_list):
+    data = "ID,Phone,SMS\nW1,3125550101,12345\nW2,12345,\n"
+    job = run_import(calling_list, "phones.csv", data)
+
+    assert (job.rows_valid, job.rows_invalid, job.rows_flagged) == (1, 1, 1)
+    assert numbers(records(calling_list)["W1"]) == [
+        (0, "PhoneNumber", "+13125550101", "America/Chicago")
+    ]
+    assert [(e["row"], e["outcome"], e["values"]) for e in report(job)] == [
+        ("2", "imported with a warning", "SMS='12345'"),
+        ("3", "rejected", "Phone='12345'"),
+    ]
+
+
+def test_numbers_are_read_with_the_business_units_region(calling_list, bu):
+    bu.phone_region = "GB"
+    bu.allowed_time_zones = ["Europe/London"]
+    bu.save()
+    data = "ID,Phone\nG1,020 7946 0018\nG2,+1 312 555 0123\nG3,07400 123456\n"
+    job = run_import(calling_list, "uk.csv", data)
+
+    got = records(calling_list)
+    assert numbers(got["G1"]) == [(0, "PhoneNumber", "+442079460018", "Europe/London")]
+    assert numbers(got["G2"])[0][2] == "+13125550123"
+    assert got["G3"].destinations.get().phone_number == "+447400123456"
+    assert job.rows_flagged == 1  # G2's Chicago zone is not allowed for this BU
+
+
+# --- Time zones --------------------------------------------------------------------------------
+
+
+def test_time_zone_sources_in_order_column_zip_phone(calling_list, bu):
+    CustomTimeZoneFactory(business_unit=bu, name="Plant Time", utc_offset_minutes=-300)
+    bu.allowed_time_zones = [*bu.allowed_time_zones, "Plant Time"]
+    bu.save()
+    data = (
+        "ID,Phone,Zip,TimeZone\n"
+        "Z1,2125550100,60601,America/Denver\n"  # the column wins over zip and phone
+        "Z2,2125550100,60601,pst\n"  # abbreviations, any case
+        "Z3,2125550100,60601,plant time\n"  # the BU's custom zone
+        "Z4,2125550100,98101,\n"  # zip (Seattle) over phone (New York)
+        "Z5,2125550100,,\n"  # phone
+        "Z6,2125550100,2134,\n"  # a zip that lost its leading zero
+        "Z7,2125550100,60601,Eastern Standard Time\n"  # a Windows zone name
+    )
+    job = run_import(calling_list, "zones.csv", data)
+
+    assert job.rows_invalid == 0, report(job)
+    got = records(calling_list)
+    assert {k: (r.time_zone, r.time_zone_source) for k, r in got.items()} == {
+        "Z1": ("America/Denver", "column"),
+        "Z2": ("America/Los_Angeles", "column"),
+        "Z3": ("Plant Time", "column"),
+        "Z4": ("America/Los_Angeles", "zip"),
+        "Z5": ("America/New_York", "phone"),
+        "Z6": ("America/New_York", "zip"),
+        "Z7": ("America/New_York", "column"),
+    }
+    # Each destination keeps the zone of its own number.
+    assert numbers(got["Z1"])[0][3] == "America/New_York"
+
+
+def test_an_unknown_time_zone_value_rejects_the_row(calling_list):
+    job = run_import(calling_list, "zones.csv", "ID,Phone,TZ\nU1,3125550123,Mars/Base\n")
+
+    assert job.rows_invalid == 1
+    assert "TimeZone 'Mars/Base' is not a time zone we know" in report(job)[0]["reason"]
+
+
+def test_no_zone_rejects_the_row_or_takes_the_uploads_default(calling_list, bu):
+    # 800 numbers are not geographic; 999 is not a ZIP prefix in the data.
+    data = "ID,Phone,Zip\nN1,8005550199,99999x\nN2,3125550123,\n"
+    rejected = run_import(calling_list, "nozone.csv", data)
+
+    assert (rejected.rows_valid, rejected.rows_invalid) == (1, 1)
+    assert report(rejected)[0]["reason"].startswith("No time zone")
+    assert set(records(calling_list)) == {"N2"}
+
+    other = CallingListFactory(business_unit=bu)
+    kept = run_import(
+        other,
+        "nozone.csv",
+        data,
+        no_zone_policy=UploadJob.NoZonePolicy.DEFAULT,
+        default_time_zone="America/Phoenix",
+    )
+    assert (kept.rows_valid, kept.rows_invalid) == (2, 0)
+    n1 = records(other)["N1"]
+    assert (n1.time_zone, n1.time_zone_source) == ("America/Phoenix", "default")
+    assert numbers(n1)[0][3] == "America/Phoenix"
+
+
+def test_zones_the_business_unit_does_not_allow_are_flagged_not_rejected(calling_list, bu):
+    bu.allowed_time_zones = ["America/Chicago"]
+    bu.save()
+    job = run_import(calling_list, "zones.csv", "ID,Phone\nF1,3125550123\nF2,2125550100\n")
+
+    assert (job.rows_valid, job.rows_invalid, job.rows_flagged) == (2, 0, 1)
+    [entry] = report(job)
+    assert entry["row"] == "3" and entry["outcome"] == "imported with a warning"
+    assert "America/New_York is not allowed for business unit Acme" in entry["reason"]
+
+
+# --- External IDs, append and replace, expiration ------------------------------------------
+
+
+def test_a_repeated_id_in_the_file_is_an_error_row_when_appending(calling_list):
+    data = "ID,Phone,FirstName\nD1,3125550101,First\nD2,3125550102,Other\nD1,3125550103,Again\n"
+    job = run_import(calling_list, "dups.csv", data)
+
+    assert (job.rows_processed, job.rows_valid, job.rows_invalid) == (3, 2, 1)
+    assert records(calling_list)["D1"].first_name == "First"
+    [entry] = report(job)
+    assert (entry["row"], entry["outcome"]) == ("4", "rejected")
+    assert "row 2 already has it" in entry["reason"]
+
+
+def test_appending_an_id_the_list_already_has_is_an_error_row(calling_list):
+    RecordFactory(calling_list=calling_list, external_id="E1", first_name="Old")
+    job = run_import(
+        calling_list, "append.csv", "ID,Phone,FirstName\nE1,3125550101,New\nE2,3125550102,Two\n"
+    )
+
+    assert (job.rows_valid, job.rows_invalid) == (1, 1)
+    assert records(calling_list)["E1"].first_name == "Old"
+    assert "already in the list" in report(job)[0]["reason"]
+
+
+def test_replace_updates_existing_records_and_keeps_their_history(calling_list):
+    old = RecordFactory(calling_list=calling_list, external_id="R1", first_name="Old", city="Keep")
+    same = DestinationFactory(record=old, position=0, phone_number="+13125550101")
+    AttemptFactory(record=old, destination=same, skill__business_unit=calling_list.business_unit)
+    Destination.objects.filter(pk=same.pk).update(attempts=2)
+    gone = DestinationFactory(record=old, position=1, phone_number="+13125550199")
+    data = "ID,Phone,FirstName\nR1,3125550101,New\nR2,3125550102,Two\nR2,3125550103,Last\n"
+    job = run_import(calling_list, "replace.csv", data, mode=UploadJob.Mode.REPLACE)
+
+    assert (job.rows_valid, job.rows_invalid) == (3, 0)
+    got = records(calling_list)
+    assert got["R1"].pk == old.pk
+    assert (got["R1"].first_name, got["R1"].city) == ("New", "Keep")  # unmapped fields stay
+    assert got["R1"].upload_job_id == job.pk
+    # The unchanged number keeps its attempts; the number no longer given is removed.
+    assert list(got["R1"].destinations.values_list("phone_number", "attempts")) == [
+        ("+13125550101", 2)
+    ]
+    assert not Destination.objects.filter(pk=gone.pk).exists()
+    # A repeated ID: the later row's values win.
+    assert got["R2"].first_name == "Last"
+    assert numbers(got["R2"])[0][2] == "+13125550103"
+    assert "appears again on row 4" in report(job)[0]["reason"]
+
+
+def test_replace_keeps_a_texted_number_that_is_gone_as_final(calling_list):
+    old = RecordFactory(calling_list=calling_list, external_id="R1")
+    DestinationFactory(record=old, position=0, phone_number="+13125550101")
+    texted = DestinationFactory(record=old, position=1, phone_number="+13125550199")
+    AttemptFactory(record=old, destination=texted, skill__business_unit=calling_list.business_unit)
+    run_import(
+        calling_list, "replace.csv", "ID,Phone\nR1,3125550101\n", mode=UploadJob.Mode.REPLACE
+    )
+
+    texted.refresh_from_db()
+    assert texted.is_final and texted.final_reason.startswith("Removed by upload")
+
+
+def test_batch_expiration_is_overridden_by_an_expiration_column(calling_list):
+    data = "ID,Phone,ExpirationDate\nX1,3125550101,2027-06-30\nX2,3125550102,\n"
+    job = run_import(calling_list, "exp.csv", data, expires_on=dt.date(2027, 1, 31))
+
+    got = records(calling_list)
+    assert got["X1"].expires_on == dt.date(2027, 6, 30)
+    assert got["X2"].expires_on == dt.date(2027, 1, 31)
+    assert job.rows_flagged == 0
+
+
+def test_an_expiration_in_the_past_is_flagged(calling_list):
+    job = run_import(calling_list, "exp.csv", "ID,Phone,exp\nX1,3125550101,2020-01-01\n")
+
+    assert (job.rows_valid, job.rows_flagged) == (1, 1)
+    assert "already past" in report(job)[0]["reason"]
+
+
+# --- The report, blank rows, counts --------------------------------------------------------
+
+
+def test_the_report_lists_bad_rows_with_number_reason_and_values(calling_list):
+    data = "ID,Phone,FirstName\nB1,3125550101,Ok\n,3125550102,NoId\n\n,,\nB3,,Nobody\nB4,abc,Bad\n"
+    job = run_import(calling_list, "bad.csv", data)
+
+    # Blank lines are not rows; numbering follows the file as a spreadsheet shows it.
+    assert (job.rows_processed, job.rows_valid, job.rows_invalid) == (4, 1, 3)
+    assert report(job) == [
+        {
+            "row": "3",
+            "outcome": "rejected",
+            "reason": "ExternalId is empty: every record needs one.",
+            "values": "ID=''",
+        },
+        {
+            "row": "6",
+            "outcome": "rejected",
+            "reason": "No phone number: every phone column is empty.",
+            "values": "Phone=''",
+        },
+        {
+            "row": "7",
+            "outcome": "rejected",
+            "reason": "No valid phone number: PhoneNumber 'abc' is not a valid number.",
+            "values": "Phone='abc'",
+        },
+    ]
+
+
+def test_a_job_runs_once(calling_list):
+    job = run_import(calling_list, "basic.csv")
+
+    assert upload_job_run(job_id=job.pk) is None
+    assert Record.objects.filter(calling_list=calling_list).count() == 2
+
+
+def test_worker_processes_give_the_same_result(calling_list, monkeypatch):
+    monkeypatch.setattr(service, "CHUNK_ROWS", 7)
+    rows = "\n".join(f"M{i},312555{i:04d},Name{i}" for i in range(100))
+    data = f"ID,Phone,FirstName\n{rows}\nM5,3125550005,dup\nM200,12,bad\n"
+    job = run_import(calling_list, "pool.csv", data, workers=2)
+
+    assert (job.rows_processed, job.rows_valid, job.rows_invalid) == (102, 100, 2)
+    assert [e["row"] for e in report(job)] == ["102", "103"]
+    assert records(calling_list)["M42"].destinations.get().phone_number == "+13125550042"
+
+
+# --- Cancelled or failed: nothing half-imported ---------------------------------------------
+
+
+def test_a_cancelled_import_leaves_nothing(calling_list, monkeypatch):
+    monkeypatch.setattr(service, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
+    rows = "\n".join(f"K{i},312555{i:04d}" for i in range(100))
+    job = make_job(calling_list, "cancel.csv", f"ID,Phone\n{rows}\n")
+    job.mapping = upload_job_preview(job=job).mapping
+    job.status = UploadJob.Status.QUEUED
+    job.save()
+    seen = []
+
+    def press_cancel(done, total, phase):
+        seen.append(done)
+        if done >= 30:  # the user presses Cancel while rows are being read
+            UploadJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+
+    job = upload_job_run(job_id=job.pk, progress=press_cancel)
+
+    assert job.status == UploadJob.Status.CANCELLED
+    assert "nothing was imported" in job.message
+    assert seen[0] < 100
+    assert not Record.objects.filter(calling_list=calling_list).exists()
+    assert not CustomField.objects.filter(calling_list=calling_list).exists()
+
+
+def test_a_job_cancelled_before_it_runs_never_runs(calling_list):
+    job = make_job(calling_list, "basic.csv", status=UploadJob.Status.QUEUED, cancel_requested=True)
+
+    assert upload_job_run(job_id=job.pk) is None
+    job.refresh_from_db()
+    assert job.status == UploadJob.Status.CANCELLED
+    assert not Record.objects.exists()
+
+
+def test_a_failure_while_saving_leaves_nothing(calling_list, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(service, "write_report", broken)  # after the records went in
+    job = run_import(calling_list, "custom.csv", "ID,Phone,Extra\nC1,3125550123,x\n")
+
+    assert job.status == UploadJob.Status.FAILED
+    assert "disk full" in job.message and "nothing was imported" in job.message
+    assert not Record.objects.filter(calling_list=calling_list).exists()
+    assert not CustomField.objects.filter(calling_list=calling_list).exists()
+
+
+def test_a_zone_with_the_same_clock_as_an_allowed_zone_is_stored_as_that_zone(calling_list, bu):
+    bu.allowed_time_zones = ["America/Anchorage", "America/New_York"]
+    bu.save()
+    # phonenumbers names America/Juneau for 907 and America/Detroit for 313 numbers.
+    job = run_import(calling_list, "twins.csv", "ID,Phone\nJ1,9072495703\nJ2,3135550123\n")
+
+    got = records(calling_list)
+    assert (got["J1"].time_zone, got["J2"].time_zone) == ("America/Anchorage", "America/New_York")
+    assert job.rows_flagged == 0
