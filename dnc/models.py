@@ -57,6 +57,17 @@ class DncGroup(models.Model):
     def __str__(self) -> str:
         return f"{self.name} (default)" if self.is_default else self.name
 
+    def clean(self) -> None:
+        # Deactivating a group a skill scrubs against would silently let its numbers be texted.
+        if (
+            self.pk
+            and not self.is_active
+            and DncGroup.objects.filter(pk=self.pk, is_active=True).exists()
+        ):
+            from dnc.services import dnc_group_check_deactivation
+
+            dnc_group_check_deactivation(group=self)
+
 
 class DncEntry(models.Model):
     bu_path = "group__business_unit"

@@ -25,6 +25,7 @@ from messaging.models import (
     MessageTemplate,
     OutboundMessage,
     SenderLease,
+    SenderProcess,
     SmsRegistration,
     TransportCode,
     template_fields_for,
@@ -38,6 +39,7 @@ from messaging.selectors import (
     template_sample_values,
     template_variables,
 )
+from messaging.services import inbound_review_confirm, inbound_review_undo
 from messaging.template_services import (
     template_activate,
     template_check_deactivation,
@@ -501,7 +503,12 @@ class MessageEventAdmin(SystemWrittenMixin, TenantAdmin):
 
 @admin.register(InboundMessage)
 class InboundMessageAdmin(PhoneSearchMixin, TenantAdmin):
-    """Inbound texts; only the review of a probable opt-out is a person's decision."""
+    """Inbound texts; only the review of a probable opt-out is a person's decision.
+
+    The review is done with the actions (filter "Review: Pending review"): *confirm* keeps the
+    opt-out (or makes it, under the "review only" policy or for a text read as "other"); *undo*
+    removes the DNC entries the text created. Both record who decided.
+    """
 
     list_display = [
         "from_number",
@@ -509,10 +516,10 @@ class InboundMessageAdmin(PhoneSearchMixin, TenantAdmin):
         "short_body",
         "classification",
         "review",
+        "reviewed_by",
         "business_unit",
         "to_number",
     ]
-    list_editable = ["review"]  # work through the pending probable opt-outs from the list
     list_filter = [
         "review",
         "classification",
@@ -522,8 +529,9 @@ class InboundMessageAdmin(PhoneSearchMixin, TenantAdmin):
     ]
     search_fields = ["=from_number", "=carrier_sid", "body"]
     phone_search_field = "from_number"
-    list_select_related = ["business_unit"]  # shown on every row
+    list_select_related = ["business_unit", "reviewed_by"]  # shown on every row
     show_full_result_count = False
+    actions = ["confirm_opt_out", "undo_opt_out"]
     fieldsets = [
         (
             None,
@@ -557,6 +565,7 @@ class InboundMessageAdmin(PhoneSearchMixin, TenantAdmin):
         "action_taken",
         "dnc_entries",
         "created_at",
+        "review",
         "reviewed_by",
     ]
 
@@ -571,10 +580,29 @@ class InboundMessageAdmin(PhoneSearchMixin, TenantAdmin):
         # Evidence of an opt-out: only superusers may remove it.
         return request.user.is_active and request.user.is_superuser
 
-    def save_model(self, request, obj, form, change):
-        if "review" in form.changed_data:
-            obj.reviewed_by = request.user
-        super().save_model(request, obj, form, change)
+    def _review(self, request, queryset, service, verb: str) -> None:
+        done, refused = 0, []
+        for inbound in queryset:
+            try:
+                service(inbound=inbound, user=request.user)
+                done += 1
+            except ValidationError as error:
+                refused.append(f"{inbound.from_number}: {' '.join(error.messages)}")
+        if done:
+            self.message_user(request, f"{done} text(s) {verb}.", messages.SUCCESS)
+        for text in refused:
+            self.message_user(request, text, messages.ERROR)
+
+    @admin.action(description="Confirm as opt-out (keep the number on DNC)", permissions=["change"])
+    def confirm_opt_out(self, request, queryset):
+        self._review(request, queryset, inbound_review_confirm, "confirmed as opt-outs")
+
+    @admin.action(
+        description="Undo: not an opt-out (remove the DNC entries it created)",
+        permissions=["change"],
+    )
+    def undo_opt_out(self, request, queryset):
+        self._review(request, queryset, inbound_review_undo, "undone")
 
 
 @admin.register(SenderLease)
@@ -583,6 +611,17 @@ class SenderLeaseAdmin(SuperuserOnlyAdmin):
 
     list_display = ["transport_code", "holder", "expires_at", "acquired_at", "renewed_at"]
     readonly_fields = ["transport_code", "holder", "expires_at", "acquired_at", "renewed_at"]
+
+    def has_add_permission(self, request, *args):
+        return False
+
+
+@admin.register(SenderProcess)
+class SenderProcessAdmin(SuperuserOnlyAdmin):
+    """Dispatcher processes seen recently, and how many codes each was sending for."""
+
+    list_display = ["name", "seen_at", "codes"]
+    readonly_fields = ["name", "seen_at", "codes"]
 
     def has_add_permission(self, request, *args):
         return False

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging.models import (
@@ -20,6 +20,7 @@ from messaging.models import (
     MessageStatus,
     OutboundMessage,
     TransportCode,
+    WithdrawReason,
 )
 
 logger = logging.getLogger(__name__)
@@ -76,63 +77,132 @@ def message_record_status(
     """
     at = at or timezone.now()
     new_status = CARRIER_STATUS_MAP.get((carrier_status or "").lower())
-    with transaction.atomic():
-        locked = OutboundMessage.objects.select_for_update()
-        message = locked.filter(carrier_sid=carrier_sid).first()
-        if message is None and message_id is not None:
-            message = (
-                locked.filter(id=message_id)
-                .filter(Q(carrier_sid__isnull=True) | Q(carrier_sid=carrier_sid))
-                .first()
-            )
-            if message is not None:
-                message.carrier_sid = carrier_sid
-        if message is None:
+    sql = _status_sql()
+    adapt = connection.ops.adapt_datetimefield_value
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.by_sid, [carrier_sid])
+        row = cursor.fetchone()
+        if row is None and message_id is not None:
+            cursor.execute(sql.by_id, [message_id, carrier_sid])
+            row = cursor.fetchone()
+        if row is None:
             logger.warning(
                 "Status %r for unknown carrier id %s ignored", carrier_status, carrier_sid
             )
             return None
+        *values, never_sent = row
+        # The other fields load on first use (listeners read few of them).
+        message = OutboundMessage.from_db(connection.alias, sql.fields, values)
         changed = new_status is not None and _RANK[new_status] > _RANK[message.status]
-        MessageEvent.objects.create(
-            message=message,
-            kind=MessageEvent.Kind.CALLBACK,
-            status=carrier_status[:20],
-            error_code=error_code[:10],
-            detail=(error_text or ("applied" if changed else "no change"))[:500],
+        now = timezone.now()
+        cursor.execute(
+            sql.event,
+            [
+                message.id,
+                MessageEvent.Kind.CALLBACK.value,
+                carrier_status[:20],
+                error_code[:10],
+                (error_text or ("applied" if changed else "no change"))[:500],
+                adapt(now),
+            ],
         )
         if not changed:
             return message
-        message.status = new_status
-        message.carrier_status = carrier_status[:20]
+        updates = {
+            "carrier_sid": carrier_sid,
+            "status": new_status.value,
+            "carrier_status": carrier_status[:20],
+            "updated_at": now,
+        }
         if error_code:
-            message.error_code = error_code[:10]
-            message.error_text = error_text[:500]
-        if new_status == MessageStatus.SENT and message.sent_at is None:
-            message.sent_at = at
+            updates["error_code"] = error_code[:10]
+            updates["error_text"] = error_text[:500]
+        if new_status == MessageStatus.SENT and never_sent:
+            updates["sent_at"] = at
         if new_status == MessageStatus.DELIVERED:
-            message.delivered_at = at
+            updates["delivered_at"] = at
         if new_status in (
             MessageStatus.DELIVERED,
             MessageStatus.UNDELIVERED,
             MessageStatus.FAILED,
         ):
-            message.finished_at = at
-        message.save(
-            update_fields=[
-                "carrier_sid",
-                "status",
-                "carrier_status",
-                "error_code",
-                "error_text",
-                "sent_at",
-                "delivered_at",
-                "finished_at",
-                "updated_at",
-            ]
+            updates["finished_at"] = at
+        cursor.execute(
+            sql.update.format(", ".join(f"{sql.columns[name]} = %s" for name in updates)),
+            [adapt(v) if isinstance(v, dt.datetime) else v for v in updates.values()]
+            + [message.id],
         )
+        for name, value in updates.items():
+            setattr(message, name, value)
         for listener in STATUS_LISTENERS:
             listener(message=message, status=new_status, error_code=message.error_code)
     return message
+
+
+@dataclass(frozen=True)
+class _StatusSql:
+    by_sid: str
+    by_id: str
+    event: str
+    update: str
+    fields: list[str]
+    columns: dict[str, str]
+
+
+_STATUS_SQL: dict[str, _StatusSql] = {}
+# Read under the lock: what the rank check and the listeners need (others load on first use).
+_STATUS_FIELDS = (
+    "id",
+    "business_unit_id",
+    "registration_id",
+    "to",
+    "status",
+    "carrier_sid",
+    "error_code",
+)
+
+
+def _status_sql() -> _StatusSql:
+    """The statements of ``message_record_status``, written once per database vendor.
+
+    The status URL is the hottest path of the system (a callback or two per text): building these
+    statements through the ORM cost more CPU than everything else in the request together
+    (bench/callbacks.py), so they are plain SQL, with names taken from the models.
+    """
+    sql = _STATUS_SQL.get(connection.vendor)
+    if sql is not None:
+        return sql
+    quote = connection.ops.quote_name
+    opts = OutboundMessage._meta
+    fields = [f for f in opts.concrete_fields if f.attname in _STATUS_FIELDS]
+    column = {f.name: quote(f.column) for f in opts.concrete_fields}
+    # Names from the models, values always as parameters: nothing here comes from a request.
+    select = (
+        f"SELECT {', '.join(quote(f.column) for f in fields)}, {column['sent_at']} IS NULL "  # noqa: S608
+        f"FROM {quote(opts.db_table)} WHERE "
+    )
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    events = MessageEvent._meta
+    event_columns = [
+        quote(events.get_field(name).column)
+        for name in ("message", "kind", "status", "error_code", "detail", "at")
+    ]
+    sql = _StatusSql(
+        by_sid=f"{select}{column['carrier_sid']} = %s{lock}",
+        by_id=(
+            f"{select}{column['id']} = %s AND ({column['carrier_sid']} IS NULL "
+            f"OR {column['carrier_sid']} = %s){lock}"
+        ),
+        event=(
+            f"INSERT INTO {quote(events.db_table)} ({', '.join(event_columns)}) "  # noqa: S608
+            "VALUES (%s, %s, %s, %s, %s, %s)"
+        ),
+        update=f"UPDATE {quote(opts.db_table)} SET {{}} WHERE {column['id']} = %s",  # noqa: S608
+        columns=column,
+        fields=[f.attname for f in fields],
+    )
+    _STATUS_SQL[connection.vendor] = sql
+    return sql
 
 
 INBOUND_HANDLERS: list = []
@@ -176,3 +246,271 @@ def inbound_receive(
             for handler in INBOUND_HANDLERS:
                 handler(inbound=message)
     return message
+
+
+# --- Keyword replies, opt-outs and the carrier's "unsubscribed" error ---------------------------
+# Registered by ``MessagingConfig.ready`` (``register_handlers``): messaging may import dnc, never
+# the other way round.
+
+# Twilio 21610: "Attempt to send to unsubscribed recipient" (the recipient replied STOP at the
+# carrier). The number goes on DNC as the carrier says.
+CARRIER_OPT_OUT_CODES = frozenset({"21610"})
+HELP_TEMPLATE = (
+    "{name}: for help contact {contact}. Msg frequency varies. Msg & data rates may apply. "
+    "Reply STOP to opt out."
+)
+
+
+def help_reply_text(*, business_unit, registration=None) -> str:
+    """The HELP answer: the registration's own text, else built from the BU's details."""
+    if registration is not None and registration.help_reply.strip():
+        return registration.help_reply.strip()
+    contact = business_unit.support_contact.strip() or "the sender"
+    return HELP_TEMPLATE.format(
+        name=business_unit.business_name.strip() or business_unit.name, contact=contact
+    )
+
+
+def opt_out_confirmation_text(*, business_unit, registration=None) -> str:
+    """The one confirmation after an opt-out ("" = send none)."""
+    if registration is not None and registration.opt_out_confirmation.strip():
+        return registration.opt_out_confirmation.strip()
+    return business_unit.opt_out_confirmation.strip()
+
+
+def _inbound_evidence(inbound: InboundMessage) -> str:
+    received = timezone.localtime(inbound.received_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return (
+        f'Inbound text "{inbound.body}" from {inbound.from_number} to {inbound.to_number}, '
+        f"received {received}, carrier id {inbound.carrier_sid}"
+    )
+
+
+def inbound_classify(*, inbound: InboundMessage) -> None:
+    """The inbound handler: classify the text and act on it (once per carrier id).
+
+    Opt-out (and, under the BU's default policy, probable opt-out): the number goes on DNC with
+    the text as evidence, its queued texts are withdrawn, and one confirmation is prepared unless
+    the number had already opted out. Opt-in removes the entries the recipient caused. HELP
+    prepares the help text. The reply is left on ``inbound.reply_text`` (not stored) for the
+    webhook view to answer with TwiML; a replayed webhook creates nothing and so replies nothing.
+    """
+    from dnc.keywords import Kind, classify_for_business_unit
+    from dnc.models import DncEntry
+    from dnc.services import dnc_opt_in, dnc_opt_out, normalise_phone
+    from pcsms.models import ProbableOptOutPolicy
+
+    business_unit, registration = inbound.business_unit, inbound.registration
+    verdict = classify_for_business_unit(inbound.body, business_unit)
+    kind = verdict.kind
+    inbound.classification = kind.value
+    label = InboundMessage.Classification(kind.value).label
+    notes = [f"{label} ({verdict.describe()})" if verdict.describe() else label]
+    reply = ""
+    phone = normalise_phone(inbound.from_number, region=business_unit.phone_region)
+    if kind == Kind.PROBABLE_OPT_OUT:
+        inbound.review = InboundMessage.Review.PENDING
+    acts_as_opt_out = kind == Kind.OPT_OUT or (
+        kind == Kind.PROBABLE_OPT_OUT
+        and business_unit.probable_opt_out_policy == ProbableOptOutPolicy.OPT_OUT
+    )
+    if phone is None and kind in (Kind.OPT_OUT, Kind.PROBABLE_OPT_OUT, Kind.OPT_IN):
+        notes.append("the sender is not a phone number: nothing changed")
+    elif acts_as_opt_out:
+        source = (
+            DncEntry.Source.STOP_REPLY if kind == Kind.OPT_OUT else DncEntry.Source.PROBABLE_OPT_OUT
+        )
+        opt_out = dnc_opt_out(
+            business_unit=business_unit,
+            phone_number=phone,
+            source=source,
+            evidence=_inbound_evidence(inbound),
+            group=registration.stop_dnc_group if registration else None,
+        )
+        # The entry it stands behind too when it was there already: undoing another text
+        # must not remove an entry this one also asks for.
+        inbound.dnc_entries.add(*opt_out.entries, opt_out.entry)
+        notes.extend(opt_out.notes)
+        if opt_out.already_opted_out:
+            notes.append("had already opted out: no second confirmation")
+        else:
+            reply = opt_out_confirmation_text(
+                business_unit=business_unit, registration=registration
+            )
+            notes.append("confirmation sent" if reply else "no confirmation configured")
+    elif kind == Kind.PROBABLE_OPT_OUT:
+        notes.append("listed for review only (business unit policy): not opted out")
+    elif kind == Kind.OPT_IN:
+        opt_in = dnc_opt_in(business_unit=business_unit, phone_number=phone)
+        notes.append(
+            f"removed {opt_in.removed} opt-out entr{'y' if opt_in.removed == 1 else 'ies'}"
+        )
+        if opt_in.still_blocked_in:
+            notes.append("still blocked by " + ", ".join(f"'{g}'" for g in opt_in.still_blocked_in))
+        reply = registration.opt_in_confirmation.strip() if registration else ""
+        notes.append("confirmation sent" if reply else "no confirmation configured")
+    elif kind == Kind.HELP:
+        reply = help_reply_text(business_unit=business_unit, registration=registration)
+        notes.append("HELP reply sent")
+    inbound.action_taken = "; ".join(notes)[:300]
+    inbound.save(update_fields=["classification", "review", "action_taken"])
+    inbound.reply_text = reply
+
+
+def opt_out_withdraw_queued(opt_out) -> None:
+    """Opt-out listener: withdraw every queued text to the number in the BU, at once.
+
+    It runs before the DNC entry is written, inside the same transaction, and locks those rows:
+    a sender holding one of them finishes its hand-over first; one that comes later finds it
+    withdrawn. (The sender also re-checks opt-outs at the moment of sending.)
+    """
+    from messaging.sender import _notify, withdraw
+
+    ids = list(
+        OutboundMessage.objects.filter(
+            business_unit=opt_out.business_unit,
+            to=opt_out.phone_number,
+            status=MessageStatus.QUEUED,
+        ).values_list("id", flat=True)
+    )
+    if not ids or not withdraw(ids, WithdrawReason.OPTED_OUT):
+        return
+    withdrawn = list(
+        OutboundMessage.objects.filter(
+            id__in=ids, status=MessageStatus.WITHDRAWN, withdraw_reason=WithdrawReason.OPTED_OUT
+        ).values_list("id", flat=True)
+    )
+    opt_out.notes.append(f"withdrew {len(withdrawn)} queued text(s)")
+    _notify(withdrawn)
+
+
+def message_carrier_opt_out(*, message: OutboundMessage, status: str, error_code: str) -> None:
+    """Status listener: the carrier says the recipient unsubscribed (21610) -> DNC, source
+    "carrier", in the registration's STOP group or the BU default."""
+    if error_code not in CARRIER_OPT_OUT_CODES or status not in (
+        MessageStatus.FAILED,
+        MessageStatus.UNDELIVERED,
+    ):
+        return
+    from dnc.models import DncEntry
+    from dnc.services import dnc_opt_out
+
+    registration = message.registration
+    opt_out = dnc_opt_out(
+        business_unit=message.business_unit,
+        phone_number=message.to,
+        source=DncEntry.Source.CARRIER,
+        evidence=f"carrier error {error_code} for message {message.id}",
+        group=registration.stop_dnc_group,
+        message_id=message.id,
+    )
+    logger.info("Carrier error %s for message %s: %s", error_code, message.id, opt_out.notes)
+
+
+def register_handlers() -> None:
+    """Wire messaging into the hooks (idempotent; called from ``MessagingConfig.ready``)."""
+    from dnc.services import OPT_OUT_LISTENERS
+
+    for hooks, hook in (
+        (INBOUND_HANDLERS, inbound_classify),
+        (STATUS_LISTENERS, message_carrier_opt_out),
+        (OPT_OUT_LISTENERS, opt_out_withdraw_queued),
+    ):
+        if hook not in hooks:
+            hooks.append(hook)
+
+
+# --- Review of probable opt-outs (the admin's confirm / undo) -----------------------------------
+
+
+def _note(inbound: InboundMessage, note: str) -> str:
+    """``action_taken`` with ``note`` added, the older text shortened if it must be."""
+    room = 300 - len(note) - 2
+    old = inbound.action_taken
+    if len(old) > room:
+        old = old[: max(0, room - 1)] + "…"
+    return f"{old}; {note}" if old else note[:300]
+
+
+# Keyword opt-outs, opt-ins and HELP are decided by rule; free text is a person's call.
+REVIEWABLE = (InboundMessage.Classification.PROBABLE_OPT_OUT, InboundMessage.Classification.OTHER)
+
+
+def _check_reviewable(inbound: InboundMessage) -> None:
+    from django.core.exceptions import ValidationError
+
+    if inbound.classification not in REVIEWABLE:
+        raise ValidationError(
+            f"A {inbound.get_classification_display().lower()} keyword is handled by rule, not "
+            "reviewed; change its DNC entries by hand if needed."
+        )
+
+
+def inbound_review_confirm(*, inbound: InboundMessage, user) -> InboundMessage:
+    """A person confirms the text was an opt-out: the number is (or stays) on DNC.
+
+    Under the "review only" policy (or for a text the classifier called "other") this is when
+    the opt-out happens: entry with the text as evidence, queued texts withdrawn, contributing
+    groups and record. No confirmation text is sent at this point.
+    """
+    from dnc.models import DncEntry
+    from dnc.services import dnc_opt_out, normalise_phone
+
+    with transaction.atomic():
+        inbound = (
+            InboundMessage.objects.select_for_update(of=("self",))
+            .select_related("business_unit", "registration")  # the opt-out reads both
+            .get(pk=inbound.pk)
+        )
+        _check_reviewable(inbound)
+        bu, registration = inbound.business_unit, inbound.registration
+        phone = normalise_phone(inbound.from_number, region=bu.phone_region)
+        note = f"confirmed as opt-out by {user}"
+        if phone is not None:  # idempotent: an entry already there is linked, not duplicated
+            opt_out = dnc_opt_out(
+                business_unit=bu,
+                phone_number=phone,
+                source=DncEntry.Source.PROBABLE_OPT_OUT,
+                evidence=f"{_inbound_evidence(inbound)}; confirmed by {user}",
+                group=registration.stop_dnc_group if registration else None,
+                added_by=user,
+            )
+            inbound.dnc_entries.add(*opt_out.entries, opt_out.entry)
+            note += ": " + ", ".join(opt_out.notes)
+        inbound.review = InboundMessage.Review.CONFIRMED
+        inbound.reviewed_by = user
+        inbound.action_taken = _note(inbound, note)
+        inbound.save(update_fields=["review", "reviewed_by", "action_taken"])
+    return inbound
+
+
+def inbound_review_undo(*, inbound: InboundMessage, user) -> InboundMessage:
+    """A person decides the text was not an opt-out: remove the DNC entries it created.
+
+    Only entries the recipient's text caused (never manual, imported or carrier ones) and only
+    those no other un-undone text also stands behind. Texts already withdrawn stay withdrawn and
+    a record finalized as opted out stays final: re-queue by hand if wanted.
+    """
+    from dnc.models import DncEntry
+    from dnc.services import dnc_entries_remove
+
+    with transaction.atomic():
+        inbound = InboundMessage.objects.select_for_update().get(pk=inbound.pk)
+        _check_reviewable(inbound)
+        entry_ids = list(
+            inbound.dnc_entries.filter(source__in=DncEntry.RECIPIENT_SOURCES)
+            .exclude(
+                evidence_messages__in=InboundMessage.objects.exclude(pk=inbound.pk).exclude(
+                    review=InboundMessage.Review.UNDONE
+                )
+            )
+            .values_list("id", flat=True)
+        )
+        removed = dnc_entries_remove(entry_ids=entry_ids, sources=DncEntry.RECIPIENT_SOURCES)
+        inbound.review = InboundMessage.Review.UNDONE
+        inbound.reviewed_by = user
+        inbound.action_taken = _note(
+            inbound, f"undone by {user}: removed {removed} DNC entr{'y' if removed == 1 else 'ies'}"
+        )
+        inbound.save(update_fields=["review", "reviewed_by", "action_taken"])
+    return inbound

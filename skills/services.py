@@ -110,6 +110,9 @@ def skill_start(*, skill: Skill) -> Skill:
     from messaging.tasks import kick_senders
 
     kick_senders()
+    from skills.planner_tasks import enqueue_plan  # its first texts now, not at the next tick
+
+    enqueue_plan(skill_id=skill.id)
     return skill
 
 

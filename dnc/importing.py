@@ -1,0 +1,425 @@
+"""Importing numbers into a DNC group, and exporting a group, as CSV/TXT/XLSX.
+
+Columns: the phone number and, optionally, an expire date, found by their header (``phone``,
+``phone number``, ``number``, ``mobile``, ``cell``...; ``expire date``, ``expires``, ``expiry``,
+``expiration``...; any case or punctuation). A file without a header whose first cell is a phone
+number is read as phone, expire date. Other columns are ignored (so an export imports back).
+
+The rules of calling-list uploads:
+
+* numbers are read in the BU's phone region and stored E.164;
+* **a bad row never stops the file**: it is left out and reported (row number as the
+  spreadsheet shows it, reason, the row's values) in a downloadable CSV;
+* **a bad file changes nothing**: wrong type, not UTF-8, binary, empty, no phone column: one
+  plain :class:`FileError` before anything is written. Rows are all read and checked first, then
+  written in one transaction.
+
+A number already in the group keeps its entry (a STOP, manual or carrier entry is never relabelled
+by a file), except an expired entry, which blocks again as a file import, and an earlier file
+import, whose expire date the new file sets.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import phonenumbers
+from django.db import transaction
+from django.db.models import CharField
+from django.db.models.functions import Cast
+from django.utils import timezone
+from phonenumber_field.phonenumber import PhoneNumber
+
+from dnc.models import DncEntry, DncGroup
+
+FORMATS = {".csv": "csv", ".txt": "txt", ".tsv": "txt", ".xlsx": "xlsx"}
+PHONE_HEADERS = frozenset(
+    {
+        "phone",
+        "phonenumber",
+        "phoneno",
+        "phonenum",
+        "number",
+        "mobile",
+        "mobilenumber",
+        "mobilephone",
+        "cell",
+        "cellphone",
+        "cellnumber",
+        "msisdn",
+        "telephone",
+        "tel",
+        "sms",
+        "smsphonenumber",
+        "smsnumber",
+        "e164",
+        "wireless",
+        "dncnumber",
+    }
+)
+EXPIRE_HEADERS = frozenset(
+    {
+        "expiredate",
+        "expire",
+        "expires",
+        "expireson",
+        "expiry",
+        "expirydate",
+        "expiration",
+        "expirationdate",
+        "expiresat",
+        "expdate",
+        "validuntil",
+        "until",
+        "enddate",
+    }
+)
+DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y/%m/%d", "%d %b %Y", "%b %d %Y", "%d-%b-%Y")
+REPORT_HEADER = ["row", "outcome", "reason", "values"]
+SHOWN_ERRORS = 20
+WRITE_BATCH = 2000
+csv.field_size_limit(1 << 20)
+
+
+class FileError(Exception):
+    """The file as a whole cannot be imported; the message says why in plain words."""
+
+
+@dataclass
+class ImportResult:
+    file_name: str
+    rows: int = 0  # data rows read (blank rows not counted)
+    valid: int = 0
+    invalid: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0  # already in the group, kept as they were
+    repeated: int = 0  # the same number again later in the file (the last row counts)
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # the first few
+    report: bytes | None = None  # the error report (UTF-8 CSV with BOM), if any row was bad
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.file_name,
+            "rows": self.rows,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "repeated": self.repeated,
+            "errors": [{"row": r, "reason": why, "values": v} for r, why, v in self.errors],
+        }
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def detect_format(name: str) -> str:
+    suffix = Path(name or "").suffix.lower()
+    if suffix in FORMATS:
+        return FORMATS[suffix]
+    if suffix in (".xls", ".xlsm", ".xlsb", ".ods", ".numbers"):
+        raise FileError(
+            f"{suffix} files are not supported. Save the sheet as Excel Workbook (.xlsx) or "
+            "CSV UTF-8 (.csv) and import that."
+        )
+    raise FileError(
+        f"Files of type '{suffix or 'without an extension'}' are not supported: use a .csv "
+        "(comma-separated), .txt (tab-separated) or .xlsx file."
+    )
+
+
+def _check_head(head: bytes, kind: str) -> None:
+    if not head.strip():
+        raise FileError("The file is empty.")
+    if head.startswith(b"PK\x03\x04"):
+        raise FileError(
+            f"This is a zipped file (probably an Excel .xlsx workbook), not {kind}. Import it "
+            "with its .xlsx name, or save it as CSV UTF-8."
+        )
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise FileError(f"This is an old Excel (.xls) or other Office file, not {kind}.")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise FileError('The file is saved as UTF-16 ("Unicode text"). Save it as CSV UTF-8.')
+    if head.startswith(b"%PDF"):
+        raise FileError(f"This is a PDF document, not {kind}.")
+    controls = sum(1 for b in head if b < 9 or 13 < b < 32 or b == 127)
+    if b"\x00" in head or controls > len(head) // 100:
+        raise FileError(f"This is not a text file (it holds binary data), so not {kind}.")
+
+
+def _text_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list]]:
+    kind = "CSV" if delimiter == "," else "tab-separated text"
+    with path.open("rb") as handle:
+        _check_head(handle.read(8192), kind)
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
+    handle = path.open(encoding="utf-8-sig", errors="strict", newline="")  # noqa: SIM115
+    try:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            for cells in reader:
+                yield reader.line_num, cells
+        except UnicodeDecodeError as exc:
+            raise FileError(
+                "The file is not UTF-8 text. Save it as CSV UTF-8 and import that."
+            ) from exc
+        except csv.Error as exc:
+            raise FileError(f"The file could not be read as {kind}: {exc}.") from exc
+    finally:
+        handle.close()
+
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, list]]:
+    from python_calamine import CalamineWorkbook
+
+    with path.open("rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":
+            raise FileError("This is not an Excel .xlsx workbook.")
+    try:
+        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+        rows = sheet.to_python(skip_empty_area=False)
+    except Exception as exc:  # calamine raises its own errors for damaged workbooks
+        raise FileError(f"The workbook could not be read: {exc}.") from exc
+    for number, cells in enumerate(rows, 1):
+        yield number, list(cells)
+
+
+def read_rows(path: str | Path, file_format: str) -> Iterator[tuple[int, list]]:
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        raise FileError("The file is empty.")
+    if file_format == "xlsx":
+        return _xlsx_rows(path)
+    return _text_rows(path, "," if file_format == "csv" else "\t")
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone number typed into a numeric Excel cell
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _header_key(value) -> str:
+    return re.sub(r"[^a-z0-9]", "", _cell_text(value).lower())
+
+
+# --- checking a row ----------------------------------------------------------------------------
+
+
+class _CheckedNumber(PhoneNumber):
+    """A number parsed and validated once here: the model field need not check it again (its
+    validation costs more than the rest of an import row together)."""
+
+    def is_valid(self) -> bool:
+        return True
+
+
+def parse_phone(value, region: str) -> PhoneNumber | None:
+    text = _cell_text(value)
+    if not text:
+        return None
+    number = _CheckedNumber()
+    try:
+        phonenumbers.parse(text, region, numobj=number)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+def parse_date(value) -> dt.date | None:
+    """An expire date cell: a spreadsheet date, or text in ISO, US (m/d/y) or "31 Dec 2026"."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = _cell_text(value)
+    for fmt in DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(text)
+
+
+def _plan(rows: Iterator[tuple[int, list]], region: str, errors) -> tuple[dict, ImportResult]:
+    """Read every row: {E.164: (PhoneNumber, expiry)} and the counts, errors spooled."""
+    result = ImportResult(file_name="")
+    wanted: dict[str, tuple[PhoneNumber, dt.date | None]] = {}
+    phone_col = expire_col = None
+    today = timezone.localdate()
+    for number, cells in rows:
+        if not any(_cell_text(c) for c in cells):
+            continue
+        if phone_col is None:
+            keys = [_header_key(c) for c in cells]
+            phone_col = next((i for i, k in enumerate(keys) if k in PHONE_HEADERS), None)
+            expire_col = next((i for i, k in enumerate(keys) if k in EXPIRE_HEADERS), None)
+            if phone_col is not None:
+                continue  # the header row
+            if parse_phone(cells[0], region) is None:
+                raise FileError(
+                    "No phone number column: name one 'phone number' (or phone, number, "
+                    "mobile, cell), optionally with an 'expire date' column, or give a file "
+                    "whose first column holds phone numbers."
+                )
+            phone_col, expire_col = 0, (1 if len(cells) > 1 else None)
+        result.rows += 1
+
+        def bad(reason: str, row_number: int = number, row_cells: list = cells) -> None:
+            values = " | ".join(_cell_text(c) for c in row_cells)
+            errors.writerow([row_number, "rejected", reason, values])
+            result.invalid += 1
+            if len(result.errors) < SHOWN_ERRORS:
+                result.errors.append((row_number, reason, values))
+
+        raw_phone = cells[phone_col] if phone_col < len(cells) else ""
+        phone = parse_phone(raw_phone, region)
+        if phone is None:
+            bad(
+                "no phone number"
+                if not _cell_text(raw_phone)
+                else f"not a valid phone number (read in region {region})"
+            )
+            continue
+        expires = None
+        raw_date = cells[expire_col] if expire_col is not None and expire_col < len(cells) else ""
+        if _cell_text(raw_date):
+            try:
+                expires = parse_date(raw_date)
+            except ValueError:
+                bad("the expire date is not a date (use 2026-12-31 or 12/31/2026)")
+                continue
+            if expires < today:
+                bad("the expire date is in the past")
+                continue
+        e164 = phone.as_e164
+        if e164 in wanted:
+            result.repeated += 1
+        wanted[e164] = (phone, expires)
+        result.valid += 1
+    if phone_col is None:
+        raise FileError("The file has no rows.")
+    if not result.rows:
+        raise FileError("The file has a header but no rows of numbers.")
+    return wanted, result
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def dnc_import(
+    *, group: DncGroup, path: str | Path, file_name: str = "", added_by=None
+) -> ImportResult:
+    """Import a file of numbers into ``group`` (see the module docstring)."""
+    file_name = file_name or Path(path).name
+    file_format = detect_format(file_name)
+    region = group.business_unit.phone_region or "US"
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="") as spool:
+        errors = csv.writer(spool)
+        wanted, result = _plan(read_rows(path, file_format), region, errors)
+        result.file_name = file_name
+        if result.invalid:
+            spool.seek(0)
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(REPORT_HEADER)
+            out.write(spool.read())
+            result.report = out.getvalue().encode("utf-8-sig")
+    who = f" by {added_by}" if added_by is not None else ""
+    evidence = f"file import: {file_name}{who}"
+    now = timezone.now()
+    today = timezone.localdate()
+    numbers = list(wanted)
+    with transaction.atomic():
+        # (id, source, expiry) of the numbers already in the group, read as plain text (the
+        # field's own conversion would parse every number again).
+        existing: dict[str, tuple[int, str, dt.date | None]] = {}
+        for start in range(0, len(numbers), WRITE_BATCH):
+            chunk = [wanted[n][0] for n in numbers[start : start + WRITE_BATCH]]
+            rows = (
+                DncEntry.objects.filter(group=group, phone_number__in=chunk)
+                .annotate(e164=Cast("phone_number", CharField()))
+                .values_list("e164", "id", "source", "expires_on")
+            )
+            for e164, *rest in rows:
+                existing[e164] = tuple(rest)
+        new, changed = [], []
+        for e164, (phone, expires) in wanted.items():
+            found = existing.get(e164)
+            if found is None:
+                new.append(
+                    DncEntry(
+                        group=group,
+                        phone_number=phone,
+                        expires_on=expires,
+                        collected_at=now,
+                        source=DncEntry.Source.FILE_IMPORT,
+                        evidence=evidence,
+                        added_by=added_by,
+                    )
+                )
+                continue
+            entry_id, source, old_expiry = found
+            expired = old_expiry is not None and old_expiry < today
+            if expired or (source == DncEntry.Source.FILE_IMPORT and old_expiry != expires):
+                changed.append(
+                    DncEntry(
+                        id=entry_id,
+                        source=DncEntry.Source.FILE_IMPORT if expired else source,
+                        expires_on=expires,
+                        evidence=evidence,
+                    )
+                )
+            else:
+                result.unchanged += 1
+        DncEntry.objects.bulk_create(new, batch_size=WRITE_BATCH)
+        DncEntry.objects.bulk_update(
+            changed, ["source", "expires_on", "evidence"], batch_size=WRITE_BATCH
+        )
+    result.added, result.updated = len(new), len(changed)
+    return result
+
+
+def export_rows(groups) -> Iterator[list[str]]:
+    """The CSV rows of an export: a header, then one row per entry, oldest first."""
+    yield ["phone number", "expire date", "source", "date collected", "group"]
+    entries = (
+        DncEntry.objects.filter(group__in=groups)
+        .order_by("group_id", "id")
+        .values_list("phone_number", "expires_on", "source", "collected_at", "group__name")
+    )
+    for phone, expires, source, collected, group_name in entries.iterator(chunk_size=5000):
+        yield [
+            str(phone),
+            expires.isoformat() if expires else "",
+            source,
+            timezone.localtime(collected).strftime("%Y-%m-%d %H:%M:%S"),
+            group_name,
+        ]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def export_csv_lines(groups) -> Iterator[str]:
+    """The export as CSV text, line by line (for a streaming response or a file)."""
+    writer = csv.writer(_Echo())
+    yield "\ufeff"  # Excel reads the file as UTF-8 with a byte-order mark
+    for row in export_rows(groups):
+        yield writer.writerow(row)

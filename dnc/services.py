@@ -1,0 +1,276 @@
+"""Writes for DNC: opt-outs, opt-ins, entries, and the groups' active flag.
+
+Other apps take part in an opt-out through :data:`OPT_OUT_LISTENERS` instead of being imported
+here (``dnc`` sits below ``messaging`` and ``skills``): ``messaging`` withdraws the number's
+queued texts, ``skills`` adds the number to the contributing groups of the skill that texted it
+last and finalizes that record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from dnc.models import DncEntry, DncGroup
+from dnc.selectors import opted_out_numbers
+from pcsms.models import BusinessUnit
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GROUP_NAME = "Default DNC"
+
+
+@dataclass
+class OptOut:
+    """One opt-out being written, handed to every listener.
+
+    Listeners may add the entries they write to ``entries`` (they become the evidence links of
+    the inbound message) and a few words to ``notes`` (shown as "what was done").
+    """
+
+    business_unit: BusinessUnit
+    phone_number: str  # E.164
+    source: str  # a DncEntry.Source
+    evidence: str
+    group: DncGroup  # where the opt-out's own entry goes
+    message_id: int | None = None  # the outbound text that caused it, when known (carrier error)
+    added_by: object | None = None
+    already_opted_out: bool = False  # the number had opted out of this BU before
+    entries: list[DncEntry] = field(default_factory=list)  # created or renewed by this opt-out
+    notes: list[str] = field(default_factory=list)
+    entry: DncEntry | None = None  # the number's entry in ``group``, new or already there
+
+
+# Each is called with the OptOut inside its transaction, *before* the opt-out's own entry is
+# written: messaging first locks and withdraws the number's queued texts, so that no sender can
+# hand one to the carrier once the entry exists (a sender that already holds them finishes first).
+OPT_OUT_LISTENERS: list[Callable[[OptOut], None]] = []
+
+
+def normalise_phone(value: str, *, region: str = "US") -> str | None:
+    """``value`` as E.164, or ``None`` if it cannot be a phone number (a short code, a name)."""
+    try:
+        parsed = phonenumbers.parse(str(value or "").strip(), region or "US")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def dnc_default_group(*, business_unit: BusinessUnit) -> DncGroup:
+    """The BU's default group; created as "Default DNC" when the BU has none.
+
+    An opt-out must land somewhere even in a BU nobody has configured yet: losing it would be
+    worse than a group the compliance owner did not create. The creation is logged.
+    """
+    group = DncGroup.objects.filter(business_unit=business_unit, is_default=True).first()
+    if group is not None:
+        return group
+    try:
+        with transaction.atomic():
+            group, created = DncGroup.objects.get_or_create(
+                business_unit=business_unit,
+                name=DEFAULT_GROUP_NAME,
+                defaults={
+                    "is_default": True,
+                    "description": "Created automatically for opt-outs: the business unit had "
+                    "no default DNC group.",
+                },
+            )
+            if not created:
+                # A group with that name exists but is not the default: it becomes the default.
+                group.is_default, group.is_active = True, True
+                group.save(update_fields=["is_default", "is_active", "updated_at"])
+    except IntegrityError:  # another request made the default at the same moment
+        return DncGroup.objects.get(business_unit=business_unit, is_default=True)
+    logger.warning("Business unit %s had no default DNC group: using %r", business_unit, group.name)
+    return group
+
+
+def dnc_stop_group(*, business_unit: BusinessUnit, group: DncGroup | None = None) -> DncGroup:
+    """Where a STOP goes: ``group`` (the registration's) if active, else the BU default.
+
+    An inactive group blocks nothing, so an opt-out written there would not stop any text.
+    """
+    if group is not None and group.is_active and group.business_unit_id == business_unit.id:
+        return group
+    return dnc_default_group(business_unit=business_unit)
+
+
+def dnc_entry_add(
+    *,
+    group: DncGroup,
+    phone_number: str,
+    source: str,
+    evidence: str = "",
+    added_by=None,
+    expires_on: dt.date | None = None,
+) -> tuple[DncEntry, bool]:
+    """Put a number in a group. Returns the entry and whether this call made it block.
+
+    An entry already there and blocking is left alone (a manual or imported entry keeps its
+    source, so a later opt-in cannot remove it). An expired one blocks again, now for this
+    reason.
+    """
+    entry, created = DncEntry.objects.get_or_create(
+        group=group,
+        phone_number=phone_number,
+        defaults={
+            "source": source,
+            "evidence": evidence,
+            "added_by": added_by,
+            "expires_on": expires_on,
+        },
+    )
+    if created:
+        return entry, True
+    if entry.is_expired:
+        entry.source, entry.evidence, entry.added_by = source, evidence, added_by
+        entry.expires_on = expires_on
+        entry.save(update_fields=["source", "evidence", "added_by", "expires_on"])
+        return entry, True
+    return entry, False
+
+
+def dnc_opt_out(
+    *,
+    business_unit: BusinessUnit,
+    phone_number: str,
+    source: str = DncEntry.Source.STOP_REPLY,
+    evidence: str = "",
+    group: DncGroup | None = None,
+    message_id: int | None = None,
+    added_by=None,
+) -> OptOut:
+    """Record that a number must not be texted by this BU any more, and act on it at once.
+
+    In one transaction: the listeners run (queued texts withdrawn, skills' contributing groups,
+    record finalized), then the number goes into ``group`` (the registration's STOP group) or
+    the BU's default group, with ``evidence`` (the inbound text or the carrier error).
+    """
+    with transaction.atomic():
+        had_default = DncGroup.objects.filter(business_unit=business_unit, is_default=True).exists()
+        opt_out = OptOut(
+            business_unit=business_unit,
+            phone_number=phone_number,
+            source=source,
+            evidence=evidence,
+            group=dnc_stop_group(business_unit=business_unit, group=group),
+            message_id=message_id,
+            added_by=added_by,
+        )
+        if not had_default and opt_out.group.is_default:
+            opt_out.notes.append("the business unit had no default DNC group: created it")
+        opt_out.already_opted_out = bool(
+            opted_out_numbers(business_unit_id=business_unit.id, numbers=[phone_number])
+        )
+        for listener in OPT_OUT_LISTENERS:
+            listener(opt_out)
+        entry, changed = dnc_entry_add(
+            group=opt_out.group,
+            phone_number=phone_number,
+            source=source,
+            evidence=evidence,
+            added_by=added_by,
+        )
+        opt_out.entry = entry
+        if changed:
+            opt_out.entries.insert(0, entry)
+            opt_out.notes.insert(0, f"added to DNC group '{opt_out.group.name}'")
+        else:
+            opt_out.notes.insert(0, f"already in DNC group '{opt_out.group.name}'")
+    return opt_out
+
+
+@dataclass
+class OptIn:
+    removed: int
+    still_blocked_in: list[str]  # groups whose other entries (manual, import...) still block
+
+
+def dnc_opt_in(*, business_unit: BusinessUnit, phone_number: str) -> OptIn:
+    """The recipient asked to receive texts again: remove the entries *they* caused.
+
+    Only STOP-reply and free-text opt-out entries go (``DncEntry.RECIPIENT_SOURCES``), in every
+    group of the BU; manual, imported and carrier entries stay.
+    """
+    entries = DncEntry.objects.filter(group__business_unit=business_unit, phone_number=phone_number)
+    # delete() also counts the evidence links it removes; only the entries matter here.
+    _, per_model = entries.filter(source__in=DncEntry.RECIPIENT_SOURCES).delete()
+    today = timezone.localdate()
+    still = sorted(
+        set(
+            entries.filter(group__is_active=True)
+            .filter(Q(expires_on__isnull=True) | Q(expires_on__gte=today))
+            .values_list("group__name", flat=True)
+        )
+    )
+    return OptIn(removed=per_model.get(DncEntry._meta.label, 0), still_blocked_in=still)
+
+
+def dnc_entries_remove(*, entry_ids: Iterable[int], sources: Iterable[str] | None = None) -> int:
+    """Delete entries by id (only of ``sources`` if given). Returns how many went."""
+    entries = DncEntry.objects.filter(id__in=list(entry_ids))
+    if sources is not None:
+        entries = entries.filter(source__in=list(sources))
+    ids = list(entries.values_list("id", flat=True))
+    DncEntry.objects.filter(id__in=ids).delete()
+    return len(ids)
+
+
+# --- groups --------------------------------------------------------------------------------
+
+
+def dnc_group_users(*, group: DncGroup) -> list[str]:
+    """Names of the skills that scrub against or contribute to ``group``.
+
+    Read through the reverse relations the skills app declares (``scrubbing_skills`` and
+    ``contributing_skills``), so ``dnc`` does not import ``skills``.
+    """
+    if group.pk is None:
+        return []
+    names: set[str] = set()
+    for relation in ("scrubbing_skills", "contributing_skills"):
+        manager = getattr(group, relation, None)
+        if manager is not None:
+            names.update(manager.values_list("name", flat=True))
+    return sorted(names)
+
+
+def dnc_group_check_deactivation(*, group: DncGroup) -> None:
+    """Raise ``ValidationError`` (naming the skills) if ``group`` may not be made inactive."""
+    users = dnc_group_users(group=group)
+    if users:
+        raise ValidationError(
+            {
+                "is_active": (
+                    f"DNC group '{group.name}' is used by skill(s) {', '.join(users)}: remove "
+                    "it from their scrubbed and contributing DNC groups first."
+                )
+            },
+            code="group_in_use",
+        )
+
+
+def dnc_group_set_active(*, group: DncGroup, is_active: bool) -> DncGroup:
+    """Activate or deactivate a group; deactivation is refused while a skill uses it."""
+    with transaction.atomic():
+        group = DncGroup.objects.select_for_update().get(pk=group.pk)
+        if not is_active:
+            if group.is_default:
+                raise ValidationError(
+                    {"is_active": "The default DNC group must stay active."}, code="default"
+                )
+            dnc_group_check_deactivation(group=group)
+        group.is_active = is_active
+        group.save(update_fields=["is_active", "updated_at"])
+    return group

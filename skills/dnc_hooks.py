@@ -1,0 +1,74 @@
+"""The skills' side of an opt-out.
+
+When a number opts out of a business unit (a STOP reply, a free-text opt-out, or the carrier's
+21610 "unsubscribed" error), the skill that sent the last text to that number adds it to its
+**contributing** DNC groups and finalizes the record the text was for (``opted_out``), as the CPA
+page's "opted out" outcome says. ``dnc`` calls this through
+:data:`dnc.services.OPT_OUT_LISTENERS`; :func:`register` (from ``SkillsConfig.ready``) puts it
+there, so ``dnc`` never imports ``skills``.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from dnc.services import OPT_OUT_LISTENERS, OptOut, dnc_entry_add
+from messaging.models import OutboundMessage
+from skills.models import Attempt, FinalReason, Record
+
+
+def register() -> None:
+    if skill_opt_out not in OPT_OUT_LISTENERS:
+        OPT_OUT_LISTENERS.append(skill_opt_out)
+
+
+def last_attempt_for(opt_out: OptOut) -> Attempt | None:
+    """The skill attempt behind the opt-out: the text that caused it (a carrier error), else
+    the last text handed to the carrier for that number in the BU; ``None`` if that text did
+    not come from a skill."""
+    related = ("skill", "record")  # both are read and changed below
+    if opt_out.message_id is not None:
+        attempt = (
+            Attempt.objects.filter(message_id=opt_out.message_id).select_related(*related).first()
+        )
+        if attempt is not None:
+            return attempt
+    last = (
+        OutboundMessage.objects.filter(
+            business_unit=opt_out.business_unit, to=opt_out.phone_number, sent_at__isnull=False
+        )
+        .order_by("-sent_at", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if last is None:
+        return None
+    return Attempt.objects.filter(message_id=last).select_related(*related).first()
+
+
+def skill_opt_out(opt_out: OptOut) -> None:
+    attempt = last_attempt_for(opt_out)
+    if attempt is None:
+        return
+    skill = attempt.skill
+    added = []
+    for group in skill.contributing_dnc_groups.filter(is_active=True).exclude(pk=opt_out.group.pk):
+        entry, changed = dnc_entry_add(
+            group=group,
+            phone_number=opt_out.phone_number,
+            source=opt_out.source,
+            evidence=opt_out.evidence,
+            added_by=opt_out.added_by,
+        )
+        if changed:
+            opt_out.entries.append(entry)
+            added.append(group.name)
+    if added:
+        names = ", ".join(f"'{name}'" for name in added)
+        opt_out.notes.append(f"added to skill '{skill.name}' contributing group(s) {names}")
+    finalized = Record.objects.filter(pk=attempt.record_id, is_final=False).update(
+        is_final=True, final_reason=FinalReason.OPTED_OUT, updated_at=timezone.now()
+    )
+    if finalized:
+        opt_out.notes.append(f"finalized record {attempt.record.external_id} (opted out)")
+    # The attempt's own outcome (a 21610 failure is "opted out") is skills.outcomes' business.

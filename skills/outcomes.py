@@ -1,0 +1,272 @@
+"""Record outcomes from message status: what a receipt or a failure means for the record.
+
+``messaging`` tells ``skills`` of every status change through ``STATUS_LISTENERS`` (carrier
+callbacks, the simulator, and the sender's own failures and withdrawals); ``skills/apps.py``
+registers :func:`on_message_status` there. The planner's sweep (:func:`outcomes_settle`)
+applies the same rules to any settled text whose outcome was not recorded, so a listener that
+failed, or a withdrawal made without notifying (a stopped skill, a STOP reply), is caught up.
+
+- delivered (or sent, when the skill counts "sent" as received) -> the record is final
+- failed / undelivered -> the skill's CPA rule for the error code (else for the status word;
+  no rule: transient):
+    bad number  -> that number is final; when all are, the record is final ``bad_numbers``
+    transient   -> retried after the minimum retry time (a rule's ``bad_number_after`` makes
+                   the number bad after that many transient failures in a row)
+    blocked     -> the skill is paused and an alert logged
+    opted out   -> recorded on the attempt (``skills/dnc_hooks.py`` does the DNC part)
+  then, with nothing pending for it: attempts used up (or a single-pass cadence done) and
+  "finalize when exhausted" -> the record is final ``exhausted``
+- withdrawn (never left) -> the attempt no longer counts: the record goes back to the list
+
+Each attempt keeps its class in ``Attempt.outcome``; a withdrawn attempt is marked transient
+(it is retried), the message's withdraw reason says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Count, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from messaging.models import MessageStatus, OutboundMessage
+from skills.models import (
+    Attempt,
+    CpaRule,
+    Destination,
+    FinalReason,
+    OutcomeClass,
+    Record,
+    Skill,
+)
+
+logger = logging.getLogger(__name__)
+
+SETTLED_STATUSES = (
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.FAILED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.WITHDRAWN,
+)
+# Finalizations a later delivery receipt corrects: the text did reach the person.
+RECEIPT_OVERRIDES = (FinalReason.SENT, FinalReason.EXHAUSTED, FinalReason.EXPIRED)
+SETTLE_BATCH = 1_000
+_COUNTED = [s for s in MessageStatus.values if s != MessageStatus.WITHDRAWN]
+
+
+def on_message_status(*, message: OutboundMessage, status: str, error_code: str = "", **_) -> None:
+    """The ``STATUS_LISTENERS`` hook. Never raises: the carrier's status is kept whatever
+    happens here, and the sweep applies the outcome later if this failed."""
+    if status not in SETTLED_STATUSES:
+        return
+    try:
+        with transaction.atomic():
+            attempt = (
+                Attempt.objects.select_related("skill__business_unit", "record", "destination")
+                .filter(message_id=message.id)
+                .first()
+            )
+            if attempt is not None:
+                attempt_record_outcome(attempt=attempt, status=status, error_code=error_code)
+    except Exception:
+        logger.exception("Recording the outcome of message %s (%s) failed", message.id, status)
+
+
+def classify(skill: Skill, status: str, error_code: str = "") -> tuple[str, CpaRule | None]:
+    """The skill's CPA class for a failure: the rule for the error code, else for the status
+    word, else transient."""
+    matches = [m for m in (error_code, status) if m]
+    rules = {r.match: r for r in CpaRule.objects.filter(skill=skill, match__in=matches)}
+    for match in matches:
+        if match in rules:
+            return rules[match].outcome, rules[match]
+    return OutcomeClass.TRANSIENT, None
+
+
+def attempt_record_outcome(
+    *, attempt: Attempt, status: str, error_code: str = "", now: dt.datetime | None = None
+) -> str | None:
+    """Apply one settled status to its attempt, record, number and skill; returns the class."""
+    now = now or timezone.now()
+    skill = attempt.skill
+    if status == MessageStatus.WITHDRAWN:
+        attempts_give_back(attempt_ids=[attempt.id])
+        return OutcomeClass.TRANSIENT
+    if status == MessageStatus.SENT:
+        if skill.receipt_mode != Skill.ReceiptMode.SENT:
+            return None
+        _set_outcome(attempt, OutcomeClass.DELIVERED)
+        _finalize(attempt.record_id, FinalReason.SENT, now, overrides=RECEIPT_OVERRIDES[1:])
+        return OutcomeClass.DELIVERED
+    if status == MessageStatus.DELIVERED:
+        _set_outcome(attempt, OutcomeClass.DELIVERED)
+        _finalize(attempt.record_id, FinalReason.DELIVERED, now, overrides=RECEIPT_OVERRIDES)
+        return OutcomeClass.DELIVERED
+
+    outcome, rule = classify(skill, status, error_code)
+    _set_outcome(attempt, outcome)
+    described = f"{error_code or status}: {rule.description}" if rule else error_code or status
+    if outcome == OutcomeClass.DELIVERED:
+        _finalize(attempt.record_id, FinalReason.DELIVERED, now, overrides=RECEIPT_OVERRIDES)
+        return outcome
+    if outcome == OutcomeClass.BAD_NUMBER:
+        _number_bad(attempt.destination_id, described)
+    elif outcome == OutcomeClass.TRANSIENT and rule is not None and rule.bad_number_after:
+        last = list(
+            Attempt.objects.filter(destination_id=attempt.destination_id)
+            .exclude(message__status=MessageStatus.WITHDRAWN)
+            .order_by("-created_at", "-id")
+            .values_list("outcome", flat=True)[: rule.bad_number_after]
+        )
+        if len(last) == rule.bad_number_after and all(o == OutcomeClass.TRANSIENT for o in last):
+            _number_bad(attempt.destination_id, f"{described} ({len(last)} times in a row)")
+    elif outcome == OutcomeClass.BLOCKED:
+        # Our text was refused, not the person's number: it does not use up their attempts,
+        # so they get it once the content or number is fixed and the skill resumed.
+        _recount([attempt.record_id], [attempt.destination_id])
+        _block(skill, attempt, described)
+        return outcome
+    _finalize_if_done(skill, attempt.record_id, now)
+    return outcome
+
+
+def _set_outcome(attempt: Attempt, outcome: str) -> None:
+    Attempt.objects.filter(pk=attempt.pk).update(outcome=outcome)
+    attempt.outcome = outcome
+
+
+def _finalize(record_id: int, reason: str, now: dt.datetime, overrides=()) -> int:
+    return (
+        Record.objects.filter(pk=record_id)
+        .filter(Q(is_final=False) | Q(final_reason__in=overrides))
+        .exclude(final_reason=reason)
+        .update(is_final=True, final_reason=reason, updated_at=now)
+    )
+
+
+def _number_bad(destination_id: int, reason: str) -> None:
+    Destination.objects.filter(pk=destination_id, is_final=False).update(
+        is_final=True, final_reason=reason[:100]
+    )
+
+
+def _block(skill: Skill, attempt: Attempt, described: str) -> None:
+    from skills.services import SkillStateError, skill_pause
+
+    with contextlib.suppress(SkillStateError):  # stopped or completed: nothing goes out
+        skill_pause(skill=skill)
+    logger.error(
+        "ALERT: skill %s (%s) of %s paused: the carrier blocked a text as spam or filtered it "
+        "(%s; message %s to %s). Review the template and the sending number before resuming.",
+        skill.id,
+        skill.name,
+        skill.business_unit.name,
+        described,
+        attempt.message_id,
+        attempt.destination.phone_number,
+    )
+
+
+def _finalize_if_done(skill: Skill, record_id: int, now: dt.datetime) -> None:
+    """Finalize a record no text can reach any more: every number bad, or attempts used up."""
+    from skills.planner import Cadence, pending_q
+
+    record = Record.objects.filter(pk=record_id, is_final=False).first()
+    if record is None:
+        return
+    if Attempt.objects.filter(pending_q(skill, now), record_id=record_id).exists():
+        return
+    destinations = list(record.destinations.all())
+    if destinations and all(d.is_final for d in destinations):
+        _finalize(record_id, FinalReason.BAD_NUMBERS, now)
+    elif skill.finalize_when_exhausted and (
+        record.attempts >= skill.max_attempts or Cadence.for_skill(skill).exhausted(destinations)
+    ):
+        _finalize(record_id, FinalReason.EXHAUSTED, now)
+
+
+def attempts_give_back(*, attempt_ids: Iterable[int]) -> int:
+    """Withdrawn attempts no longer count: mark them transient (retry) and recount their
+    records' and numbers' attempts and last attempt time from the texts that did count.
+
+    Recounting (rather than subtracting) makes this safe to run twice for the same attempt.
+    """
+    ids = list(attempt_ids)
+    if not ids:
+        return 0
+    rows = list(Attempt.objects.filter(id__in=ids).values_list("record_id", "destination_id"))
+    if not rows:
+        return 0
+    with transaction.atomic():
+        changed = Attempt.objects.filter(id__in=ids, outcome="").update(
+            outcome=OutcomeClass.TRANSIENT
+        )
+        _recount([r for r, _d in rows], [d for _r, d in rows])
+    return changed
+
+
+def _recount(record_ids: list[int], destination_ids: list[int]) -> None:
+    """Attempts and last attempt time from the texts that count: not withdrawn, not blocked."""
+    counted = Attempt.objects.filter(
+        Q(message__isnull=True) | Q(message__status__in=_COUNTED)
+    ).exclude(outcome=OutcomeClass.BLOCKED)
+    with transaction.atomic():
+        per_record = counted.filter(record=OuterRef("pk")).order_by()
+        Record.objects.filter(id__in=set(record_ids)).update(
+            attempts=Coalesce(
+                Subquery(per_record.values("record").annotate(n=Count("id")).values("n")),
+                Value(0),
+            ),
+            last_attempt_at=Subquery(per_record.order_by("-created_at").values("created_at")[:1]),
+            updated_at=timezone.now(),
+        )
+        per_number = counted.filter(destination=OuterRef("pk")).order_by()
+        Destination.objects.filter(id__in=set(destination_ids)).update(
+            attempts=Coalesce(
+                Subquery(per_number.values("destination").annotate(n=Count("id")).values("n")),
+                Value(0),
+            )
+        )
+
+
+def outcomes_settle(*, skill: Skill, now: dt.datetime | None = None) -> int:
+    """Apply the outcome of the skill's settled texts that have none yet; returns how many."""
+    now = now or timezone.now()
+    statuses = [
+        MessageStatus.DELIVERED,
+        MessageStatus.FAILED,
+        MessageStatus.UNDELIVERED,
+        MessageStatus.WITHDRAWN,
+    ]
+    if skill.receipt_mode == Skill.ReceiptMode.SENT:
+        statuses.append(MessageStatus.SENT)
+    unsettled = Attempt.objects.filter(skill=skill, outcome="").filter(
+        Q(message__status__in=statuses) | Q(message__isnull=True)
+    )
+    withdrawn = list(
+        unsettled.filter(
+            Q(message__status=MessageStatus.WITHDRAWN) | Q(message__isnull=True)
+        ).values_list("id", flat=True)[:SETTLE_BATCH]
+    )
+    settled = attempts_give_back(attempt_ids=withdrawn)
+    others = list(
+        unsettled.exclude(message__status=MessageStatus.WITHDRAWN)
+        .exclude(message__isnull=True)
+        .select_related("skill__business_unit", "record", "destination", "message")[:SETTLE_BATCH]
+    )
+    for attempt in others:
+        message = attempt.message
+        with transaction.atomic():
+            attempt_record_outcome(
+                attempt=attempt, status=message.status, error_code=message.error_code, now=now
+            )
+        settled += 1
+    if others:
+        logger.info("Skill %s: %s outcomes applied by the sweep", skill.id, len(others))
+    return settled

@@ -1,0 +1,1212 @@
+"""The planner: what to send to whom, and when (DESIGN.md, "The data's way through").
+
+One pass for one running skill::
+
+    budget  the transport code's pace x PLAN_AHEAD_SECONDS, minus what any skill already has
+            queued on the code, shared between the code's running skills by priority
+    select  due records of the skill's active lists in the skill's sort order, at most a few
+            times the budget per pass, read in batches (never a whole list). SQL checks state,
+            expiry, feed, attempts, retry time, "no text of this skill still pending", "a
+            number of the cadence in a zone whose window is open" and the filter conditions
+            it can express; Python the rest, on one bounded batch at a time
+    choose  the number by the cadence (order, attempts per number, rest, record and attempt
+            mode); scrub it against DNC now; the recipient's local window (skills.windows)
+    merge   the template compiled once per pass; segments; over the skill's maximum -> the
+            record is finalized ``too_long`` and reported
+    write   Attempt + OutboundMessage rows in bulk, record and number counters; then the
+            senders are kicked
+
+The outbox stays small (a few minutes of work per code) so that pauses, STOPs, priority and
+filter changes take effect quickly. The sender checks everything again at the moment of
+sending; the planner's checks only avoid queueing texts that could not go.
+
+No double planning: a record with a text of the skill still queued, in flight, of unknown
+outcome or awaiting its receipt is not selected, and each batch is written under the skill's
+row lock after checking that again (so two passes running at once cannot both plan a
+record). Every message carries ``skill:<id>:record:<id>:<pass time>`` as its idempotency key,
+so even a replay of the same pass cannot queue a second text.
+
+Every function takes ``now`` so that tests (and replays) choose the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import (
+    CharField,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    TextField,
+    Value,
+    prefetch_related_objects,
+)
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce, Lower
+from django.utils import timezone
+
+from dnc.selectors import numbers_in_groups, opted_out_numbers
+from messaging import templating
+from messaging.models import (
+    MessageEvent,
+    MessageStatus,
+    OutboundMessage,
+    TransportCode,
+    WithdrawReason,
+)
+from messaging.segments import analyse
+from messaging.selectors import RECORD_SYSTEM_ATTRIBUTES, template_record_values
+from messaging.sender import withdraw
+from skills.importing.fields import parse_bool, parse_date, parse_decimal, parse_int
+from skills.models import (
+    Attempt,
+    CadenceStep,
+    CallingList,
+    CustomField,
+    Destination,
+    FieldType,
+    FilterCondition,
+    FinalReason,
+    Record,
+    Skill,
+    SortCriterion,
+)
+from skills.windows import WindowPolicy, WindowVerdict
+
+logger = logging.getLogger(__name__)
+
+PLAN_AHEAD_SECONDS = 180  # the outbox holds at most this much of a code's work
+BATCH_SIZE = 1_000  # records read and decided at a time
+MIN_SCAN = 2_000  # a pass looks at up to max(MIN_SCAN, SCAN_FACTOR x budget) records...
+SCAN_FACTOR = 4
+MAX_SCAN = 50_000  # ... and never more, so one pass is bounded whatever the list size
+TOO_LONG_REPORTED = 100  # external ids of too-long records kept in a result
+RECENT_LOOKBACK = dt.timedelta(hours=24)  # attempts read per record: presets' 24 h caps
+
+PENDING_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN)
+
+
+# --- Results -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanResult:
+    """What one pass did, for logs, ``manage.py plan --json`` and tests."""
+
+    skill_id: int
+    skill: str
+    business_unit: str
+    state: str = ""
+    limit: int = 0  # the budget, in the code's units (segments when it counts them)
+    planned: int = 0
+    cost: int = 0
+    scanned: int = 0
+    stale_withdrawn: int = 0
+    finalized: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    too_long: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    zones_open: list[str] = field(default_factory=list)
+    completed: bool = False
+    error: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "skill_id": self.skill_id,
+            "skill": self.skill,
+            "business_unit": self.business_unit,
+            "state": self.state,
+            "limit": self.limit,
+            "planned": self.planned,
+            "cost": self.cost,
+            "scanned": self.scanned,
+            "stale_withdrawn": self.stale_withdrawn,
+            "finalized": dict(self.finalized),
+            "skipped": dict(self.skipped),
+            "too_long": list(self.too_long),
+            "warnings": list(self.warnings),
+            "zones_open": list(self.zones_open),
+            "completed": self.completed,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# --- Record fields (filter and sort) -----------------------------------------------------------
+
+DATETIME = "datetime"
+
+
+@dataclass(frozen=True)
+class RecordField:
+    name: str
+    column: str
+    type: str
+    nullable: bool = False
+
+
+_SYSTEM_TYPES = {"Priority": FieldType.BOOLEAN, "Score": FieldType.INTEGER}
+_SYSTEM_TYPES["ExpirationDate"] = FieldType.DATE
+SYSTEM_RECORD_FIELDS: dict[str, RecordField] = {}
+for _name, _column in RECORD_SYSTEM_ATTRIBUTES.items():
+    _field = RecordField(
+        _name,
+        _column,
+        _SYSTEM_TYPES.get(_name, FieldType.STRING),
+        nullable=_column in ("score", "expires_on"),
+    )
+    SYSTEM_RECORD_FIELDS[_name.lower()] = SYSTEM_RECORD_FIELDS[_column] = _field
+for _field in (
+    RecordField("CreatedAt", "created_at", DATETIME),
+    RecordField("Attempts", "attempts", FieldType.INTEGER),
+    RecordField("LastAttemptAt", "last_attempt_at", DATETIME, nullable=True),
+):
+    SYSTEM_RECORD_FIELDS[_field.name.lower()] = SYSTEM_RECORD_FIELDS[_field.column] = _field
+PHONE_SYSTEM_FIELDS = {"phonenumber": "PhoneNumber", "smsphonenumber": "SMSPhoneNumber"}
+
+_PARSERS: dict[str, Callable] = {
+    FieldType.STRING: lambda v: str(v).strip(),
+    FieldType.PHONE: lambda v: str(v).strip(),
+    FieldType.INTEGER: parse_int,
+    FieldType.DECIMAL: parse_decimal,
+    FieldType.DATE: parse_date,
+    DATETIME: parse_date,
+    FieldType.BOOLEAN: parse_bool,
+}
+_NOTHING = Q(pk__in=[])
+Op = FilterCondition.Operator
+
+
+def _split_values(raw: str) -> list[str]:
+    return [v.strip() for v in (raw or "").split(",") if v.strip()]
+
+
+def _custom_field_types(list_ids: Iterable[int]) -> dict[str, dict[int, tuple[str, str]]]:
+    """Lower-case custom field name -> {list id: (name as stored, type)}."""
+    types: dict[str, dict[int, tuple[str, str]]] = {}
+    for list_id, name, field_type in CustomField.objects.filter(
+        calling_list_id__in=list(list_ids)
+    ).values_list("calling_list_id", "name", "field_type"):
+        types.setdefault(name.lower(), {})[list_id] = (name, field_type)
+    return types
+
+
+class RecordFilter:
+    """The skill's filter: AND of its conditions, as much as possible in SQL.
+
+    Text comparisons ignore case. Typed fields compare as their type (numbers as numbers,
+    dates as dates). An empty value is never ``<`` or ``>`` anything, and is ``!=`` everything.
+    A condition whose value cannot be read as its field's type matches nothing (and is
+    reported): texting people the administrator meant to exclude is worse than texting none.
+    Custom fields stored as text (text, date) are compared in SQL; numbers and yes/no values
+    of custom fields are checked in Python on each bounded batch.
+    """
+
+    def __init__(
+        self,
+        conditions: Iterable[FilterCondition],
+        *,
+        custom_types: dict[str, dict[int, tuple[str, str]]],
+        phone_region: str = "US",
+    ) -> None:
+        self.custom_types = custom_types
+        self.phone_region = phone_region
+        self.q = Q()
+        self.aliases: dict[str, object] = {}
+        self.checks: list[Callable[[Record], bool]] = []
+        self.problems: list[str] = []
+        for index, condition in enumerate(conditions):
+            self.q &= self._condition(index, condition)
+
+    def apply(self, queryset: QuerySet) -> QuerySet:
+        if self.aliases:
+            queryset = queryset.alias(**self.aliases)
+        return queryset.filter(self.q)
+
+    def passes(self, record: Record) -> bool:
+        return all(check(record) for check in self.checks)
+
+    # --- building ---
+
+    def _problem(self, condition: FilterCondition, why: str) -> Q:
+        self.problems.append(f'Filter "{condition}": {why}; it matches no record.')
+        return _NOTHING
+
+    def _condition(self, index: int, condition: FilterCondition) -> Q:
+        key = condition.field.strip().lower()
+        custom = self.custom_types.get(key, {})
+        custom_kinds = {t for _n, t in custom.values()}
+        if key in PHONE_SYSTEM_FIELDS or (custom and custom_kinds == {FieldType.PHONE}):
+            name = PHONE_SYSTEM_FIELDS.get(key) or next(iter(custom.values()))[0]
+            return self._phone(condition, name)
+        if key in SYSTEM_RECORD_FIELDS:
+            return self._system(index, condition, SYSTEM_RECORD_FIELDS[key])
+        if len(custom_kinds) == 1 and custom_kinds <= {FieldType.STRING, FieldType.DATE}:
+            name = next(iter(custom.values()))[0]
+            return self._custom_text(index, condition, name, custom_kinds.pop())
+        if custom_kinds:
+            self.checks.append(self._custom_python(condition, custom))
+            return Q()
+        # A name no list defines: every record's value is empty.
+        return self._custom_text(index, condition, condition.field.strip(), FieldType.STRING)
+
+    def _targets(self, condition: FilterCondition, field_type: str) -> list | None:
+        parse = _PARSERS[field_type]
+        raw = _split_values(condition.value) if condition.operator == Op.IN else [condition.value]
+        try:
+            return [parse(v) for v in raw]
+        except ValueError:
+            return None
+
+    def _system(self, index: int, condition: FilterCondition, f: RecordField) -> Q:
+        op, col = condition.operator, f.column
+        if op == Op.IS_EMPTY:
+            if f.nullable:
+                return Q(**{f"{col}__isnull": True})
+            return Q(**{col: ""}) if f.type == FieldType.STRING else _NOTHING
+        if op in (Op.CONTAINS, Op.STARTSWITH):
+            text = condition.value.strip()
+            lookup = "icontains" if op == Op.CONTAINS else "istartswith"
+            if f.type == FieldType.STRING:
+                return Q(**{f"{col}__{lookup}": text})
+            if f.type in (FieldType.BOOLEAN, DATETIME):
+                return self._problem(condition, f"{f.name} cannot be searched as text")
+            alias = f"_filter{index}"
+            self.aliases[alias] = Cast(col, CharField())
+            return Q(**{f"{alias}__{lookup}": text})
+        targets = self._targets(condition, f.type)
+        if not targets:
+            return self._problem(condition, f"'{condition.value}' is not a {f.type} value")
+        if f.type == FieldType.STRING:
+            if op == Op.EQ:
+                return Q(**{f"{col}__iexact": targets[0]})
+            if op == Op.NE:
+                return ~Q(**{f"{col}__iexact": targets[0]})
+            if op == Op.IN:
+                q = Q()
+                for target in targets:
+                    q |= Q(**{f"{col}__iexact": target})
+                return q
+            alias = f"_filter{index}"
+            self.aliases[alias] = Lower(col)
+            return Q(**{f"{alias}__{op}": targets[0].lower()})
+        if f.type == FieldType.BOOLEAN and op in (Op.LT, Op.GT):
+            return self._problem(condition, f"{f.name} is yes/no: use = or !=")
+        lhs = f"{col}__date" if f.type == DATETIME else col
+        if op == Op.EQ:
+            return Q(**{lhs: targets[0]})
+        if op == Op.NE:
+            return ~Q(**{lhs: targets[0]})
+        if op == Op.IN:
+            return Q(**{f"{lhs}__in": targets})
+        return Q(**{f"{lhs}__{op}": targets[0]})
+
+    def _custom_text(self, index: int, condition: FilterCondition, name: str, kind: str) -> Q:
+        """A custom field stored as JSON text (text, or ISO dates that sort as text)."""
+        alias = f"_filter{index}"
+        self.aliases[alias] = Lower(
+            Coalesce(KeyTextTransform(name, "custom"), Value(""), output_field=TextField())
+        )
+        op = condition.operator
+        if op == Op.IS_EMPTY:
+            return Q(**{alias: ""})
+        if kind == FieldType.DATE and op not in (Op.CONTAINS, Op.STARTSWITH):
+            dates = self._targets(condition, FieldType.DATE)
+            if not dates:
+                return self._problem(condition, f"'{condition.value}' is not a date")
+            targets = [d.isoformat() for d in dates]
+        else:
+            targets = [
+                v.lower()
+                for v in (
+                    _split_values(condition.value) if op == Op.IN else [condition.value.strip()]
+                )
+            ]
+        if not targets:
+            return self._problem(condition, "no value to compare with")
+        if op == Op.EQ:
+            return Q(**{alias: targets[0]})
+        if op == Op.NE:
+            return ~Q(**{alias: targets[0]})
+        if op == Op.IN:
+            return Q(**{f"{alias}__in": targets})
+        if op in (Op.LT, Op.GT):
+            return ~Q(**{alias: ""}) & Q(**{f"{alias}__{op}": targets[0]})
+        return Q(**{f"{alias}__{op}": targets[0]})
+
+    def _custom_python(
+        self, condition: FilterCondition, per_list: dict[int, tuple[str, str]]
+    ) -> Callable[[Record], bool]:
+        op = condition.operator
+        targets_by_type: dict[str, list | None] = {}
+        fallback = next(iter(per_list.values()))
+
+        def targets(field_type: str) -> list | None:
+            if field_type not in targets_by_type:
+                targets_by_type[field_type] = self._targets(condition, field_type)
+                if targets_by_type[field_type] is None and op != Op.IS_EMPTY:
+                    self.problems.append(
+                        f"Filter \"{condition}\": '{condition.value}' is not a {field_type} "
+                        "value; it matches no record."
+                    )
+            return targets_by_type[field_type]
+
+        def check(record: Record) -> bool:
+            name, field_type = per_list.get(record.calling_list_id, fallback)
+            value = (record.custom or {}).get(name)
+            empty = value is None or (isinstance(value, str) and not value.strip())
+            if op == Op.IS_EMPTY:
+                return empty
+            wanted = targets(field_type)
+            if not wanted:
+                return False
+            if empty:
+                return op == Op.NE
+            try:
+                value = _PARSERS[field_type](value)
+            except ValueError:
+                return op == Op.NE
+            if op in (Op.CONTAINS, Op.STARTSWITH):
+                text, needle = str(value).lower(), str(condition.value).strip().lower()
+                return needle in text if op == Op.CONTAINS else text.startswith(needle)
+            try:
+                if op == Op.EQ:
+                    return value == wanted[0]
+                if op == Op.NE:
+                    return value != wanted[0]
+                if op == Op.IN:
+                    return value in wanted
+                return value < wanted[0] if op == Op.LT else value > wanted[0]
+            except TypeError:
+                return False
+
+        return check
+
+    def _phone(self, condition: FilterCondition, field_name: str) -> Q:
+        """Phone fields are a record's destinations from that column."""
+        numbers = Destination.objects.filter(record=OuterRef("pk"), source_field__iexact=field_name)
+        op = condition.operator
+        if op == Op.IS_EMPTY:
+            return ~Exists(numbers)
+        if op in (Op.LT, Op.GT):
+            return self._problem(condition, "phone numbers cannot be compared with < or >")
+        if op in (Op.CONTAINS, Op.STARTSWITH):
+            text = condition.value.strip()
+            return Exists(numbers.filter(**{f"phone_number__{op}": text}))
+        raw = _split_values(condition.value) if op == Op.IN else [condition.value.strip()]
+        wanted = [_e164(v, self.phone_region) for v in raw]
+        matching = Exists(numbers.filter(phone_number__in=wanted))
+        return ~matching if op == Op.NE else matching
+
+
+def _e164(raw: str, region: str) -> str:
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return raw
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+# --- Sort order --------------------------------------------------------------------------------
+
+
+def sort_order(criteria: Iterable[SortCriterion], problems: list[str] | None = None) -> list:
+    """ORDER BY expressions for the skill's sort criteria; empty values last, text ignoring
+    case, the id last. "Created" order is id order (ids are given as records are created),
+    which lets the default order walk the (calling_list, is_final, id) index."""
+    order = []
+    for criterion in criteria:
+        f = SYSTEM_RECORD_FIELDS.get(criterion.field.strip().lower())
+        if f is None:
+            if problems is not None:
+                problems.append(f'Sort field "{criterion.field}" is not a record field; ignored.')
+            continue
+        descending = criterion.direction == SortCriterion.Direction.DESC
+        if f.column == "created_at":
+            order.append(F("id").desc() if descending else F("id").asc())
+            break  # ids are unique: nothing after it matters
+        expression = Lower(f.column) if f.type == FieldType.STRING else F(f.column)
+        order.append(
+            expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+        )
+    if not order or order[-1].expression != F("id"):
+        order.append(F("id").asc())
+    return order
+
+
+# --- Cadence -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    field: str | None  # lower-case source field; None: any number (a skill without cadence)
+    attempts: int
+    rest_minutes: int
+    row: CadenceStep | None
+
+
+class Cadence:
+    """Which numbers of a record are texted, in what order and how often."""
+
+    def __init__(self, skill: Skill, steps: list[CadenceStep]) -> None:
+        self.repeat = skill.attempt_mode == Skill.AttemptMode.REPEAT
+        self.sequential = skill.record_mode == Skill.RecordMode.SEQUENTIAL
+        self.steps = [
+            Step(s.phone_field.strip().lower(), max(1, s.attempts), s.rest_minutes, s)
+            for s in steps
+        ]
+
+    @classmethod
+    def for_skill(cls, skill: Skill) -> Cadence:
+        return cls(skill, list(skill.cadence_steps.all()))
+
+    def numbers(self, destinations: list[Destination]) -> list[tuple[Step, Destination]]:
+        """The record's numbers the cadence texts, in cadence order, finalized ones included."""
+        if not self.steps:
+            return [(Step(None, 1, 0, None), d) for d in destinations]
+        by_field: dict[str, list[Destination]] = {}
+        for d in destinations:
+            by_field.setdefault(d.source_field.strip().lower(), []).append(d)
+        return [(s, d) for s in self.steps for d in by_field.get(s.field, [])]
+
+    def candidates(self, numbers: list[tuple[Step, Destination]]) -> list:
+        """The numbers that still have attempts in the current pass through the cadence."""
+        if not numbers:
+            return []
+        rounds = 0
+        if self.repeat:
+            rounds = min(d.attempts // s.attempts for s, d in numbers)
+        return [(s, d) for s, d in numbers if d.attempts < s.attempts * (rounds + 1)]
+
+    def exhausted(self, destinations: list[Destination]) -> bool:
+        """A single pass that has used every attempt of every open number."""
+        if self.repeat:
+            return False
+        numbers = [(s, d) for s, d in self.numbers(destinations) if not d.is_final]
+        return bool(numbers) and not self.candidates(numbers)
+
+    def step_of(self, destination_id: int, numbers: list[tuple[Step, Destination]]):
+        return next((s for s, d in numbers if d.id == destination_id), None)
+
+
+# --- Shared queries ----------------------------------------------------------------------------
+
+
+def pending_q(skill: Skill, now: dt.datetime, prefix: str = "message__") -> Q:
+    """An attempt whose text may still reach the person: queued, in flight, of unknown outcome,
+    or sent and still within the receipt wait (in "delivered" receipt mode)."""
+    q = Q(**{f"{prefix}status__in": PENDING_STATUSES})
+    if skill.receipt_mode == Skill.ReceiptMode.DELIVERED:
+        waiting = now - dt.timedelta(minutes=skill.receipt_wait_minutes)
+        q |= Q(**{f"{prefix}status": MessageStatus.SENT}) & (
+            Q(**{f"{prefix}sent_at__gt": waiting}) | Q(**{f"{prefix}sent_at__isnull": True})
+        )
+    return q
+
+
+def active_list_ids(skill: Skill) -> list[int]:
+    return list(
+        skill.calling_lists.filter(status=CallingList.Status.ACTIVE).values_list("id", flat=True)
+    )
+
+
+def expiration_days(skill: Skill) -> int:
+    return skill.contact_expiration_days or skill.business_unit.default_contact_expiration_days
+
+
+def not_expired_q(skill: Skill, now: dt.datetime) -> Q:
+    """A record's own expiry date, else the skill's (or BU's) contact expiration."""
+    today = timezone.localdate(now)
+    created_after = now - dt.timedelta(days=expiration_days(skill))
+    return Q(expires_on__gte=today) | Q(expires_on__isnull=True, created_at__gte=created_after)
+
+
+def code_budget(code: TransportCode) -> int:
+    """What may still be queued on the code: PLAN_AHEAD_SECONDS of its pace minus the queue."""
+    queued = OutboundMessage.objects.filter(
+        transport_code=code, status=MessageStatus.QUEUED
+    ).aggregate(n=Count("id"), segments=Sum("segments"))
+    used = (queued["segments"] or 0) if code.counts_segments else queued["n"]
+    return max(0, math.floor(float(code.messages_per_second) * PLAN_AHEAD_SECONDS - used))
+
+
+def split_by_priority(budget: int, priorities: dict[int, int]) -> dict[int, int]:
+    """Shares of ``budget`` proportional to priority (each at least 1 while there is any)."""
+    total = sum(max(1, p) for p in priorities.values())
+    if budget <= 0 or not total:
+        return dict.fromkeys(priorities, 0)
+    return {k: max(1, math.ceil(budget * max(1, p) / total)) for k, p in priorities.items()}
+
+
+def skill_share(skill: Skill, code: TransportCode) -> int:
+    priorities = dict(
+        Skill.objects.filter(
+            state=Skill.State.RUNNING, registration__transport_code=code
+        ).values_list("id", "priority")
+    )
+    priorities.setdefault(skill.id, skill.priority)
+    return split_by_priority(code_budget(code), priorities)[skill.id]
+
+
+def finalize_records(ids: Iterable[int], reason: str, now: dt.datetime | None = None) -> int:
+    ids = list(ids)
+    if not ids:
+        return 0
+    return Record.objects.filter(id__in=ids, is_final=False).update(
+        is_final=True, final_reason=reason, updated_at=now or timezone.now()
+    )
+
+
+# --- One pass ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Planned:
+    record: Record
+    destination: Destination
+    verdict: WindowVerdict
+    body: str
+    encoding: str
+    segments: int
+
+
+class _Pass:
+    """The state of one planning pass of one skill (see the module docstring)."""
+
+    def __init__(self, skill: Skill, now: dt.datetime, limit: int, result: PlanResult) -> None:
+        self.skill = skill
+        self.now = now
+        self.limit = limit
+        self.result = result
+        self.bu = skill.business_unit
+        self.code = skill.registration.transport_code
+        self.list_ids = active_list_ids(skill)
+        self.policy = WindowPolicy.for_skill(skill)
+        self.cadence = Cadence.for_skill(skill)
+        self.compiled = templating.parse(skill.template.body)
+        self.scrub_groups = list(skill.scrubbed_dnc_groups.values_list("id", flat=True))
+        self.filter = None
+        if skill.filter_active:
+            self.filter = RecordFilter(
+                skill.filter_conditions.all(),
+                custom_types=_custom_field_types(self.list_ids),
+                phone_region=self.bu.phone_region,
+            )
+            result.warnings.extend(self.filter.problems)
+        self.order = sort_order(skill.sort_criteria.all(), result.warnings)
+        self.max_scan = min(MAX_SCAN, max(MIN_SCAN, SCAN_FACTOR * limit))
+        self.stopped = False  # paused or stopped during the pass
+        self.lookback = max(
+            RECENT_LOOKBACK,
+            dt.timedelta(minutes=skill.restricted_window_minutes or 0),
+            dt.timedelta(minutes=max((s.rest_minutes for s in self.cadence.steps), default=0)),
+        )
+
+    def eligible(self) -> QuerySet:
+        skill, now = self.skill, self.now
+        records = Record.objects.filter(
+            calling_list_id__in=self.list_ids,
+            is_final=False,
+            attempts__lt=skill.max_attempts,
+        )
+        if skill.feed == Skill.Feed.FRESH:
+            records = records.filter(attempts=0)
+        elif skill.feed == Skill.Feed.NON_FRESH:
+            records = records.filter(attempts__gt=0)
+        retry_after = now - dt.timedelta(minutes=skill.min_retry_minutes)
+        records = records.filter(
+            Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=retry_after),
+            not_expired_q(skill, now),
+        )
+        pending = Attempt.objects.filter(pending_q(skill, now), skill=skill, record=OuterRef("pk"))
+        records = records.filter(~Exists(pending))
+        # Only records with an open number in a zone whose window is open (or about to be):
+        # at night nothing is read, and numbers that are never texted (unknown zone, zone not
+        # allowed) do not fill every pass's scan.
+        numbers = Destination.objects.filter(record=OuterRef("pk"), is_final=False)
+        if self.cadence.steps:
+            columns = Q()
+            for step in self.cadence.steps:
+                columns |= Q(source_field__iexact=step.row.phone_field.strip())
+            numbers = numbers.filter(columns)
+        records = records.filter(
+            Exists(numbers.filter(time_zone__in=self.open_zones))
+            | (Q(time_zone__in=self.open_zones) & Exists(numbers.filter(time_zone="")))
+        )
+        if self.filter is not None:
+            records = self.filter.apply(records)
+        return records
+
+    def batches(self) -> Iterable[list[Record]]:
+        """The due records in the skill's order, a batch at a time.
+
+        One query fetches the ids of up to ``max_scan`` due records in order (the database
+        sorts once per pass, or walks an index for the default order); the records are then
+        read a batch at a time, so memory and time are bounded whatever the list size.
+        """
+        ids = list(
+            self.eligible().order_by(*self.order).values_list("id", flat=True)[: self.max_scan]
+        )
+        for start in range(0, len(ids), BATCH_SIZE):
+            chunk = ids[start : start + BATCH_SIZE]
+            by_id = Record.objects.in_bulk(chunk)
+            records = [by_id[i] for i in chunk if i in by_id]
+            self.result.scanned += len(records)
+            yield records
+
+    def run(self) -> None:
+        if not self.list_ids:
+            self.result.skipped["no_active_list"] += 1
+            return
+        self.open_zones = self.policy.open_zones(self.now, PLAN_AHEAD_SECONDS)
+        self.result.zones_open = list(self.open_zones)
+        if not self.open_zones:
+            return  # every allowed zone is outside its window
+        for records in self.batches():
+            self.plan_batch(records)
+            if self.result.cost >= self.limit or self.stopped:
+                return
+
+    # --- one batch ---
+
+    def plan_batch(self, records: list[Record]) -> None:
+        if self.filter is not None and self.filter.checks:
+            kept = [r for r in records if self.filter.passes(r)]
+            self.result.skipped["filtered"] += len(records) - len(kept)
+            records = kept
+        if not records:
+            return
+        # Ordered by the record's id, not Destination's default ordering (which joins the
+        # record, its list and its BU to sort by their names).
+        prefetch_related_objects(
+            records,
+            Prefetch("destinations", Destination.objects.order_by("record_id", "position")),
+        )
+        numbers = {d.phone_number for r in records for d in r.destinations.all()}
+        opted = opted_out_numbers(business_unit_id=self.bu.id, numbers=numbers)
+        blocked = opted | numbers_in_groups(group_ids=self.scrub_groups, numbers=numbers)
+        recent = self.recent_attempts([r.id for r in records])
+
+        planned: list[_Planned] = []
+        finals: dict[str, list[Record]] = {}
+        cost = 0
+        for record in records:
+            if self.result.cost + cost >= self.limit:
+                break
+            outcome = self.decide(record, blocked, opted, recent.get(record.id, []))
+            if isinstance(outcome, _Planned):
+                planned.append(outcome)
+                cost += self.cost(outcome)
+            elif outcome.startswith("final:"):
+                finals.setdefault(outcome[6:], []).append(record)
+            else:
+                self.result.skipped[outcome] += 1
+        self.write(planned, finals)
+
+    def cost(self, planned: _Planned) -> int:
+        return planned.segments if self.code.counts_segments else 1
+
+    def recent_attempts(self, record_ids: list[int]) -> dict[int, list[tuple]]:
+        """Per record, its texts of the lookback that were not withdrawn, newest first:
+        (skill id, destination id, time)."""
+        rows = list(
+            Attempt.objects.filter(
+                record_id__in=record_ids, created_at__gte=self.now - self.lookback
+            )
+            .order_by("-created_at", "-id")
+            .values_list("record_id", "skill_id", "destination_id", "created_at", "message_id")
+        )
+        # Two indexed reads rather than a join the database may answer by scanning messages.
+        withdrawn = set(
+            OutboundMessage.objects.filter(
+                id__in=[r[4] for r in rows if r[4] is not None],
+                status=MessageStatus.WITHDRAWN,
+            ).values_list("id", flat=True)
+        )
+        recent: dict[int, list[tuple]] = {}
+        for record_id, skill_id, destination_id, created_at, message_id in rows:
+            if message_id not in withdrawn:
+                recent.setdefault(record_id, []).append((skill_id, destination_id, created_at))
+        return recent
+
+    def decide(self, record: Record, blocked: set, opted: set, recent: list) -> _Planned | str:
+        """A text to plan, ``"final:<reason>"``, or the reason the record waits."""
+        skill, now = self.skill, self.now
+        if skill.restricted_window_count:
+            since = now - dt.timedelta(minutes=skill.restricted_window_minutes)
+            if sum(1 for a in recent if a[2] >= since) >= skill.restricted_window_count:
+                return "restricted_window"
+        destinations = list(record.destinations.all())
+        numbers = self.cadence.numbers(destinations)
+        if not numbers:
+            if destinations and all(d.is_final for d in destinations):
+                return "final:" + FinalReason.BAD_NUMBERS
+            return "no_number"  # none of its numbers is in the cadence
+        open_numbers = [(s, d) for s, d in numbers if not d.is_final]
+        if not open_numbers:
+            return "final:" + FinalReason.BAD_NUMBERS
+        allowed = [(s, d) for s, d in open_numbers if d.phone_number not in blocked]
+        if not allowed:
+            if any(d.phone_number in opted for _s, d in open_numbers):
+                return "final:" + FinalReason.OPTED_OUT
+            return "final:" + FinalReason.DNC
+        candidates = self.cadence.candidates(allowed)
+        if not candidates:
+            if self.cadence.candidates(open_numbers):
+                return "dnc_number"  # only blocked numbers have attempts left: wait
+            if skill.finalize_when_exhausted:
+                return "final:" + FinalReason.EXHAUSTED
+            return "exhausted"
+        mine = [a for a in recent if a[0] == skill.id]
+        last = mine[0] if mine else None
+        reason = "no_number"
+        for step, destination in candidates:
+            if last is not None and last[1] != destination.id:
+                previous = self.cadence.step_of(last[1], numbers)
+                rest = dt.timedelta(minutes=previous.rest_minutes if previous else 0)
+                if now < last[2] + rest:
+                    reason = "resting"
+                    if self.cadence.sequential:
+                        break
+                    continue
+            verdict = self.policy.check(
+                zone_name=destination.time_zone or record.time_zone,
+                now=now,
+                state=record.state,
+                phone_number=destination.phone_number,
+                step=step.row,
+            )
+            if not verdict.allowed:
+                reason = verdict.reason  # never texted as things are: try the next number
+                continue
+            if not verdict.opens_within(now, PLAN_AHEAD_SECONDS):
+                reason = "window_closed"
+            elif (
+                verdict.max_per_24h
+                and sum(1 for a in mine if a[2] >= now - dt.timedelta(hours=24))
+                >= verdict.max_per_24h
+            ):
+                reason = "daily_cap"
+            else:
+                return self.merge(record, destination, verdict)
+            if self.cadence.sequential:
+                break
+        return reason
+
+    def merge(self, record: Record, destination: Destination, verdict) -> _Planned | str:
+        body = self.compiled.render(template_record_values(record))
+        info = analyse(body)
+        if info.segments == 0:
+            return "empty_text"
+        if info.segments > self.skill.max_segments:
+            if len(self.result.too_long) < TOO_LONG_REPORTED:
+                self.result.too_long.append(record.external_id)
+            logger.warning(
+                "Skill %s: record %s merges to %s segments (maximum %s); finalized too_long",
+                self.skill.id,
+                record.external_id,
+                info.segments,
+                self.skill.max_segments,
+            )
+            return "final:" + FinalReason.TOO_LONG
+        return _Planned(record, destination, verdict, body, info.encoding, info.segments)
+
+    def write(self, planned: list[_Planned], finals: dict[str, list[Record]]) -> None:
+        """One batch's rows, in one transaction that holds the skill's row lock.
+
+        The lock (PostgreSQL; SQLite lets one writer in at a time and fails a transaction
+        that read what another then changed) and the re-check of pending texts inside it
+        mean two passes of one skill running at once can never queue two texts for a
+        record; the key guards against a replay of the very same pass.
+        """
+        with transaction.atomic():
+            state = (
+                Skill.objects.select_for_update(of=("self",))
+                .filter(pk=self.skill.pk)
+                .values_list("state", flat=True)
+                .first()
+            )
+            if state != Skill.State.RUNNING:
+                self.result.state = state or ""
+                self.stopped = True
+                return
+            self._write(planned, finals)
+
+    def _write(self, planned: list[_Planned], finals: dict[str, list[Record]]) -> None:
+        now, skill = self.now, self.skill
+        stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        for reason, records in finals.items():
+            self.result.finalized[reason] += finalize_records([r.id for r in records], reason)
+        if not planned:
+            return
+        pending = set(
+            Attempt.objects.filter(
+                pending_q(skill, now),
+                skill=skill,
+                record_id__in=[p.record.id for p in planned],
+            ).values_list("record_id", flat=True)
+        )
+        if pending:  # another pass planned them meanwhile
+            self.result.skipped["already_planned"] += len(pending)
+            planned = [p for p in planned if p.record.id not in pending]
+        keys = {p.record.id: f"skill:{skill.id}:record:{p.record.id}:{stamp}" for p in planned}
+        taken = set(
+            OutboundMessage.objects.filter(idempotency_key__in=keys.values()).values_list(
+                "idempotency_key", flat=True
+            )
+        )
+        if taken:  # this very pass ran before (a replay, or a text withdrawn and given back)
+            self.result.skipped["already_planned"] += len(taken)
+            planned = [p for p in planned if keys[p.record.id] not in taken]
+        if not planned:
+            return
+        source = f"skill:{skill.id}"
+        messages = OutboundMessage.objects.bulk_create(
+            OutboundMessage(
+                business_unit_id=skill.business_unit_id,
+                registration_id=skill.registration_id,
+                transport_code_id=self.code.id,
+                to=p.destination.phone_number,
+                body=p.body,
+                encoding=p.encoding,
+                segments=p.segments,
+                idempotency_key=keys[p.record.id],
+                source=source,
+                priority=skill.priority,
+                not_before=p.verdict.opens_at,
+                window_ends_at=p.verdict.closes_at,
+            )
+            for p in planned
+        )
+        attempts = Attempt.objects.bulk_create(
+            Attempt(skill=skill, record=p.record, destination=p.destination, message=message)
+            for p, message in zip(planned, messages, strict=True)
+        )
+        # The planner's clock, which the retry, rest and stale rules read (auto_now_add
+        # stamped the wall clock).
+        Attempt.objects.filter(id__in=[a.id for a in attempts]).update(created_at=now)
+        MessageEvent.objects.bulk_create(
+            MessageEvent(
+                message=message,
+                kind=MessageEvent.Kind.TRANSITION,
+                status=MessageStatus.QUEUED,
+                detail=(
+                    f"planned by skill {skill.name}; window "
+                    f"{p.verdict.opens_at:%Y-%m-%d %H:%M}-{p.verdict.closes_at:%H:%M} UTC"
+                    + (f" ({', '.join(p.verdict.presets)})" if p.verdict.presets else "")
+                )[:500],
+            )
+            for p, message in zip(planned, messages, strict=True)
+        )
+        Record.objects.filter(id__in=[p.record.id for p in planned]).update(
+            attempts=F("attempts") + 1, last_attempt_at=now, updated_at=timezone.now()
+        )
+        Destination.objects.filter(id__in=[p.destination.id for p in planned]).update(
+            attempts=F("attempts") + 1
+        )
+        self.result.planned += len(planned)
+        self.result.cost += sum(self.cost(p) for p in planned)
+
+
+# --- Sweeps ------------------------------------------------------------------------------------
+
+
+def sweep_stale(*, skill: Skill, now: dt.datetime) -> int:
+    """Withdraw the skill's texts queued longer than its stale minutes; their records go back
+    to the list (the withdrawn attempts no longer count)."""
+    cutoff = now - dt.timedelta(minutes=skill.stale_minutes)
+    ids = list(
+        OutboundMessage.objects.filter(
+            transport_code_id=skill.registration.transport_code_id,
+            status=MessageStatus.QUEUED,
+            attempt__skill=skill,
+            attempt__created_at__lt=cutoff,
+        ).values_list("id", flat=True)
+    )
+    withdrawn = withdraw(ids, WithdrawReason.STALE)
+    if withdrawn:
+        from skills.outcomes import attempts_give_back
+
+        attempts_give_back(
+            attempt_ids=Attempt.objects.filter(message_id__in=ids).values_list("id", flat=True)
+        )
+        logger.info("Skill %s: %s stale texts withdrawn and re-planned", skill.id, withdrawn)
+    return withdrawn
+
+
+def sweep_records(*, skill: Skill, now: dt.datetime) -> Counter:
+    """Finalize the open records of the skill's lists that expired or used every attempt
+    (and have no text that may still reach them)."""
+    counts: Counter = Counter()
+    list_ids = active_list_ids(skill)
+    if not list_ids:
+        return counts
+    pending = Attempt.objects.filter(pending_q(skill, now), record=OuterRef("pk"))
+    open_records = Record.objects.filter(calling_list_id__in=list_ids, is_final=False).filter(
+        ~Exists(pending)
+    )
+    stamp = timezone.now()
+    counts[FinalReason.EXPIRED] = open_records.exclude(not_expired_q(skill, now)).update(
+        is_final=True, final_reason=FinalReason.EXPIRED, updated_at=stamp
+    )
+    if skill.finalize_when_exhausted:
+        counts[FinalReason.EXHAUSTED] = open_records.filter(
+            attempts__gte=skill.max_attempts
+        ).update(is_final=True, final_reason=FinalReason.EXHAUSTED, updated_at=stamp)
+    return +counts
+
+
+def sweep_skill(*, skill: Skill, now: dt.datetime) -> tuple[int, Counter]:
+    """Stale texts, outcomes no listener applied, expired and exhausted records."""
+    from skills.outcomes import outcomes_settle
+
+    stale = sweep_stale(skill=skill, now=now) if skill.state == Skill.State.RUNNING else 0
+    outcomes_settle(skill=skill, now=now)
+    return stale, sweep_records(skill=skill, now=now)
+
+
+def skill_complete_if_finished(*, skill: Skill, now: dt.datetime | None = None) -> bool:
+    """Mark a running skill completed when every record of its active lists is final, or when
+    nothing can ever be planned again (the rest used every attempt and nothing is pending)."""
+    now = now or timezone.now()
+    list_ids = active_list_ids(skill)
+    if not list_ids:
+        return False
+    open_records = Record.objects.filter(calling_list_id__in=list_ids, is_final=False)
+    if open_records.exists():
+        if open_records.filter(attempts__lt=skill.max_attempts).exists():
+            return False
+        if Attempt.objects.filter(pending_q(skill, now), skill=skill).exists():
+            return False
+    changed = Skill.objects.filter(pk=skill.pk, state=Skill.State.RUNNING).update(
+        state=Skill.State.COMPLETED, state_changed_at=now, updated_at=timezone.now()
+    )
+    if changed:
+        skill.state = Skill.State.COMPLETED
+        logger.info("Skill %s (%s) completed: no record left to text", skill.id, skill.name)
+        if skill.end_of_list_email:
+            # Future work: the end-of-list notification e-mail.
+            logger.info(
+                "Skill %s: end-of-list notification to %s not sent (not built yet)",
+                skill.id,
+                skill.end_of_list_email,
+            )
+    return bool(changed)
+
+
+# --- Entry points ------------------------------------------------------------------------------
+
+
+def plan_skill(
+    *,
+    skill: Skill,
+    now: dt.datetime | None = None,
+    limit: int | None = None,
+    sweep: bool = True,
+    complete: bool = True,
+    kick: bool = True,
+) -> PlanResult:
+    """One planning pass of a running skill; see the module docstring.
+
+    ``limit`` is the budget in the code's units (segments when the code counts them); by
+    default the skill's priority share of what the code may still queue.
+    """
+    now = now or timezone.now()
+    started = time.monotonic()
+    result = PlanResult(skill.id, skill.name, skill.business_unit.name, state=skill.state)
+    if sweep:
+        result.stale_withdrawn, finalized = sweep_skill(skill=skill, now=now)
+        result.finalized.update(finalized)
+    # Each batch is written in its own transaction (see _Pass.write), so the senders see
+    # texts as they are planned and a long pass never holds SQLite's writer lock for long.
+    current = (
+        Skill.objects.select_related("business_unit", "registration__transport_code", "template")
+        .filter(pk=skill.pk)
+        .first()
+    )
+    if current is None or current.state != Skill.State.RUNNING:
+        result.state = current.state if current else ""
+    elif not current.registration.is_active or not current.registration.transport_code.can_send:
+        result.skipped["code_unavailable"] += 1
+    else:
+        code = current.registration.transport_code
+        result.limit = skill_share(current, code) if limit is None else limit
+        if result.limit > 0:
+            _Pass(current, now, result.limit, result).run()
+    if complete and result.state == Skill.State.RUNNING:
+        result.completed = skill_complete_if_finished(skill=skill, now=now)
+        if result.completed:
+            result.state = Skill.State.COMPLETED
+    result.seconds = time.monotonic() - started
+    if result.planned or result.finalized or result.stale_withdrawn:
+        logger.info(
+            "Skill %s: planned %s texts (%s units of %s), finalized %s, stale %s",
+            skill.id,
+            result.planned,
+            result.cost,
+            result.limit,
+            dict(result.finalized),
+            result.stale_withdrawn,
+        )
+    if kick and result.planned:
+        from messaging.tasks import kick_senders
+
+        kick_senders()
+    return result
+
+
+def _merge(into: PlanResult, more: PlanResult) -> None:
+    for name in ("limit", "planned", "cost", "scanned", "stale_withdrawn", "seconds"):
+        setattr(into, name, getattr(into, name) + getattr(more, name))
+    into.finalized.update(more.finalized)
+    into.skipped.update(more.skipped)
+    into.too_long.extend(more.too_long)
+    into.warnings.extend(w for w in more.warnings if w not in into.warnings)
+    into.zones_open = more.zones_open or into.zones_open
+    into.completed = into.completed or more.completed
+    into.state = more.state or into.state
+    into.error = into.error or more.error
+
+
+def _plan_safely(skill: Skill, now: dt.datetime, limit: int) -> PlanResult:
+    """One skill's pass; an error is logged and reported, never passed on to the others."""
+    try:
+        return plan_skill(skill=skill, now=now, limit=limit, sweep=False, kick=False)
+    except Exception as error:
+        logger.exception("Planning skill %s (%s) failed", skill.id, skill.name)
+        result = PlanResult(skill.id, skill.name, skill.business_unit.name, state=skill.state)
+        result.error = f"{type(error).__name__}: {error}"[:500]
+        return result
+
+
+def apply_schedules(*, now: dt.datetime | None = None) -> list[dict]:
+    """Start scheduled skills inside today's schedule window and stop them outside it.
+
+    Only skills with the schedule switched on; a paused skill is left alone (a pause is a
+    deliberate hold, e.g. after a carrier block) and so is a completed one.
+    """
+    from skills.services import SkillStateError, skill_start, skill_stop
+    from skills.windows import schedule_window
+
+    now = now or timezone.now()
+    changes = []
+    skills = (
+        Skill.objects.filter(
+            schedule_enabled=True, state__in=[Skill.State.STOPPED, Skill.State.RUNNING]
+        )
+        .select_related("business_unit")
+        .prefetch_related("schedule_days")
+    )
+    for skill in skills:
+        inside = schedule_window(skill, now, list(skill.schedule_days.all())) is not None
+        change = {"skill_id": skill.id, "skill": skill.name}
+        try:
+            if inside and skill.state == Skill.State.STOPPED:
+                skill_start(skill=skill)
+                change["action"] = "started"
+            elif not inside and skill.state == Skill.State.RUNNING:
+                _skill, withdrawn = skill_stop(skill=skill)
+                change.update(action="stopped", withdrawn=withdrawn)
+            else:
+                continue
+            logger.info("Schedule: skill %s (%s) %s", skill.id, skill.name, change["action"])
+        except SkillStateError as error:
+            change.update(action="error", error=error.message)
+            logger.warning("Schedule: skill %s (%s): %s", skill.id, skill.name, error.message)
+        except Exception as error:
+            change.update(action="error", error=str(error)[:500])
+            logger.exception("Schedule: skill %s (%s) failed", skill.id, skill.name)
+        changes.append(change)
+    return changes
+
+
+@dataclass
+class TickResult:
+    schedule: list[dict] = field(default_factory=list)
+    skills: list[PlanResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def planned(self) -> int:
+        return sum(r.planned for r in self.skills)
+
+    def as_dict(self) -> dict:
+        return {
+            "schedule": self.schedule,
+            "skills": [r.as_dict() for r in self.skills],
+            "planned": self.planned,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def plan_tick(
+    *, now: dt.datetime | None = None, skills: Iterable[Skill] | None = None, kick: bool = True
+) -> TickResult:
+    """Apply schedules, sweep, then plan every running skill (or just ``skills``).
+
+    Each transport code's budget is split between its running skills by priority; what a
+    skill leaves unused goes, in a second round, to the skills that used all of theirs, so
+    a low-priority skill alone on a code still gets the whole code. Each skill is planned in
+    its own transaction, and one skill's error never stops the others.
+    """
+    now = now or timezone.now()
+    started = time.monotonic()
+    tick = TickResult(schedule=apply_schedules(now=now) if skills is None else [])
+    running = Skill.objects.filter(state=Skill.State.RUNNING).select_related(
+        "business_unit", "registration__transport_code"
+    )
+    if skills is not None:
+        running = running.filter(pk__in=[s.pk for s in skills])
+    running = list(running)
+    results: dict[int, PlanResult] = {}
+    for skill in running:
+        result = results[skill.id] = PlanResult(skill.id, skill.name, skill.business_unit.name)
+        try:
+            result.stale_withdrawn, finalized = sweep_skill(skill=skill, now=now)
+            result.finalized.update(finalized)
+        except Exception as error:
+            logger.exception("Sweeping skill %s (%s) failed", skill.id, skill.name)
+            result.error = f"{type(error).__name__}: {error}"[:500]
+
+    by_code: dict[int, list[Skill]] = {}
+    for skill in running:
+        by_code.setdefault(skill.registration.transport_code_id, []).append(skill)
+    for code_skills in by_code.values():
+        code = code_skills[0].registration.transport_code
+        budget = code_budget(code)
+        shares = split_by_priority(budget, {s.id: s.priority for s in code_skills})
+        hungry, used = [], 0
+        for skill in sorted(code_skills, key=lambda s: (-s.priority, s.id)):
+            result = _plan_safely(skill, now, shares[skill.id])
+            _merge(results[skill.id], result)
+            used += result.cost
+            if result.limit and result.cost >= result.limit and not result.completed:
+                hungry.append(skill)
+        leftover = budget - used
+        if leftover > 0 and hungry:
+            extra = split_by_priority(leftover, {s.id: s.priority for s in hungry})
+            for skill in hungry:
+                _merge(results[skill.id], _plan_safely(skill, now, extra[skill.id]))
+    tick.skills = [results[s.id] for s in running]
+    tick.seconds = time.monotonic() - started
+    if kick and tick.planned:
+        from messaging.tasks import kick_senders
+
+        kick_senders()
+    return tick

@@ -1,0 +1,198 @@
+"""Allowed windows in the recipient's local time (skills.windows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import pytest
+
+from skills.models import SendingWindowPreset
+from skills.services import skill_apply_defaults
+from skills.windows import Blocked, WindowPolicy, schedule_window
+from tests.factories import (
+    CadenceStepFactory,
+    CustomTimeZoneFactory,
+    SkillFactory,
+    TimeZoneBoundFactory,
+)
+
+UTC = dt.UTC
+CHICAGO = zoneinfo.ZoneInfo("America/Chicago")
+NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
+
+
+def local(zone, *args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=zone)
+
+
+@pytest.fixture
+def skill(bu):
+    return SkillFactory(business_unit=bu)
+
+
+def policy(skill) -> WindowPolicy:
+    return WindowPolicy.for_skill(skill)
+
+
+def test_tcpa_default_is_8_to_21_local(skill):
+    noon = local(CHICAGO, 2026, 6, 15, 12, 0)
+    verdict = policy(skill).check(zone_name="America/Chicago", now=noon)
+    assert verdict.is_open(noon)
+    assert verdict.opens_at == local(CHICAGO, 2026, 6, 15, 8, 0)
+    assert verdict.closes_at == local(CHICAGO, 2026, 6, 15, 21, 0)
+    late = local(CHICAGO, 2026, 6, 15, 21, 0)
+    verdict = policy(skill).check(zone_name="America/Chicago", now=late)
+    assert not verdict.is_open(late)
+    assert verdict.opens_at == local(CHICAGO, 2026, 6, 16, 8, 0), "the next morning"
+
+
+def test_the_same_moment_is_open_in_one_zone_and_closed_in_another(skill):
+    now = local(NEW_YORK, 2026, 6, 15, 8, 30)  # 05:30 in Los Angeles
+    rules = policy(skill)
+    assert rules.check(zone_name="America/New_York", now=now).is_open(now)
+    assert not rules.check(zone_name="America/Los_Angeles", now=now).is_open(now)
+
+
+def test_time_zone_bounding_override_and_inactive_zone(skill):
+    TimeZoneBoundFactory(
+        skill=skill, time_zone="America/Chicago", start_time=dt.time(10), end_time=dt.time(18)
+    )
+    TimeZoneBoundFactory(skill=skill, time_zone="America/Denver", is_active=False)
+    now = local(CHICAGO, 2026, 6, 15, 9, 30)
+    rules = policy(skill)
+    verdict = rules.check(zone_name="America/Chicago", now=now)
+    assert not verdict.is_open(now)
+    assert (verdict.opens_at, verdict.closes_at) == (
+        local(CHICAGO, 2026, 6, 15, 10),
+        local(CHICAGO, 2026, 6, 15, 18),
+    )
+    assert verdict.opens_within(now, 31 * 60) and not verdict.opens_within(now, 29 * 60)
+    denver = rules.check(zone_name="America/Denver", now=now)
+    assert (denver.allowed, denver.reason) == (False, Blocked.ZONE_INACTIVE)
+
+
+def test_bound_preset_gives_the_range_when_no_override(skill):
+    TimeZoneBoundFactory(
+        skill=skill, time_zone="America/Chicago", preset=SendingWindowPreset.objects.get(code="KY")
+    )
+    verdict = policy(skill).check(zone_name="America/Chicago", now=local(CHICAGO, 2026, 6, 15, 12))
+    assert verdict.opens_at == local(CHICAGO, 2026, 6, 15, 10), "KY: 10:00-21:00"
+
+
+@pytest.mark.parametrize("state", ["MA", "ma", "Massachusetts"])
+def test_state_preset_by_the_records_state(skill, state):
+    now = local(NEW_YORK, 2026, 6, 15, 20, 30)
+    rules = policy(skill)
+    assert rules.check(zone_name="America/New_York", now=now, state="NY").is_open(now)
+    verdict = rules.check(zone_name="America/New_York", now=now, state=state)
+    assert not verdict.is_open(now), "Massachusetts: 08:00-20:00"
+    assert verdict.opens_at == local(NEW_YORK, 2026, 6, 16, 8)
+    assert verdict.presets == ("MA",)
+
+
+def test_florida_preset_by_area_code_whatever_the_address(skill):
+    now = local(NEW_YORK, 2026, 6, 15, 20, 30)
+    rules = policy(skill)
+    miami = rules.check(
+        zone_name="America/New_York", now=now, state="NY", phone_number="+13055550100"
+    )
+    assert not miami.is_open(now)
+    assert miami.max_per_24h == 3
+    assert miami.presets == ("FL",)
+    bronx = rules.check(
+        zone_name="America/New_York", now=now, state="NY", phone_number="+17185550100"
+    )
+    assert bronx.is_open(now) and bronx.max_per_24h is None
+
+
+def test_the_stricter_window_wins(skill):
+    TimeZoneBoundFactory(
+        skill=skill, time_zone="America/New_York", start_time=dt.time(7), end_time=dt.time(22)
+    )
+    verdict = policy(skill).check(
+        zone_name="America/New_York", now=local(NEW_YORK, 2026, 6, 15, 12), state="CT"
+    )
+    assert (verdict.opens_at, verdict.closes_at) == (
+        local(NEW_YORK, 2026, 6, 15, 9),
+        local(NEW_YORK, 2026, 6, 15, 20),
+    ), "CT 09:00-20:00 inside the bound's 07:00-22:00"
+
+
+def test_no_sundays(skill):
+    sunday = local(CHICAGO, 2026, 6, 21, 12)
+    rules = policy(skill)
+    assert rules.check(zone_name="America/Chicago", now=sunday, state="IL").is_open(sunday)
+    verdict = rules.check(zone_name="America/Chicago", now=sunday, state="AL")
+    assert not verdict.is_open(sunday)
+    assert verdict.opens_at == local(CHICAGO, 2026, 6, 22, 8), "Monday morning"
+
+
+def test_cadence_rows_weekday_and_weekend_ranges(skill):
+    step = CadenceStepFactory(
+        skill=skill,
+        phone_field="SMSPhoneNumber",
+        weekday_start=dt.time(9),
+        weekday_end=dt.time(12),
+        weekend_start=dt.time(10),
+        weekend_end=dt.time(11),
+    )
+    rules = policy(skill)
+    monday = local(CHICAGO, 2026, 6, 15, 12, 30)
+    verdict = rules.check(zone_name="America/Chicago", now=monday, step=step)
+    assert not verdict.is_open(monday)
+    assert verdict.opens_at == local(CHICAGO, 2026, 6, 16, 9)
+    saturday = local(CHICAGO, 2026, 6, 20, 10, 30)
+    verdict = rules.check(zone_name="America/Chicago", now=saturday, step=step)
+    assert verdict.is_open(saturday)
+    assert verdict.closes_at == local(CHICAGO, 2026, 6, 20, 11)
+    plain = rules.check(zone_name="America/Chicago", now=monday)
+    assert plain.is_open(monday), "a row without ranges keeps the full window"
+
+
+def test_custom_zone_follows_its_dst_rule(bu):
+    plant = CustomTimeZoneFactory(
+        business_unit=bu, name="Plant time", utc_offset_minutes=-300, dst_like="America/New_York"
+    )
+    fixed = CustomTimeZoneFactory(
+        business_unit=bu, name="Fixed -5", utc_offset_minutes=-300, dst_like=""
+    )
+    bu.allowed_time_zones = [plant.name, fixed.name]
+    bu.save()
+    skill = SkillFactory(business_unit=bu)
+    rules = policy(skill)
+    summer = dt.datetime(2026, 6, 15, 16, 0, tzinfo=UTC)
+    winter = dt.datetime(2026, 1, 12, 16, 0, tzinfo=UTC)
+    assert rules.check(zone_name="Plant time", now=summer).opens_at == summer.replace(hour=12)
+    assert rules.check(zone_name="Plant time", now=winter).opens_at == winter.replace(hour=13)
+    assert rules.check(zone_name="Fixed -5", now=summer).opens_at == summer.replace(hour=13)
+
+
+def test_unknown_zone_is_never_texted(skill):
+    now = local(CHICAGO, 2026, 6, 15, 12)
+    rules = policy(skill)
+    for name in ("", "  ", "Mars/Olympus"):
+        verdict = rules.check(zone_name=name, now=now)
+        assert (verdict.allowed, verdict.reason) == (False, Blocked.UNKNOWN_ZONE)
+        assert not verdict.opens_within(now, 10**9)
+
+
+def test_zone_the_business_unit_does_not_allow_is_never_texted(skill):
+    verdict = policy(skill).check(zone_name="Europe/Paris", now=local(CHICAGO, 2026, 6, 15, 12))
+    assert (verdict.allowed, verdict.reason) == (False, Blocked.ZONE_NOT_ALLOWED)
+
+
+def test_the_schedule_narrows_the_window_when_switched_on(skill):
+    skill_apply_defaults(skill=skill)  # Monday-Saturday 08:00-21:00
+    skill.schedule_days.filter(weekday=0).update(start_time=dt.time(10), end_time=dt.time(15))
+    skill.schedule_enabled = True
+    skill.save()
+    now = local(NEW_YORK, 2026, 6, 15, 12)  # 11:00 in Chicago
+    verdict = policy(skill).check(zone_name="America/Chicago", now=now)
+    assert verdict.closes_at == local(NEW_YORK, 2026, 6, 15, 15), "the schedule ends first"
+    assert schedule_window(skill, now) == (
+        local(NEW_YORK, 2026, 6, 15, 10),
+        local(NEW_YORK, 2026, 6, 15, 15),
+    )
+    skill.schedule_days.filter(weekday=0).update(is_active=False)
+    assert schedule_window(skill, now) is None
