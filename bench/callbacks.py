@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 import _harness as h
 
 STATUS_PATH = "/sms/twilio/status/"
+DATABASE = "pcsms_bench_callbacks"
 
 
 def seed(count: int) -> list[tuple[int, str, str]]:
@@ -129,7 +130,32 @@ def start_gunicorn(env: dict, port: int, args) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
-async def drive(base_url: str, requests, seconds: float, concurrency: int, warmup: float):
+class CpuMeter:
+    """CPU seconds used by the server (gunicorn workers, PostgreSQL backends) and this client
+    over the measured window: the cost per callback, which other load on the machine changes
+    far less than it changes callbacks/s."""
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.used = {"gunicorn": 0.0, "postgres": 0.0, "client": 0.0}
+
+    def start(self) -> None:
+        self.workers, self.backends = _server_pids(self.master)
+        self.begin = self._read()
+
+    def stop(self) -> None:
+        end = self._read()
+        self.used = {k: end[k] - self.begin[k] for k in end}
+
+    def _read(self) -> dict[str, float]:
+        return {
+            "gunicorn": sum(_cpu_seconds(p) for p in self.workers),
+            "postgres": sum(_cpu_seconds(p) for p in self.backends),
+            "client": time.process_time(),
+        }
+
+
+async def drive(base_url, requests, seconds: float, concurrency: int, warmup: float, cpu=None):
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
@@ -140,6 +166,14 @@ async def drive(base_url: str, requests, seconds: float, concurrency: int, warmu
     position = 0
     measured_from = time.monotonic() + warmup
     deadline = measured_from + seconds
+
+    async def meter() -> None:
+        await asyncio.sleep(max(0.0, measured_from - time.monotonic()))
+        if cpu:
+            await asyncio.to_thread(cpu.start)  # Django's database access is not for the loop
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        if cpu:
+            cpu.stop()
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
@@ -171,8 +205,59 @@ async def drive(base_url: str, requests, seconds: float, concurrency: int, warmu
                 if status == 200:
                     answered.append(index)
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
     return latencies, statuses, answered
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(master: int) -> tuple[list[int], list[int]]:
+    """gunicorn's workers and the PostgreSQL backends serving the bench database."""
+    from django.db import connection
+
+    workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True)
+    from django.db import DatabaseError
+
+    backends = []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            backends = [row[0] for row in cursor.fetchall()]
+    except DatabaseError as exc:  # e.g. the server's connection slots are all taken
+        print(f"(database sessions not metered: {exc})".strip(), flush=True)
+    finally:
+        connection.close()
+    return [int(p) for p in workers.stdout.split()], backends
+
+
+async def floor(base_url: str, seconds: float, concurrency: int) -> float:
+    """Requests/s of the same stack with no work: GET on the status URL (405, no database)."""
+    import aiohttp
+
+    answered = 0
+    deadline = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal answered
+            while time.monotonic() < deadline:
+                async with session.get(base_url + STATUS_PATH) as response:
+                    await response.read()
+                    answered += response.status == 405
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return answered / seconds
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -192,11 +277,17 @@ def main() -> None:
     parser.add_argument("--replay-share", type=float, default=0.05, help="Replayed deliveries.")
     parser.add_argument("--access-log", action="store_true", help="gunicorn access log to stdout.")
     parser.add_argument("--verbose", action="store_true", help="Show gunicorn's errors.")
+    parser.add_argument(
+        "--floor-seconds",
+        type=float,
+        default=8.0,
+        help="Then this long of requests that do no work (the stack's ceiling here).",
+    )
     args = parser.parse_args()
 
     port = h.free_port()
     base_url = f"http://127.0.0.1:{port}"
-    database_url = h.fresh_postgres("pcsms_bench_callbacks")
+    database_url = h.fresh_postgres(DATABASE)
     env = h.bench_env(
         database_url,
         PUBLIC_BASE_URL=base_url,
@@ -220,9 +311,11 @@ def main() -> None:
             f"{args.warmup:.0f} s warm-up, then {args.seconds:.0f} s measured",
             flush=True,
         )
+        cpu = CpuMeter(server.pid)
         latencies, statuses, answered = asyncio.run(
-            drive(base_url, requests, args.seconds, args.concurrency, args.warmup)
+            drive(base_url, requests, args.seconds, args.concurrency, args.warmup, cpu)
         )
+        no_work = asyncio.run(floor(base_url, args.floor_seconds, args.concurrency))
     finally:
         h.stop([server], timeout=10)
 
@@ -237,6 +330,18 @@ def main() -> None:
             *(1000 * percentile(latencies, q) for q in (0.5, 0.95, 0.99, 1.0))
         )
     )
+    if ok:
+        per = {k: 1000 * v / ok for k, v in cpu.used.items()}
+        total = sum(per.values())
+        print(
+            "CPU ms per callback: gunicorn {gunicorn:.2f}, postgres {postgres:.2f}, "
+            "client {client:.2f}".format(**per)
+            + f"; total {total:.2f} -> {2000 / total:,.0f}/s if 2 CPUs were all ours"
+            + f" ({len(cpu.workers)} workers, {len(cpu.backends)} database sessions metered)"
+        )
+    print(f"same server, requests doing no work (GET -> 405, no database): {no_work:,.0f}/s")
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     events = MessageEvent.objects.filter(kind=MessageEvent.Kind.CALLBACK).count()
     delivered_asked = {
         requests[i][0] for i in answered if b"MessageStatus=delivered" in requests[i][1]
@@ -249,7 +354,6 @@ def main() -> None:
     if events != len(answered) or delivered != len(delivered_asked):
         print("MISMATCH: a callback answered 200 was not applied", file=sys.stderr)
         sys.exit(1)
-    Path(h.ROOT / "bench" / "out").mkdir(exist_ok=True)
 
 
 if __name__ == "__main__":

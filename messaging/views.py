@@ -86,8 +86,11 @@ def single_token() -> str:
     pairs = set()
     if settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN:
         pairs.add((settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN))
-    for variable, value in os.environ.items():
+    for variable in os.environ:
+        if not (variable.startswith("TWILIO_") and variable.endswith("_ACCOUNT_SID")):
+            continue
         match = _ACCOUNT_ENV_RE.match(variable)
+        value = os.environ[variable]
         token = os.environ.get(f"TWILIO_{match.group(1)}_AUTH_TOKEN", "") if match else ""
         if value and token:
             pairs.add((value, token))

@@ -132,6 +132,8 @@ def attempt_record_outcome(
         _recount([attempt.record_id], [attempt.destination_id])
         _block(skill, attempt, described)
         return outcome
+    elif outcome == OutcomeClass.OPTED_OUT:
+        return outcome  # skills.dnc_hooks finalizes the record ``opted_out``
     _finalize_if_done(skill, attempt.record_id, now)
     return outcome
 

@@ -612,6 +612,7 @@ class _Pass:
         self.order = sort_order(skill.sort_criteria.all(), result.warnings)
         self.max_scan = min(MAX_SCAN, max(MIN_SCAN, SCAN_FACTOR * limit))
         self.stopped = False  # paused or stopped during the pass
+        self.open_zones: list[str] = []
         self.lookback = max(
             RECENT_LOOKBACK,
             dt.timedelta(minutes=skill.restricted_window_minutes or 0),
@@ -686,6 +687,8 @@ class _Pass:
     # --- one batch ---
 
     def plan_batch(self, records: list[Record]) -> None:
+        # Read fresh: a receipt or a STOP may have finalized some since the ids were chosen.
+        records = [r for r in records if not r.is_final]
         if self.filter is not None and self.filter.checks:
             kept = [r for r in records if self.filter.passes(r)]
             self.result.skipped["filtered"] += len(records) - len(kept)
@@ -907,9 +910,9 @@ class _Pass:
                 kind=MessageEvent.Kind.TRANSITION,
                 status=MessageStatus.QUEUED,
                 detail=(
-                    f"planned by skill {skill.name}; window "
-                    f"{p.verdict.opens_at:%Y-%m-%d %H:%M}-{p.verdict.closes_at:%H:%M} UTC"
-                    + (f" ({', '.join(p.verdict.presets)})" if p.verdict.presets else "")
+                    f"planned by skill {skill.name}; allowed window "
+                    f"{p.verdict.opens_at:%Y-%m-%d %H:%M} to {p.verdict.closes_at:%Y-%m-%d %H:%M}"
+                    " UTC" + (f" ({', '.join(p.verdict.presets)})" if p.verdict.presets else "")
                 )[:500],
             )
             for p, message in zip(planned, messages, strict=True)

@@ -239,11 +239,18 @@ class WindowPolicy:
         start, end = bound.window() if bound is not None else (TCPA_START, TCPA_END)
         no_sundays = False
         caps = []
-        for preset in presets:
+        for preset in presets:  # the recipient's state rules: always, the stricter wins
             start, end = max(start, preset.start_time), min(end, preset.end_time)
             no_sundays = no_sundays or preset.no_sundays
             if preset.max_per_24h:
                 caps.append(preset.max_per_24h)
+        if bound is not None and bound.preset is not None:
+            # The bound's preset gave its hours (unless overridden); its other rules apply too.
+            no_sundays = no_sundays or bound.preset.no_sundays
+            if bound.preset.max_per_24h:
+                caps.append(bound.preset.max_per_24h)
+            if bound.preset not in presets:
+                presets = (*presets, bound.preset)
 
         def hours(day: dt.date):
             if no_sundays and day.weekday() == Weekday.SUNDAY:

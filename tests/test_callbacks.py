@@ -436,6 +436,16 @@ def test_stop_opts_out_withdraws_queued_texts_and_confirms_once(client, registra
     )
 
 
+def test_stop_with_twilios_advanced_opt_out_fields_is_an_opt_out(client, registration):
+    # Twilio adds OptOutType when its own opt-out handling saw the keyword; the text still
+    # comes to us and is acted on the same way.
+    response = post(client, INBOUND, payload("inbound_stop_advanced_opt_out"))
+    assert response.status_code == 200
+    inbound = InboundMessage.objects.get()
+    assert (inbound.classification, inbound.body) == ("opt_out", "Stop")
+    assert DncEntry.objects.get().source == DncEntry.Source.STOP_REPLY
+
+
 def test_stop_confirmation_from_the_registration_or_none(client, registration):
     registration.opt_out_confirmation = "Acme: unsubscribed. No more msgs. Reply START to rejoin."
     registration.save()

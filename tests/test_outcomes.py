@@ -225,3 +225,12 @@ def test_a_late_receipt_corrects_an_exhausted_record(skill):
     report(message, "delivered")
     record.refresh_from_db()
     assert record.final_reason == FinalReason.DELIVERED
+
+
+def test_carrier_unsubscribed_21610_is_an_opt_out_not_an_exhausted_record(skill, bu):
+    DncGroupFactory(business_unit=bu, is_default=True)
+    record = add_record(skill)
+    report(plan_and_send(skill), "failed", "21610")
+    assert Attempt.objects.get().outcome == OutcomeClass.OPTED_OUT
+    record.refresh_from_db()
+    assert record.final_reason == FinalReason.OPTED_OUT

@@ -80,6 +80,20 @@ def test_bound_preset_gives_the_range_when_no_override(skill):
     assert verdict.opens_at == local(CHICAGO, 2026, 6, 15, 10), "KY: 10:00-21:00"
 
 
+def test_a_bound_preset_brings_its_other_rules_even_with_an_override(skill):
+    TimeZoneBoundFactory(
+        skill=skill,
+        time_zone="America/Chicago",
+        preset=SendingWindowPreset.objects.get(code="AL"),
+        start_time=dt.time(7),
+        end_time=dt.time(21),
+    )
+    sunday = local(CHICAGO, 2026, 6, 21, 12)
+    verdict = policy(skill).check(zone_name="America/Chicago", now=sunday)
+    assert verdict.opens_at == local(CHICAGO, 2026, 6, 22, 7), "no Sundays; the override's 07:00"
+    assert verdict.closes_at == local(CHICAGO, 2026, 6, 22, 21)
+
+
 @pytest.mark.parametrize("state", ["MA", "ma", "Massachusetts"])
 def test_state_preset_by_the_records_state(skill, state):
     now = local(NEW_YORK, 2026, 6, 15, 20, 30)
