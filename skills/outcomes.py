@@ -63,7 +63,9 @@ _COUNTED = [s for s in MessageStatus.values if s != MessageStatus.WITHDRAWN]
 def on_message_status(*, message: OutboundMessage, status: str, error_code: str = "", **_) -> None:
     """The ``STATUS_LISTENERS`` hook. Never raises: the carrier's status is kept whatever
     happens here, and the sweep applies the outcome later if this failed."""
-    if status not in SETTLED_STATUSES:
+    # Only texts a skill planned carry a "skill:" source; for the rest (tests, other senders)
+    # the attempt lookup below would be a savepoint and a join for nothing on every callback.
+    if status not in SETTLED_STATUSES or not (message.source or "").startswith("skill:"):
         return
     try:
         with transaction.atomic():
