@@ -159,6 +159,7 @@ _STATUS_FIELDS = (
     "status",
     "carrier_sid",
     "error_code",
+    "source",  # the skills' listener reads it to skip texts no skill planned
 )
 
 
