@@ -38,8 +38,10 @@ from django.utils import timezone
 from phonenumber_field.phonenumber import PhoneNumber
 
 from dnc.models import DncEntry, DncGroup
+from pcsms.files import FORMATS, FileError, detect_format
 
-FORMATS = {".csv": "csv", ".txt": "txt", ".tsv": "txt", ".xlsx": "xlsx"}
+__all__ = ["FORMATS", "FileError", "dnc_import", "export_csv_lines"]
+
 PHONE_HEADERS = frozenset(
     {
         "phone",
@@ -88,10 +90,6 @@ WRITE_BATCH = 2000
 csv.field_size_limit(1 << 20)
 
 
-class FileError(Exception):
-    """The file as a whole cannot be imported; the message says why in plain words."""
-
-
 @dataclass
 class ImportResult:
     file_name: str
@@ -120,21 +118,6 @@ class ImportResult:
 
 
 # --- reading -----------------------------------------------------------------------------------
-
-
-def detect_format(name: str) -> str:
-    suffix = Path(name or "").suffix.lower()
-    if suffix in FORMATS:
-        return FORMATS[suffix]
-    if suffix in (".xls", ".xlsm", ".xlsb", ".ods", ".numbers"):
-        raise FileError(
-            f"{suffix} files are not supported. Save the sheet as Excel Workbook (.xlsx) or "
-            "CSV UTF-8 (.csv) and import that."
-        )
-    raise FileError(
-        f"Files of type '{suffix or 'without an extension'}' are not supported: use a .csv "
-        "(comma-separated), .txt (tab-separated) or .xlsx file."
-    )
 
 
 def _check_head(head: bytes, kind: str) -> None:

@@ -22,31 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-FORMATS = {".csv": "csv", ".txt": "txt", ".tsv": "txt", ".xlsx": "xlsx"}
+from pcsms.files import FORMATS, FileError, detect_format
+
+__all__ = ["FORMATS", "FileError", "Table", "detect_format", "open_table"]
+
 DELIMITERS = {"csv": ",", "txt": "\t"}
 BLOCK = 1 << 20
 MAX_FIELD = 1 << 20  # 1 MiB in one cell is not a calling list
 
 csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD))
-
-
-class FileError(Exception):
-    """The file as a whole cannot be imported; the message says why in plain words."""
-
-
-def detect_format(name: str) -> str:
-    suffix = Path(name or "").suffix.lower()
-    if suffix in FORMATS:
-        return FORMATS[suffix]
-    if suffix in (".xls", ".xlsm", ".xlsb", ".ods", ".numbers"):
-        raise FileError(
-            f"{suffix} files are not supported. Save the sheet as Excel Workbook (.xlsx) or "
-            "CSV UTF-8 (.csv) and upload that."
-        )
-    raise FileError(
-        f"Files of type '{suffix or 'without an extension'}' are not supported: upload a .csv "
-        "(comma-separated), .txt (tab-separated) or .xlsx file."
-    )
 
 
 @dataclass

@@ -103,6 +103,7 @@ def local_path(field_file, name: str = "") -> Iterator[Path]:
     """A path on disk for a stored file (copied out of storages that have none)."""
     try:
         path = field_file.path
+    # Storages without local files (S3, in-memory) raise NotImplementedError for .path.
     except (NotImplementedError, AttributeError):
         path = None
     if path and os.path.exists(path):
