@@ -174,6 +174,22 @@ def peak_rss_mb() -> tuple[float, float]:
     return own, children
 
 
+def cpu_seconds(backend_pid: int) -> tuple[float, float, float]:
+    """CPU seconds so far of this process, its finished children, and its PostgreSQL session."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:  # the server runs on this machine in the bench's setup; elsewhere there is no figure
+        fields = Path(f"/proc/{backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        session = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        session = float("nan")
+    return (
+        own.ru_utime + own.ru_stime,
+        children.ru_utime + children.ru_stime,
+        session,
+    )
+
+
 def child_import(path: Path, workers: int) -> dict:
     from django.core.files import File
 
@@ -188,9 +204,14 @@ def child_import(path: Path, workers: int) -> dict:
     job.mapping = upload_job_preview(job=job).mapping
     job.status = UploadJob.Status.QUEUED
     job.save()
+    from django.db import connection
+
+    backend = connection.connection.info.backend_pid
+    cpu0 = cpu_seconds(backend)
     t0 = time.perf_counter()
     job = upload_job_run(job_id=job.pk, workers=workers)
     elapsed = time.perf_counter() - t0
+    cpu1 = cpu_seconds(backend)
     own, children = peak_rss_mb()
     counts = job.counts
     return {
@@ -206,6 +227,7 @@ def child_import(path: Path, workers: int) -> dict:
         "slow": counts.slow,
         "timings": counts.timings,
         "records": calling_list.records.count(),
+        "cpu": [b - a for a, b in zip(cpu0, cpu1, strict=True)],
     }
 
 
@@ -335,11 +357,33 @@ def main() -> None:
             f"worker {r['worker_rss_mb']:.0f} MB); {r['valid']:,} valid, {r['invalid']:,} "
             f"invalid; status {r['status']}"
         )
+        if "copy" not in t:  # staged: the whole file is read, then written in one go
+            print(
+                f"         read+normalise+stage {t.get('read')} s (COPY {t.get('stage_writes')} "
+                f"s), commit {t.get('commit')} s = checks {t.get('checks')} + records and "
+                f"destinations {t.get('records')} + report {t.get('report')} + COMMIT "
+                f"{t.get('commit_wait')}; phones fast/slow path {r['fast']:,}/{r['slow']:,}"
+            )
+        else:  # streaming: each chunk is written while the next ones are read
+            print(
+                f"         read+normalise+write records and destinations {t.get('read')} s "
+                f"(of which waiting for PostgreSQL {t.get('stage_writes')} s: COPY "
+                f"{t.get('copy')} + records and destinations {t.get('records')}), then checks "
+                f"{t.get('checks')} + report {t.get('report')} + COMMIT {t.get('commit_wait')}; "
+                f"phones fast/slow path {r['fast']:,}/{r['slow']:,}"
+            )
+        main, workers, session = r["cpu"]
         print(
-            f"         read+normalise+stage {t.get('read')} s (COPY {t.get('stage_writes')} s), "
-            f"commit {t.get('commit')} s = checks {t.get('checks')} + records and "
-            f"destinations {t.get('records')} + COMMIT (deferred FK checks) "
-            f"{t.get('commit_wait')}; phones fast/slow path {r['fast']:,}/{r['slow']:,}"
+            f"         CPU seconds: importing process {main:.1f}, reader processes {workers:.1f}, "
+            f"its PostgreSQL session {session:.1f} = {main + workers + session:.1f} on "
+            f"{os.cpu_count()} cores"
+        )
+        parts = ("read", "checks", "report", "commit_wait")
+        parts += ("records",) if "copy" not in t else ()
+        rest = r["seconds"] - sum(r["timings"].get(k, 0.0) for k in parts)
+        print(
+            f"         the rest {rest:.1f} s: opening and counting the file, mapping, "
+            "starting the workers, claiming the job"
         )
     b = run_child([*url, "--child", "baseline", str(csv_path), str(args.baseline_rows)])
     base_rate = b["rows"] / b["seconds"]

@@ -8,8 +8,10 @@ zone) triple per phone column, filled in column order: the first number found is
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import zoneinfo
 from dataclasses import dataclass, field
 from functools import cache
@@ -82,6 +84,7 @@ class Chunk:
     formula_errors: int = 0
     fast: int = 0
     slow: int = 0
+    repeated_ids: bool = False  # an ExternalId occurs twice among this chunk's valid rows
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -184,6 +187,7 @@ class RowReader:
         chunk = Chunk(payload=None)
         fast0, slow0 = self.phones.fast, self.phones.slow
         width = self.width
+        ids: set[str] = set()
         for number, cells in rows:
             if len(cells) < width:
                 cells = list(cells) + [""] * (width - len(cells))
@@ -204,6 +208,7 @@ class RowReader:
                 chunk.entries.append((number, REJECTED, reason, _values(cells, columns)))
                 continue
             chunk.valid += 1
+            ids.add(staged[1])
             if warnings:
                 chunk.flagged += 1
                 for reason, columns in warnings:
@@ -213,6 +218,7 @@ class RowReader:
             else:
                 lines.append(staged)
         chunk.payload = ("\n".join(lines) + "\n" if lines else "") if out_copy else lines
+        chunk.repeated_ids = len(ids) < chunk.valid
         chunk.fast = self.phones.fast - fast0
         chunk.slow = self.phones.slow - slow0
         return chunk
@@ -468,6 +474,10 @@ _reader: RowReader | None = None
 
 def init_worker(settings: Settings) -> None:
     global _reader
+    # The importing process's database session writes while these read: on a machine that
+    # runs both, it is the slower of the two and must not wait for a core.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(5)
     _reader = RowReader(settings)
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from django.conf import settings as django_settings
 from django.core.files import File
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -377,47 +377,74 @@ def _run(job: UploadJob, counts: Counts, workers: int, progress: Progress | None
             settings = _reader_settings(job, plan, table)
             stage = Stage(job.pk, sum(p.is_phone for p in plan))
             stage.create()
-            total = table.total
-            UploadJob.objects.filter(pk=job.pk).update(rows_total=total)
-            t0 = time.monotonic()
-            last = 0.0
-            writing = 0.0
-            for chunk in _read_chunks(table, settings, workers):
-                w0 = time.monotonic()
-                stage.write(chunk.payload)
-                writing += time.monotonic() - w0
-                spool1.extend(chunk.entries)
-                counts.add(chunk)
-                total = max(total, counts.processed)
-                now = time.monotonic()
-                if now - last >= PROGRESS_SECONDS:
-                    last = now
-                    _report_progress(job, counts, total)
-                    if progress:
-                        progress(counts.processed, total, "reading")
-            counts.timings["read"] = time.monotonic() - t0
-            counts.timings["stage_writes"] = writing
-            if counts.processed == 0:
-                raise FileError("The file has a header row but no data rows.")
-            if counts.valid == 0 and counts.formula_errors == counts.processed:
-                raise FileError(
-                    "Every row has formulas without saved results (the file was written by a "
-                    "program that did not calculate them). Open it in Excel and save it, or "
-                    "paste the values, then upload it again."
+            UploadJob.objects.filter(pk=job.pk).update(rows_total=table.total)
+            if stage.postgres and job.mode == UploadJob.Mode.APPEND:
+                _run_streaming(
+                    job, plan, table, settings, stage, counts, workers, progress, spool1, spool2
                 )
-            _report_progress(job, counts, counts.processed)
-            if progress:
-                progress(counts.processed, counts.processed, "saving")
-            t0 = time.monotonic()
-            _commit(job, plan, stage, counts, spool1, spool2)
-            counts.timings["commit"] = time.monotonic() - t0
-            counts.timings["commit_wait"] = time.monotonic() - counts.timings.pop("_end")
+            else:
+                write = lambda chunk: stage.write(chunk.payload)  # noqa: E731
+                _read(job, table, settings, counts, workers, progress, write, spool1)
+                _check_read(counts)
+                _report_progress(job, counts, counts.processed)
+                if progress:
+                    progress(counts.processed, counts.processed, "saving")
+                t0 = time.monotonic()
+                _commit(job, plan, stage, counts, spool1, spool2)
+                counts.timings["commit"] = time.monotonic() - t0
+                counts.timings["commit_wait"] = time.monotonic() - counts.timings.pop("_end")
         finally:
             table.close()
             if stage is not None:
                 stage.drop()
             spool1.close()
             spool2.close()
+
+
+def _read(
+    job: UploadJob,
+    table: Table,
+    settings: normalise.Settings,
+    counts: Counts,
+    workers: int,
+    progress: Progress | None,
+    write: Callable[[normalise.Chunk], None],
+    spool: EntrySpool,
+    report: Callable[[Counts, int], None] | None = None,
+) -> None:
+    """Reads the whole file, handing each normalised chunk to ``write`` in file order."""
+    report = report or (lambda c, total: _report_progress(job, c, total))
+    total = table.total
+    t0 = time.monotonic()
+    last = 0.0
+    writing = 0.0
+    for chunk in _read_chunks(table, settings, workers):
+        w0 = time.monotonic()
+        write(chunk)
+        writing += time.monotonic() - w0
+        spool.extend(chunk.entries)
+        counts.add(chunk)
+        total = max(total, counts.processed)
+        now = time.monotonic()
+        if now - last >= PROGRESS_SECONDS:
+            last = now
+            report(counts, total)
+            if progress:
+                progress(counts.processed, total, "reading")
+    counts.timings["read"] = time.monotonic() - t0
+    counts.timings["stage_writes"] = writing
+
+
+def _check_read(counts: Counts) -> None:
+    """File-level problems only known once every row was read."""
+    if counts.processed == 0:
+        raise FileError("The file has a header row but no data rows.")
+    if counts.valid == 0 and counts.formula_errors == counts.processed:
+        raise FileError(
+            "Every row has formulas without saved results (the file was written by a "
+            "program that did not calculate them). Open it in Excel and save it, or "
+            "paste the values, then upload it again."
+        )
 
 
 def _report_progress(job: UploadJob, counts: Counts, total: int) -> None:
@@ -430,6 +457,151 @@ def _report_progress(job: UploadJob, counts: Counts, total: int) -> None:
     )
     if UploadJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
         raise Cancelled()
+
+
+# --- Streaming: append imports on PostgreSQL --------------------------------------------------
+
+
+class ProgressLine:
+    """Progress and cancel requests while the import's own transaction is open.
+
+    The admin must see the counts move and the Cancel button must work while the records go
+    in, so they travel on a second connection that commits each update. Inside a caller's
+    transaction (tests; a command run in ``atomic``) the job row may not be committed yet, so
+    they go through the import's own connection instead.
+    """
+
+    def __init__(self, job: UploadJob):
+        self.job = job
+        self.side = None
+        if not connection.in_atomic_block:
+            self.side = connections.create_connection(DEFAULT_DB_ALIAS)
+
+    def report(self, counts: Counts, total: int) -> None:
+        if self.side is None:
+            _report_progress(self.job, counts, total)
+            return
+        table = UploadJob._meta.db_table
+        values = [total, counts.processed, counts.valid, counts.invalid, counts.flagged]
+        with self.side.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET rows_total = %s, rows_processed = %s, rows_valid = %s, "
+                "rows_invalid = %s, rows_flagged = %s WHERE id = %s RETURNING cancel_requested",
+                [*values, self.job.pk],
+            )
+            row = cursor.fetchone()
+        if row is None or row[0]:
+            raise Cancelled()
+
+    def close(self) -> None:
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+
+
+class StreamWriter:
+    """Writes each chunk into the list's tables as soon as it is read, in one transaction.
+
+    Reading (worker processes) and writing (PostgreSQL) then overlap instead of following
+    each other. Each chunk is copied into a small temporary table and inserted from there; an
+    ID seen before (earlier in the file, or already in the list) is skipped by ``ON CONFLICT
+    DO NOTHING`` and only its row number and ID are kept in the stage, where the set-wide
+    checks find it at the end for the report. Append mode only: in replace mode the last row
+    of an ID wins, which is only known once the whole file was read.
+    """
+
+    def __init__(self, job: UploadJob, plan: list[ColumnPlan], stage: Stage, now, timings):
+        self.stage = stage
+        self.timings = timings
+        self.chunk = ChunkTable(job.pk, stage)
+        self.chunk.create()
+        records_sql, records_params = _records_sql(job, plan, stage, now, source="kept")
+        records_sql += " ORDER BY s.row_no ON CONFLICT (calling_list_id, external_id) DO NOTHING"
+        dest_sql, dest_params = _destinations_sql(job, stage, "ins", source="kept")
+        self.params = records_params + dest_params
+        insert = f"ins AS ({records_sql} RETURNING id, external_id) {dest_sql}"
+        self.sql = f"WITH kept AS (SELECT * FROM {self.chunk.name}), {insert}"
+        # An ID twice in one chunk goes in once, from its first row (ON CONFLICT does not
+        # see rows of its own statement, and the destinations' join must find one row).
+        self.sql_repeats = (
+            f"WITH kept AS MATERIALIZED (SELECT DISTINCT ON (external_id) * FROM "
+            f"{self.chunk.name} ORDER BY external_id, row_no), {insert}"
+        )
+        self.keys = (
+            f"INSERT INTO {stage.name} (row_no, external_id, flagged) "
+            f"SELECT row_no, external_id, flagged FROM {self.chunk.name}"
+        )
+
+    def write(self, chunk: normalise.Chunk) -> None:
+        if not chunk.payload:
+            return
+        t0 = time.monotonic()
+        self.chunk.write(chunk.payload)
+        _execute(self.keys)
+        t1 = time.monotonic()
+        _execute(self.sql_repeats if chunk.repeated_ids else self.sql, self.params)
+        _execute(f"TRUNCATE {self.chunk.name}")
+        self.timings["copy"] = self.timings.get("copy", 0.0) + t1 - t0
+        self.timings["records"] = self.timings.get("records", 0.0) + time.monotonic() - t1
+
+
+class ChunkTable(Stage):
+    """The temporary table one chunk passes through on its way into the list."""
+
+    def __init__(self, job_id: int, stage: Stage):
+        super().__init__(job_id, stage.slots)
+        self.name = f"import_chunk_{job_id}"
+
+    def create(self) -> None:
+        cols = ", ".join(f"{n} {t}" for n, t in self.columns)
+        _execute(f"CREATE TEMPORARY TABLE {self.name} ({cols}) ON COMMIT DROP")
+
+
+def _run_streaming(
+    job: UploadJob,
+    plan: list[ColumnPlan],
+    table: Table,
+    settings: normalise.Settings,
+    stage: Stage,
+    counts: Counts,
+    workers: int,
+    progress: Progress | None,
+    spool1: EntrySpool,
+    spool2: EntrySpool,
+) -> None:
+    line = ProgressLine(job)
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            # Two imports into one list take turns. NO KEY UPDATE: the list's row stays
+            # referencable (a new upload for it does not wait for this one to end).
+            CallingList.objects.select_for_update(no_key=True).filter(
+                pk=job.calling_list_id
+            ).first()
+            had_records = job.calling_list.records.exists()
+            writer = StreamWriter(job, plan, stage, now, counts.timings)
+            _read(
+                job, table, settings, counts, workers, progress, writer.write, spool1, line.report
+            )
+            _check_read(counts)
+            line.report(counts, counts.processed)
+            if progress:
+                progress(counts.processed, counts.processed, "saving")
+            timings, t0 = counts.timings, time.monotonic()
+            _execute(f"ANALYZE {stage.name}")
+            entries: list[tuple[int, str, str, str]] = []
+            _repeated_ids(job, stage, counts, entries)
+            if had_records:
+                _ids_in_list(job, stage, counts, entries, others_only=True)
+            entries.sort()
+            spool2.extend(entries)
+            timings["checks"], t0 = time.monotonic() - t0, time.monotonic()
+            _finish(job, plan, counts, spool1, spool2, now)
+            timings["report"] = time.monotonic() - t0
+            t0 = time.monotonic()
+        timings["commit_wait"] = time.monotonic() - t0
+    finally:
+        line.close()
 
 
 # --- The commit -----------------------------------------------------------------------------------
@@ -478,6 +650,10 @@ def _execute(sql: str, params=()) -> int:
 
 
 def _delete_rows(stage: Stage, row_numbers: list[int]) -> None:
+    if stage.postgres:  # one pass over the stage, whatever the number of rows
+        if row_numbers:
+            _execute(f"DELETE FROM {stage.name} WHERE row_no = ANY(%s)", [row_numbers])
+        return
     for start in range(0, len(row_numbers), 500):
         part = row_numbers[start : start + 500]
         marks = ", ".join(["%s"] * len(part))
@@ -489,65 +665,66 @@ def _repeated_ids(
 ) -> None:
     """An ID repeated in the file: append keeps the first row, replace the last."""
     replace = job.mode == UploadJob.Mode.REPLACE
-    groups = _fetch(
-        f"SELECT external_id, MIN(row_no), MAX(row_no) FROM {stage.name} "
-        "GROUP BY external_id HAVING COUNT(*) > 1"
+    rows = _fetch(
+        f"SELECT s.row_no, s.external_id, s.flagged, g.first, g.last FROM {stage.name} s "
+        "JOIN (SELECT external_id, MIN(row_no) AS first, MAX(row_no) AS last "
+        f"FROM {stage.name} GROUP BY external_id HAVING COUNT(*) > 1) g "
+        "ON g.external_id = s.external_id"
     )
-    if not groups:
-        return
-    keep = {ext: (last if replace else first) for ext, first, last in groups}
-    ids = list(keep)
     drop: list[int] = []
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
-        marks = ", ".join(["%s"] * len(part))
-        rows = _fetch(
-            f"SELECT row_no, external_id, flagged FROM {stage.name} WHERE external_id IN ({marks})",
-            part,
-        )
-        for row_no, ext, flagged in rows:
-            kept = keep[ext]
-            if row_no == kept:
-                continue
-            drop.append(row_no)
-            if replace:
-                spool.append(
-                    (
-                        row_no,
-                        normalise.WARNING,
-                        f"ExternalId {ext!r} appears again on row {kept}, whose values "
-                        "replaced this row's.",
-                        f"ExternalId={ext!r}",
-                    )
+    for row_no, ext, flagged, first, last in rows:
+        kept = last if replace else first
+        if row_no == kept:
+            continue
+        drop.append(row_no)
+        if replace:
+            spool.append(
+                (
+                    row_no,
+                    normalise.WARNING,
+                    f"ExternalId {ext!r} appears again on row {kept}, whose values "
+                    "replaced this row's.",
+                    f"ExternalId={ext!r}",
                 )
-                if not flagged:
-                    counts.flagged += 1
-            else:
-                spool.append(
-                    (
-                        row_no,
-                        normalise.REJECTED,
-                        f"ExternalId {ext!r} is repeated: row {kept} already has it (IDs must "
-                        "be unique in a list; choose Replace to let later rows update it).",
-                        f"ExternalId={ext!r}",
-                    )
+            )
+            if not flagged:
+                counts.flagged += 1
+        else:
+            spool.append(
+                (
+                    row_no,
+                    normalise.REJECTED,
+                    f"ExternalId {ext!r} is repeated: row {kept} already has it (IDs must "
+                    "be unique in a list; choose Replace to let later rows update it).",
+                    f"ExternalId={ext!r}",
                 )
-                counts.valid -= 1
-                counts.invalid += 1
-                counts.flagged -= bool(flagged)
+            )
+            counts.valid -= 1
+            counts.invalid += 1
+            counts.flagged -= bool(flagged)
     _delete_rows(stage, drop)
 
 
 def _ids_in_list(
-    job: UploadJob, stage: Stage, counts: Counts, spool: list[tuple[int, str, str, str]]
+    job: UploadJob,
+    stage: Stage,
+    counts: Counts,
+    spool: list[tuple[int, str, str, str]],
+    *,
+    others_only: bool = False,
 ) -> None:
-    """Append mode: an ID the list already has is an error row."""
+    """Append mode: an ID the list already has is an error row.
+
+    ``others_only``: the rows of this job are in the list already (streaming); only records
+    of other uploads count.
+    """
     record_table = Record._meta.db_table
-    in_list = f"external_id IN (SELECT external_id FROM {record_table} WHERE calling_list_id = %s)"
-    rows = _fetch(
-        f"SELECT row_no, external_id, flagged FROM {stage.name} WHERE {in_list}",
-        [job.calling_list_id],
+    mine = " AND upload_job_id IS DISTINCT FROM %s" if others_only else ""
+    in_list = (
+        f"external_id IN (SELECT external_id FROM {record_table} WHERE calling_list_id = %s{mine})"
     )
+    params = [job.calling_list_id, job.pk] if others_only else [job.calling_list_id]
+    rows = _fetch(f"SELECT row_no, external_id, flagged FROM {stage.name} WHERE {in_list}", params)
     if not rows:
         return
     for row_no, ext, flagged in rows:
@@ -563,7 +740,7 @@ def _ids_in_list(
         counts.valid -= 1
         counts.invalid += 1
         counts.flagged -= bool(flagged)
-    _execute(f"DELETE FROM {stage.name} WHERE {in_list}", [job.calling_list_id])
+    _execute(f"DELETE FROM {stage.name} WHERE {in_list}", params)
 
 
 def _save_custom_fields(job: UploadJob, plan: list[ColumnPlan]) -> None:
@@ -586,7 +763,9 @@ def _save_custom_fields(job: UploadJob, plan: list[ColumnPlan]) -> None:
             current.save(update_fields=["field_type"])
 
 
-def _records_sql(job: UploadJob, plan: list[ColumnPlan], stage: Stage, now) -> tuple[str, list]:
+def _records_sql(
+    job: UploadJob, plan: list[ColumnPlan], stage: Stage, now, source: str = ""
+) -> tuple[str, list]:
     """INSERT ... SELECT of the staged records (an upsert in replace mode)."""
     record_table = Record._meta.db_table
     postgres = stage.postgres
@@ -599,7 +778,7 @@ def _records_sql(job: UploadJob, plan: list[ColumnPlan], stage: Stage, now) -> t
     # "WHERE true" lets SQLite tell the SELECT's end from the ON CONFLICT clause.
     sql = (
         f"INSERT INTO {record_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(select)} FROM {stage.name} s WHERE true"
+        f"SELECT {', '.join(select)} FROM {source or stage.name} s WHERE true"
     )
     if job.mode == UploadJob.Mode.REPLACE:
         mapped = {p.field for p in plan if not p.custom}
@@ -619,12 +798,14 @@ def _records_sql(job: UploadJob, plan: list[ColumnPlan], stage: Stage, now) -> t
     return sql, [job.calling_list_id, job.pk, when, when]
 
 
-def _destinations_sql(job: UploadJob, stage: Stage, records: str) -> tuple[str, list]:
+def _destinations_sql(
+    job: UploadJob, stage: Stage, records: str, source: str = ""
+) -> tuple[str, list]:
     """INSERT ... SELECT of the staged numbers; ``records`` names rows with (id, external_id)."""
     dest_table = Destination._meta.db_table
     columns = "record_id, position, source_field, phone_number, time_zone, is_final, "
     columns += "final_reason, attempts"
-    join = f"FROM {stage.name} s JOIN {records} r ON r.external_id = s.external_id"
+    join = f"FROM {source or stage.name} s JOIN {records} r ON r.external_id = s.external_id"
     params: list = []
     if records == Record._meta.db_table:
         join += " AND r.calling_list_id = %s"
@@ -725,30 +906,42 @@ def _commit(
             _ids_in_list(job, stage, counts, entries)
         entries.sort()
         spool2.extend(entries)
-        _save_custom_fields(job, plan)
         timings["checks"], t0 = time.monotonic() - t0, time.monotonic()
         if counts.valid:
             _insert_all(job, plan, stage, now, timings)
             t0 = time.monotonic()
-        report = write_report(spool1, spool2)
-        if report is not None:
-            with report:
-                stem = Path(job.original_name or job.file.name).stem[:60]
-                job.error_report.save(f"{stem}-errors-{job.pk}.csv", File(report), save=False)
-        UploadJob.objects.filter(pk=job.pk).update(
-            status=UploadJob.Status.COMPLETED,
-            rows_total=counts.processed,
-            rows_processed=counts.processed,
-            rows_valid=counts.valid,
-            rows_invalid=counts.invalid,
-            rows_flagged=counts.flagged,
-            error_report=job.error_report.name or "",
-            finished_at=timezone.now(),
-            message="",
-        )
-        CallingList.objects.filter(pk=job.calling_list_id).update(updated_at=now)
+        _finish(job, plan, counts, spool1, spool2, now)
         timings["report"] = time.monotonic() - t0
-        timings["_end"] = time.monotonic()  # the rest of "commit" is COMMIT itself (FK checks)
+        timings["_end"] = time.monotonic()  # the rest of "commit" is COMMIT itself
+
+
+def _finish(
+    job: UploadJob,
+    plan: list[ColumnPlan],
+    counts: Counts,
+    spool1: EntrySpool,
+    spool2: EntrySpool,
+    now,
+) -> None:
+    """The list's custom fields, the error report and the job's final counts."""
+    _save_custom_fields(job, plan)
+    report = write_report(spool1, spool2)
+    if report is not None:
+        with report:
+            stem = Path(job.original_name or job.file.name).stem[:60]
+            job.error_report.save(f"{stem}-errors-{job.pk}.csv", File(report), save=False)
+    UploadJob.objects.filter(pk=job.pk).update(
+        status=UploadJob.Status.COMPLETED,
+        rows_total=counts.processed,
+        rows_processed=counts.processed,
+        rows_valid=counts.valid,
+        rows_invalid=counts.invalid,
+        rows_flagged=counts.flagged,
+        error_report=job.error_report.name or "",
+        finished_at=timezone.now(),
+        message="",
+    )
+    CallingList.objects.filter(pk=job.calling_list_id).update(updated_at=now)
 
 
 def _start_skill(job: UploadJob) -> None:
