@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from skills.importing import service
@@ -609,6 +610,46 @@ def test_a_cancelled_import_leaves_nothing(calling_list, monkeypatch):
     assert seen[0] < 100
     assert not Record.objects.filter(calling_list=calling_list).exists()
     assert not CustomField.objects.filter(calling_list=calling_list).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_sees_progress_and_can_cancel_while_rows_are_written(monkeypatch):
+    """The admin's requests come on other connections: they must see the counts move and
+    their Cancel must stop the import, though the records go in inside one transaction."""
+    calling_list = CallingListFactory(name="Progress")
+    monkeypatch.setattr(service, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
+    rows = "\n".join(f"P{i},312555{i:04d}" for i in range(200))
+    job = make_job(calling_list, "progress.csv", f"ID,Phone\n{rows}\n")
+    job.mapping = upload_job_preview(job=job).mapping
+    job.status = UploadJob.Status.QUEUED
+    job.save()
+    seen = []
+
+    def admin_request(done, total, phase):
+        other = connections.create_connection(DEFAULT_DB_ALIAS)
+        try:
+            with other.cursor() as cursor:
+                table = UploadJob._meta.db_table
+                cursor.execute(
+                    f"SELECT status, rows_processed FROM {table} WHERE id = %s",  # noqa: S608
+                    [job.pk],
+                )
+                seen.append(cursor.fetchone())
+                if done >= 60:  # the user presses Cancel
+                    cursor.execute(
+                        f"UPDATE {table} SET cancel_requested = %s WHERE id = %s",  # noqa: S608
+                        [True, job.pk],
+                    )
+        finally:
+            other.close()
+
+    job = upload_job_run(job_id=job.pk, progress=admin_request)
+
+    assert job.status == UploadJob.Status.CANCELLED
+    assert ("running", 50) in seen  # counts committed while the import ran
+    assert not Record.objects.filter(calling_list=calling_list).exists()
+    assert not Destination.objects.filter(record__calling_list=calling_list).exists()
 
 
 def test_a_job_cancelled_before_it_runs_never_runs(calling_list):
