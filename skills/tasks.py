@@ -9,7 +9,9 @@ from skills.models import UploadJob
 
 
 def import_upload_job(job_id: int) -> None:
-    """Runs an upload job. One core: a django-q2 worker may not start processes of its own."""
+    """Runs an upload job in this process (a django-q2 worker may not start processes of its
+    own): one reader thread, the database writing meanwhile. A file that outlasts the task's
+    time limit ends "failed", saying so; ``manage.py import_list`` has no limit."""
     from skills.importing.service import upload_job_run
 
     upload_job_run(job_id=job_id, workers=1)

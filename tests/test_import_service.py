@@ -674,6 +674,30 @@ def test_a_failure_while_saving_leaves_nothing(calling_list, monkeypatch):
     assert not CustomField.objects.filter(calling_list=calling_list).exists()
 
 
+def test_a_task_stopped_by_its_time_limit_fails_clearly_and_leaves_nothing(
+    calling_list, monkeypatch
+):
+    from django_q.exceptions import TimeoutException
+
+    def time_is_up(*args):  # django-q2 raises this in the task when its limit strikes
+        raise TimeoutException("Task exceeded maximum timeout value (300 seconds)")
+
+    monkeypatch.setattr(service, "_finish", time_is_up)  # after the records went in
+    job = make_job(calling_list, "big.csv", "ID,Phone\nT1,3125550123\n")
+    job.mapping = upload_job_preview(job=job).mapping
+    job.status = UploadJob.Status.QUEUED
+    job.save()
+
+    with pytest.raises(SystemExit):
+        upload_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == UploadJob.Status.FAILED  # not "running" for ever
+    assert "time limit" in job.message and "nothing was imported" in job.message
+    assert "manage.py import_list" in job.message
+    assert not Record.objects.filter(calling_list=calling_list).exists()
+
+
 def test_a_zone_with_the_same_clock_as_an_allowed_zone_is_stored_as_that_zone(calling_list, bu):
     bu.allowed_time_zones = ["America/Anchorage", "America/New_York"]
     bu.save()

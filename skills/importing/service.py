@@ -29,8 +29,10 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -287,9 +289,7 @@ def _read_chunks(
 ) -> Iterator[normalise.Chunk]:
     """Normalised chunks in file order; with workers > 1, a process pool with a bounded queue."""
     if workers <= 1:
-        reader = normalise.RowReader(settings)
-        for batch in _chunks(table, CHUNK_ROWS):
-            yield reader.read(batch)
+        yield from _read_in_thread(table, settings)
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -306,6 +306,45 @@ def _read_chunks(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _read_in_thread(table: Table, settings: normalise.Settings) -> Iterator[normalise.Chunk]:
+    """One reader thread: it normalises the next chunks while the caller waits on the database.
+
+    For the background task, whose worker process may not start processes of its own: the
+    database round trips release the GIL, so reading and writing still overlap.
+    """
+    results: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        reader = normalise.RowReader(settings)
+        try:
+            for batch in _chunks(table, CHUNK_ROWS):
+                item = reader.read(batch)
+                while not stop.is_set():
+                    try:
+                        results.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            results.put(done)
+        except BaseException as exc:  # handed to the caller, raised there
+            results.put(exc)
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := results.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def upload_job_run(
@@ -349,6 +388,17 @@ def upload_job_run(
             rows_flagged=0,
             finished_at=timezone.now(),
         )
+    except BaseException:
+        # The background task's time limit (django-q2 raises SystemExit in the task), or the
+        # process being stopped: the transaction is gone, and the job must not stay "running".
+        limit = django_settings.Q_CLUSTER.get("timeout")
+        _mark_stopped(
+            job.pk,
+            f"The import was stopped after {time.monotonic() - started:,.0f} s (the background "
+            f"task's time limit is {limit} s) and nothing was imported. Import a file this "
+            "large with `manage.py import_list`, which has no time limit, or split it.",
+        )
+        raise
     job.refresh_from_db()
     counts.timings["total"] = time.monotonic() - started
     job.counts = counts  # for the command and the bench: fast/slow phones, timings
@@ -360,6 +410,25 @@ def upload_job_run(
             job.message = f"The records were imported, but the skill did not start: {text}"
             UploadJob.objects.filter(pk=job.pk).update(message=job.message)
     return job
+
+
+def _mark_stopped(job_id: int, message: str) -> None:
+    """Marks a job failed after an interruption, on a fresh connection if need be."""
+    for _ in range(2):
+        try:
+            UploadJob.objects.filter(pk=job_id).update(
+                status=UploadJob.Status.FAILED,
+                message=message,
+                rows_processed=0,
+                rows_valid=0,
+                rows_invalid=0,
+                rows_flagged=0,
+                finished_at=timezone.now(),
+            )
+            return
+        except Exception:  # the interruption left the connection mid-query: start a new one
+            logger.warning("Upload job %s: reconnecting to record that it stopped", job_id)
+            connection.close()
 
 
 def _run(job: UploadJob, counts: Counts, workers: int, progress: Progress | None) -> None:
