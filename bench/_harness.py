@@ -201,3 +201,55 @@ def max_per_window(times: list[float], window: float = 1.0) -> int:
             left += 1
         best = max(best, right - left + 1)
     return best
+
+
+def send_times(rows: list[dict]) -> tuple[dict[str, list[float]], list[float]]:
+    """Our send-start times by code (``sent_at``: when the sender started each carrier call),
+    and for every text the carrier logged, how much later the carrier's clock stamped it."""
+    from messaging.models import OutboundMessage
+
+    ours: dict[str, list[float]] = {}
+    started: dict[str, float] = {}
+    for body, sent_at, code in OutboundMessage.objects.filter(sent_at__isnull=False).values_list(
+        "body", "sent_at", "transport_code__number"
+    ):
+        ours.setdefault(code, []).append(sent_at.timestamp())
+        started[body] = sent_at.timestamp()
+    lag = [row["t"] - started[row["body"]] for row in rows if row["body"] in started]
+    return ours, lag
+
+
+def quantiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    values = sorted(values)
+    pick = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+    out = {name: values[min(len(values) - 1, int(q * len(values)))] for name, q in pick.items()}
+    out["max"] = values[-1]
+    return out
+
+
+def profile(process: subprocess.Popen, out: Path, *, seconds: float) -> subprocess.Popen:
+    """Sample ``process`` with py-spy for ``seconds`` (collapsed stacks in ``out``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = Path(PYTHON).with_name("py-spy")
+    return subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(process.pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "50",
+            "--nonblocking",
+            "--threads",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -16,7 +16,9 @@ allowed into an empty window; the grid then keeps the average at the rate.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import threading
 import time
 from collections.abc import Callable
 
@@ -93,6 +95,67 @@ class Pacer:
     def hold(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (the carrier asked us to slow down)."""
         self._grid = max(self._grid, self.clock() + seconds)
+
+
+class StartGate:
+    """The hard window again, at the moment each request really starts.
+
+    The :class:`Pacer` decides when a slot's texts go; the backend starts their requests a
+    little later, on its event loop or in its threads, and on a busy machine that delay varies
+    (we measured up to ~0.5 s with 2 saturated cores): slots handed over on time could then
+    start bunched, over the limit. So the backend passes every text through the code's gate
+    right before its request starts, and the gate holds it back while the last ``window``
+    seconds of real starts already carry the rate. No grid here: it only ever delays.
+    Thread-safe; one gate per code, shared by the backend's tasks or threads.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        margin: float = 0.015,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = float(rate)
+        self.window = 1.0 + margin
+        self.clock = clock
+        self._sent: collections.deque[tuple[float, float]] = collections.deque()
+        self._in_window = 0.0
+        self._lock = threading.Lock()
+
+    def set_rate(self, rate: float) -> None:
+        self.rate = float(rate)
+
+    def try_take(self, cost: float = 1.0) -> float:
+        """Record a start now and return 0 if the window has room, else the seconds to wait."""
+        with self._lock:
+            now = self.clock()
+            while self._sent and self._sent[0][0] <= now - self.window:
+                self._in_window -= self._sent.popleft()[1]
+            if not self._sent:
+                self._in_window = 0.0
+            # A text costlier than the whole rate may go into an empty window (as in Pacer).
+            if self._in_window + cost > self.rate + 1e-9 and self._sent:
+                freed = self._in_window
+                for sent_at, sent_cost in self._sent:
+                    freed -= sent_cost
+                    if freed + cost <= self.rate + 1e-9 or freed <= 1e-9:
+                        return max(1e-4, sent_at + self.window - now)
+            self._sent.append((now, cost))
+            self._in_window += cost
+            return 0.0
+
+    def enter(self, cost: float = 1.0) -> None:
+        """Block until a text of ``cost`` may start, and record its start (threads)."""
+        while (wait := self.try_take(cost)) > 0:
+            time.sleep(wait)
+
+    async def enter_async(self, cost: float = 1.0) -> None:
+        """:meth:`enter` for an event loop."""
+        while (wait := self.try_take(cost)) > 0:
+            await asyncio.sleep(wait)
 
 
 def max_in_window(times: list[float], costs: list[float] | None = None, window=1.0) -> float:

@@ -27,6 +27,7 @@ never re-send blindly, because a duplicate text is worse than a late one.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -57,7 +58,7 @@ from messaging.models import (
     TransportCode,
     WithdrawReason,
 )
-from messaging.pacing import Pacer
+from messaging.pacing import Pacer, StartGate
 
 logger = logging.getLogger(__name__)
 
@@ -193,17 +194,30 @@ def run_guards(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, s
 # --- Recording ---------------------------------------------------------------------------------
 
 
-def _events(messages: Iterable[int], status: str, detail: str = "", code: str = "") -> None:
-    MessageEvent.objects.bulk_create(
-        MessageEvent(
-            message_id=message_id,
-            kind=MessageEvent.Kind.TRANSITION,
-            status=status,
-            error_code=code[:10],
-            detail=detail[:500],
-        )
-        for message_id in messages
-    )
+def _events(
+    messages: Iterable[int], status: str, detail: str = "", code: str = "", *, at=None
+) -> None:
+    """Record one transition event per message, in one multi-row INSERT.
+
+    Plain SQL: ``bulk_create`` builds a model per row and asks for the ids back, which cost more
+    than the rest of a slot's database work together.
+    """
+    ids = list(messages)
+    if not ids:
+        return
+    table = MessageEvent._meta.db_table
+    at = connection.ops.adapt_datetimefield_value(at or timezone.now())
+    row = [str(MessageEvent.Kind.TRANSITION), status, code[:10], detail[:500], at]
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 200):  # well under SQLite's bound-parameter limit
+            chunk = ids[start : start + 200]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+            params = [p for message_id in chunk for p in (message_id, *row)]
+            cursor.execute(
+                f"INSERT INTO {table} (message_id, kind, status, error_code, detail, at) "  # noqa: S608
+                f"VALUES {values}",
+                params,
+            )
 
 
 def withdraw(ids: list[int], reason: str, *, from_statuses=(MessageStatus.QUEUED,)) -> int:
@@ -240,26 +254,29 @@ def _mark_accepted(accepted: list[SendResult], *, sent_at: dt.datetime, now: dt.
 
     Plain SQL (``UPDATE ... FROM (VALUES ...)``, PostgreSQL and SQLite >= 3.33): the ORM
     equivalent, a CASE with one WHEN per row, cost ~2 ms of Python per text to build.
+    ``sent_at`` is when the backend started the request if it says so, else the slot's moment.
     """
     table = OutboundMessage._meta.db_table
-    rows = ", ".join(["(%s, %s, %s)"] * len(accepted))
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(accepted))
     params: list = []
     for r in accepted:
-        params += [r.message_id, r.carrier_sid, r.carrier_status[:20]]
+        started = dt.datetime.fromtimestamp(r.started_at, tz=dt.UTC) if r.started_at else sent_at
+        params += [r.message_id, r.carrier_sid, r.carrier_status[:20], adapt(started)]
     sending, sent = str(MessageStatus.SENDING), str(MessageStatus.SENT)
     sql = f"""
         UPDATE {table} SET
             status = CASE WHEN status = %s THEN %s ELSE status END,
             carrier_status = CASE WHEN status = %s THEN v.column3 ELSE carrier_status END,
             carrier_sid = COALESCE(carrier_sid, v.column2),
-            sent_at = COALESCE(sent_at, %s),
+            sent_at = COALESCE(sent_at, v.column4),
             send_attempts = send_attempts + 1,
             updated_at = %s
         FROM (VALUES {rows}) AS v
         WHERE {table}.id = v.column1
     """  # noqa: S608 (table name from the model, values bound as parameters)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [sending, sent, sending, sent_at, now, *params])
+        cursor.execute(sql, [sending, sent, sending, adapt(now), *params])
 
 
 def record_results(
@@ -270,68 +287,77 @@ def record_results(
     Only rows still ``sending`` change: a fast status callback may already have moved a row on
     (matched by our id in the callback URL), and it must not be moved back.
     """
+    with transaction.atomic():
+        counts, finished = _record(results, attempts=attempts, sent_at=sent_at)
+    _notify(finished)
+    return counts
+
+
+def _record(
+    results: list[SendResult], *, attempts: dict[int, int], sent_at: dt.datetime | None = None
+) -> tuple[dict[str, int], list[int]]:
+    """:func:`record_results` inside the caller's transaction; returns the counts and the ids
+    that finished (for the status listeners, to be told after the commit)."""
     now = timezone.now()
     counts: Counter[str] = Counter()
     accepted = [r for r in results if r.outcome == SendOutcome.ACCEPTED]
     rejected = [r for r in results if r.outcome == SendOutcome.REJECTED]
     retry = [r for r in results if r.outcome == SendOutcome.RETRY]
     finished: list[int] = []
-    with transaction.atomic():
-        inflight = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
-        if accepted:
-            ids = [r.message_id for r in accepted]
-            _mark_accepted(accepted, sent_at=sent_at or now, now=now)
-            _events(ids, MessageStatus.SENT, "accepted by the carrier")
-            counts["sent"] += len(ids)
-        for result in rejected:
-            changed = inflight.filter(id=result.message_id).update(
+    inflight = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
+    if accepted:
+        ids = [r.message_id for r in accepted]
+        _mark_accepted(accepted, sent_at=sent_at or now, now=now)
+        _events(ids, MessageStatus.SENT, "accepted by the carrier", at=now)
+        counts["sent"] += len(ids)
+    for result in rejected:
+        changed = inflight.filter(id=result.message_id).update(
+            status=MessageStatus.FAILED,
+            error_code=result.error_code[:10],
+            error_text=result.error_text[:500],
+            finished_at=now,
+            send_attempts=F("send_attempts") + 1,
+            updated_at=now,
+        )
+        if changed:
+            finished.append(result.message_id)
+        _events([result.message_id], MessageStatus.FAILED, result.error_text, result.error_code)
+        counts["failed"] += 1
+    for result in retry:
+        tries = attempts.get(result.message_id, 0) + 1
+        if tries >= MAX_SEND_ATTEMPTS:
+            inflight.filter(id=result.message_id).update(
                 status=MessageStatus.FAILED,
                 error_code=result.error_code[:10],
-                error_text=result.error_text[:500],
+                error_text=f"Gave up after {tries} tries: {result.error_text}"[:500],
                 finished_at=now,
-                send_attempts=F("send_attempts") + 1,
-                updated_at=now,
-            )
-            if changed:
-                finished.append(result.message_id)
-            _events([result.message_id], MessageStatus.FAILED, result.error_text, result.error_code)
-            counts["failed"] += 1
-        for result in retry:
-            tries = attempts.get(result.message_id, 0) + 1
-            if tries >= MAX_SEND_ATTEMPTS:
-                inflight.filter(id=result.message_id).update(
-                    status=MessageStatus.FAILED,
-                    error_code=result.error_code[:10],
-                    error_text=f"Gave up after {tries} tries: {result.error_text}"[:500],
-                    finished_at=now,
-                    send_attempts=tries,
-                    updated_at=now,
-                )
-                finished.append(result.message_id)
-                _events([result.message_id], MessageStatus.FAILED, "retries exhausted")
-                counts["failed"] += 1
-                continue
-            backoff = result.retry_after or min(60.0, 2.0 ** (tries - 1))
-            inflight.filter(id=result.message_id).update(
-                status=MessageStatus.QUEUED,
-                not_before=now + dt.timedelta(seconds=backoff),
                 send_attempts=tries,
-                claimed_at=None,
-                claimed_by="",
-                error_code=result.error_code[:10],
-                error_text=result.error_text[:500],
                 updated_at=now,
             )
-            _events(
-                [result.message_id],
-                MessageStatus.QUEUED,
-                f"carrier asked to retry in {backoff:.0f} s: {result.error_text}",
-                result.error_code,
-            )
-            counts["retry"] += 1
-        counts["unknown"] += sum(1 for r in results if r.outcome == SendOutcome.UNKNOWN)
-    _notify(finished)
-    return dict(counts)
+            finished.append(result.message_id)
+            _events([result.message_id], MessageStatus.FAILED, "retries exhausted")
+            counts["failed"] += 1
+            continue
+        backoff = result.retry_after or min(60.0, 2.0 ** (tries - 1))
+        inflight.filter(id=result.message_id).update(
+            status=MessageStatus.QUEUED,
+            not_before=now + dt.timedelta(seconds=backoff),
+            send_attempts=tries,
+            claimed_at=None,
+            claimed_by="",
+            error_code=result.error_code[:10],
+            error_text=result.error_text[:500],
+            updated_at=now,
+        )
+        _events(
+            [result.message_id],
+            MessageStatus.QUEUED,
+            f"carrier asked to retry in {backoff:.0f} s: {result.error_text}",
+            result.error_code,
+        )
+        counts["retry"] += 1
+    counts["unknown"] += sum(1 for r in results if r.outcome == SendOutcome.UNKNOWN)
+    return dict(counts), finished
 
 
 def reconcile(backend: BaseSmsBackend, messages: list[OutboundMessage]) -> dict[str, int]:
@@ -381,6 +407,7 @@ def outgoing(message: OutboundMessage) -> OutgoingSms:
         messaging_service_sid=registration.messaging_service_sid,
         status_callback=f"{settings.PUBLIC_BASE_URL}{STATUS_CALLBACK_PATH}?m={message.id}",
         carrier_account=registration.carrier_account,
+        cost=message.segments if message.transport_code.counts_segments else 1,
     )
 
 
@@ -415,6 +442,48 @@ class _Queued:
     source: str
 
 
+@dataclass
+class _Batch:
+    """Texts handed to a backend together, waiting for the carrier's answers."""
+
+    future: concurrent.futures.Future
+    messages: list[OutboundMessage]
+    sent_at: dt.datetime
+
+
+# --- Backends shared by the senders of a process -------------------------------------------------
+
+# One open backend per dotted path and process, shared by all its code senders (backends are
+# thread-safe): one event loop and one connection pool instead of one per code, so a process
+# sending for ten codes runs a dozen threads, not a hundred.
+_shared_lock = threading.Lock()
+_shared: dict[str, list] = {}  # path -> [backend, users, pid]
+
+
+def backend_acquire(path: str) -> BaseSmsBackend:
+    with _shared_lock:
+        entry = _shared.get(path)
+        if entry is None or entry[2] != os.getpid():
+            options = {"concurrency": int(_setting("SENDER_BACKEND_CONCURRENCY", 256))}
+            backend = get_backend(path, **options)
+            backend.open()
+            entry = _shared[path] = [backend, 0, os.getpid()]
+        entry[1] += 1
+        return entry[0]
+
+
+def backend_release(backend: BaseSmsBackend) -> None:
+    with _shared_lock:
+        for path, entry in list(_shared.items()):
+            if entry[0] is backend:
+                entry[1] -= 1
+                if entry[1] > 0:
+                    return
+                del _shared[path]
+                break
+    backend.shutdown()
+
+
 class CodeSender:
     """Sends for one transport code while it holds the code's lease."""
 
@@ -438,33 +507,24 @@ class CodeSender:
         self.holder = holder_name()
         self.retire = threading.Event()  # hand the code to another process
         self.buffer: deque[_Queued] = deque()
-        # concurrency=0 delivers in the calling thread (deterministic, for tests).
-        self.pool = (
-            concurrent.futures.ThreadPoolExecutor(
-                max_workers=concurrency, thread_name_prefix=f"send-{code_id}"
-            )
-            if concurrency
-            else None
-        )
-        self.free = threading.BoundedSemaphore(concurrency) if concurrency else None
-        self.inflight: set[concurrent.futures.Future] = set()
+        # Batches handed to the backend and not yet recorded, at most ``concurrency``;
+        # 0 waits for each batch's answers before the next slot (deterministic, for tests).
+        self.concurrency = concurrency
+        self.pending: deque[_Batch] = deque()
         self._backends: dict[str, BaseSmsBackend] = {}
-        self._backend_lock = threading.Lock()
         self._unknown: list[tuple[float, int]] = []
         self._sources: list[dict] | None = None
         self._sources_at = 0.0
         self.lease_expires: dt.datetime | None = None
+        self.gate: StartGate | None = None
 
-    # One backend per path, shared by the delivery threads (backends are thread-safe) and
-    # opened before the first slot: a cold client would hold the first texts back and then
+    # Opened before the first slot: a cold client would hold the first texts back and then
     # release them together, crowding the carrier's window.
     def backend_for(self, path: str) -> BaseSmsBackend:
-        with self._backend_lock:
-            backend = self._backends.get(path)
-            if backend is None:
-                backend = self._backends[path] = get_backend(path)
-                backend.open()
-            return backend
+        backend = self._backends.get(path)
+        if backend is None:
+            backend = self._backends[path] = backend_acquire(path)
+        return backend
 
     def run(self) -> None:
         if not lease_acquire(self.code_id, self.holder):
@@ -473,20 +533,26 @@ class CodeSender:
         try:
             self._loop()
         finally:
-            concurrent.futures.wait(self.inflight)
-            if self.pool is not None:
-                self.pool.shutdown(wait=True)
-            for backend in self._backends.values():
-                backend.close()
-            lease_release(self.code_id, self.holder)
-            if self.pool is not None:
-                # Only a sender thread of its own closes its connection; inline (tests) keeps it.
-                close_old_connections()
-                connection.close()
+            try:
+                # Every text handed over gets its answer recorded before the lease goes.
+                self._collect(wait=True)
+            finally:
+                for backend in self._backends.values():
+                    backend_release(backend)
+                self._backends = {}
+                lease_release(self.code_id, self.holder)
+                if self.concurrency:
+                    # Only a sender thread of its own closes its connection; inline (tests)
+                    # keeps it.
+                    close_old_connections()
+                    connection.close()
 
     def _loop(self) -> None:
         code = TransportCode.objects.get(id=self.code_id)
         pacer = Pacer(float(code.messages_per_second))
+        # The pacer picks the slots; the gate holds the same limit on the moments the backend
+        # really starts each request (see StartGate for why both).
+        self.gate = StartGate(float(code.messages_per_second))
         for registration in code.registrations.filter(is_active=True):
             self.backend_for(self.backend_path or registration.backend or settings.SMS_BACKEND)
         counts_segments = code.counts_segments
@@ -505,21 +571,22 @@ class CodeSender:
                     return
                 code.refresh_from_db(fields=["messages_per_second", "counts_segments"])
                 pacer.set_rate(float(code.messages_per_second))
+                self.gate.set_rate(float(code.messages_per_second))
                 counts_segments = code.counts_segments
             if mono - last_reconcile >= 2.0:
                 self._reconcile_due()
                 last_reconcile = mono
-            self.inflight = {f for f in self.inflight if not f.done()}
+            self._collect()
             if len(self.buffer) < max(1, pacer.rate * CLAIM_AHEAD_SECONDS / 2):
                 self._claim(pacer.rate, counts_segments)
             if not self.buffer:
-                if self.inflight or self._unknown:
+                if self.pending or self._unknown:
                     idle_since = None
                 else:
                     idle_since = mono if idle_since is None else idle_since
                     if self.idle_exit is not None and mono - idle_since >= self.idle_exit:
                         return
-                self.stop.wait(0.05 if self.inflight else 0.2)
+                self.stop.wait(0.05 if self.pending else 0.2)
                 continue
             idle_since = None
             self._send_one_slot(pacer)
@@ -584,48 +651,39 @@ class CodeSender:
             item = self.buffer.popleft()
             batch.append(item)
             cost += item.cost
-        # A free delivery thread first: once the slot is taken the call must start at once.
-        if self.free is not None:
-            while not self.free.acquire(timeout=0.2):
-                if self.stop.is_set():
-                    self.buffer.extendleft(reversed(batch))
-                    return
-        messages: list[OutboundMessage] = []
-        try:
-            # Run the guards shortly before the slot, not after it: their database work would
-            # otherwise delay the start. So a text is checked at most GUARD_LEAD before it goes.
-            wait = pacer.wait_time(cost)
-            stopped = wait > GUARD_LEAD and self.stop.wait(wait - GUARD_LEAD)
-            margin = dt.timedelta(seconds=LEASE_MARGIN)
-            near_expiry = (
-                self.lease_expires is None or timezone.now() >= self.lease_expires - margin
-            )
-            if stopped or near_expiry:
-                # Stopping, or too close to losing the lease (a new holder could start any
-                # moment): put the texts back, unmarked.
+        # At most ``concurrency`` batches awaiting answers: a carrier that stops answering
+        # stops the marking of more texts in flight.
+        while self.concurrency and len(self.pending) >= self.concurrency:
+            if self.stop.is_set():
                 self.buffer.extendleft(reversed(batch))
-                if near_expiry and not stopped:
-                    self.lease_expires = lease_renew(self.code_id, self.holder)
-            else:
-                costs = {q.id: q.cost for q in batch}
-                messages = self._guard_and_mark(list(costs))
-                if messages:
-                    # Marked in flight: these go out now, even if a stop was asked meanwhile.
-                    cost = sum(costs[m.id] for m in messages)
-                    while (wait := pacer.wait_time(cost)) > 0:
-                        time.sleep(wait)
-                    started = pacer.take(cost)
-        except BaseException:
-            if self.free is not None:
-                self.free.release()
-            raise
-        if self.pool is None:
-            if messages:
-                self._deliver(messages, started)
-        elif messages:
-            self.inflight.add(self.pool.submit(self._deliver, messages, started))
-        else:
-            self.free.release()
+                return
+            concurrent.futures.wait([self.pending[0].future], timeout=0.2)
+            self._collect()
+        # Run the guards shortly before the slot, not after it: their database work would
+        # otherwise delay the start. So a text is checked at most GUARD_LEAD before it goes.
+        wait = pacer.wait_time(cost)
+        stopped = wait > GUARD_LEAD and self.stop.wait(wait - GUARD_LEAD)
+        margin = dt.timedelta(seconds=LEASE_MARGIN)
+        near_expiry = self.lease_expires is None or timezone.now() >= self.lease_expires - margin
+        if stopped or near_expiry:
+            # Stopping, or too close to losing the lease (a new holder could start any
+            # moment): put the texts back, unmarked.
+            self.buffer.extendleft(reversed(batch))
+            if near_expiry and not stopped:
+                self.lease_expires = lease_renew(self.code_id, self.holder)
+            return
+        costs = {q.id: q.cost for q in batch}
+        messages = self._guard_and_mark(list(costs))
+        if not messages:
+            return
+        # Marked in flight: these go out now, even if a stop was asked meanwhile.
+        cost = sum(costs[m.id] for m in messages)
+        while (wait := pacer.wait_time(cost)) > 0:
+            time.sleep(wait)
+        started = pacer.take(cost)
+        self._submit(messages, started)
+        if not self.concurrency:
+            self._collect(wait=True)
 
     def _guard_and_mark(self, ids: list[int]) -> list[OutboundMessage]:
         now = timezone.now()
@@ -654,7 +712,7 @@ class CodeSender:
                     finished_at=now,
                     updated_at=now,
                 )
-                _events(reason_ids, MessageStatus.WITHDRAWN, WithdrawReason(reason).label)
+                _events(reason_ids, MessageStatus.WITHDRAWN, WithdrawReason(reason).label, at=now)
             if passing:
                 OutboundMessage.objects.filter(id__in=[m.id for m in passing]).update(
                     status=MessageStatus.SENDING,
@@ -662,7 +720,9 @@ class CodeSender:
                     claimed_by=self.holder,
                     updated_at=now,
                 )
-                _events([m.id for m in passing], MessageStatus.SENDING, "handed to the carrier")
+                _events(
+                    [m.id for m in passing], MessageStatus.SENDING, "handed to the carrier", at=now
+                )
         with self.stats.lock:
             self.stats.withdrawn += sum(len(v) for v in withdrawn.values())
             self.stats.held += len(hold)
@@ -671,48 +731,79 @@ class CodeSender:
             message.claimed_at = now
         return passing
 
-    def _deliver(self, messages: list[OutboundMessage], started: float) -> None:
-        # The slot's moment on the wall clock: what "sent at" means for pacing.
+    def _submit(self, messages: list[OutboundMessage], started: float) -> None:
+        """Hand the slot's texts to their backends without waiting for the answers."""
+        # The slot's moment on the wall clock: "sent at" unless the backend knows better.
         sent_at = timezone.now() - dt.timedelta(seconds=time.monotonic() - started)
+        by_backend: dict[str, list[OutboundMessage]] = {}
+        for message in messages:
+            path = self.backend_path or message.registration.backend or settings.SMS_BACKEND
+            by_backend.setdefault(path, []).append(message)
+        for path, group in by_backend.items():
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            backend, texts = self.backend_for(path), [outgoing(m) for m in group]
+            try:
+                if self.concurrency:
+                    future = backend.submit(texts, gate=self.gate)
+                else:  # in this thread, at once (tests)
+                    future.set_result(backend.send_messages(texts))
+            except Exception as error:  # noqa: BLE001 (turned into outcomes by _collect)
+                future.set_exception(error)
+            self.pending.append(_Batch(future=future, messages=group, sent_at=sent_at))
+
+    def _collect(self, *, wait: bool = False) -> None:
+        """Record the answers of the batches the carrier has answered (all of them if
+        ``wait``), in one transaction."""
+        done: list[_Batch] = []
+        while self.pending and (wait or self.pending[0].future.done()):
+            done.append(self.pending.popleft())
+        # Answers may come out of order: take every finished batch, not only the oldest.
+        if not wait and self.pending:
+            still = deque()
+            for batch in self.pending:
+                (done if batch.future.done() else still).append(batch)
+            self.pending = still
+        if not done:
+            return
+        results: list[SendResult] = []
+        attempts: dict[int, int] = {}
+        for batch in done:
+            batch_results = self._results(batch)
+            for result in batch_results:
+                if result.started_at is None:
+                    result = dataclasses.replace(result, started_at=batch.sent_at.timestamp())
+                results.append(result)
+            attempts.update((m.id, m.send_attempts) for m in batch.messages)
+        with self.stats.lock:
+            self.stats.send_times.extend(r.started_at for r in results)
+        with transaction.atomic():
+            counts, finished = _record(results, attempts=attempts)
+        _notify(finished)
+        self.stats.add(counts)
+        unknown = [r.message_id for r in results if r.outcome == SendOutcome.UNKNOWN]
+        if unknown:
+            due = time.monotonic() + reconcile_after()
+            self._unknown.extend((due, i) for i in unknown)
+
+    @staticmethod
+    def _results(batch: _Batch) -> list[SendResult]:
         try:
-            by_backend: dict[str, list[OutboundMessage]] = {}
-            for message in messages:
-                path = self.backend_path or message.registration.backend or settings.SMS_BACKEND
-                by_backend.setdefault(path, []).append(message)
-            for path, group in by_backend.items():
-                try:
-                    results = self.backend_for(path).send_messages([outgoing(m) for m in group])
-                except ImproperlyConfigured as error:
-                    # Raised before anything is sent (e.g. missing credentials): hold the queue
-                    # rather than fail every text; the log tells the operator what to set.
-                    logger.error("SMS backend %s is not configured: %s", path, error)
-                    results = [
-                        SendResult(
-                            m.id, SendOutcome.RETRY, error_text=str(error)[:200], retry_after=60
-                        )
-                        for m in group
-                    ]
-                except Exception as error:  # the backend broke its contract: nothing is known
-                    logger.exception("SMS backend %s failed", path)
-                    results = [
-                        SendResult(m.id, SendOutcome.UNKNOWN, error_text=str(error)[:200])
-                        for m in group
-                    ]
-                with self.stats.lock:
-                    self.stats.send_times.extend([sent_at.timestamp()] * len(group))
-                counts = record_results(
-                    results, attempts={m.id: m.send_attempts for m in group}, sent_at=sent_at
-                )
-                self.stats.add(counts)
-                unknown = [r.message_id for r in results if r.outcome == SendOutcome.UNKNOWN]
-                if unknown:
-                    due = time.monotonic() + reconcile_after()
-                    with self.stats.lock:
-                        self._unknown.extend((due, i) for i in unknown)
-        finally:
-            if self.pool is not None:
-                close_old_connections()
-                self.free.release()
+            return batch.future.result()
+        except ImproperlyConfigured as error:
+            # Raised before anything is sent (e.g. missing credentials): hold the queue rather
+            # than fail every text; the log tells the operator what to set.
+            logger.error("SMS backend is not configured: %s", error)
+            return [
+                SendResult(m.id, SendOutcome.RETRY, error_text=str(error)[:200], retry_after=60)
+                for m in batch.messages
+            ]
+        except (Exception, concurrent.futures.CancelledError) as error:
+            # The backend broke its contract (or was closed mid-call): nothing is known.
+            logger.error("SMS backend failed: %r", error)
+            return [
+                SendResult(m.id, SendOutcome.UNKNOWN, error_text=str(error)[:200] or "cancelled")
+                for m in batch.messages
+            ]
 
     def _reconcile_due(self) -> None:
         """Settle our own unknown answers and anything a dead holder left in flight."""

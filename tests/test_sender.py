@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -13,7 +14,7 @@ from dnc.models import DncEntry
 from messaging.backends import locmem
 from messaging.backends.base import OutgoingSms, SendOutcome, SendResult
 from messaging.models import MessageStatus, OutboundMessage, SenderLease, WithdrawReason
-from messaging.pacing import Pacer, max_in_window
+from messaging.pacing import Pacer, StartGate, max_in_window
 from messaging.sender import (
     MAX_SEND_ATTEMPTS,
     CodeSender,
@@ -126,6 +127,19 @@ def test_pacer_hold_pauses_sending():
     assert pacer.wait_time(1) == pytest.approx(2.0)
     with pytest.raises(RuntimeError):
         pacer.take(1)
+
+
+def test_start_gate_holds_back_a_late_bunch_to_the_rate():
+    clock = FakeClock()
+    gate = StartGate(10, margin=0.0, clock=clock)
+    started = []
+    # 25 texts arrive at once (a loop that fell behind): only 10 may start per second.
+    for _ in range(25):
+        while (wait := gate.try_take()) > 0:
+            clock.now += wait
+        started.append(clock.now)
+    assert max_in_window(started) <= 10
+    assert started[-1] - started[0] == pytest.approx(2.0)
 
 
 def test_max_in_window_uses_half_open_windows():
@@ -405,3 +419,50 @@ def test_outgoing_uses_messaging_service_when_set(registration):
     _send_all(registration.transport_code_id)
     sms: OutgoingSms = locmem.outbox[0]
     assert sms.messaging_service_sid == registration.messaging_service_sid
+
+
+# --- The pace holds where requests really start -------------------------------------------------
+
+starts: list[float] = []
+
+
+class LaggingBackend(locmem.LocmemBackend):
+    """Starts the first 0.6 s of batches only at 0.6 s, then on time: like an event loop that
+    fell behind on a saturated machine and then caught up."""
+
+    first: float | None = None
+
+    def _send_gated(self, messages, gate):
+        now = time.monotonic()
+        LaggingBackend.first = LaggingBackend.first or now
+        time.sleep(max(0.0, LaggingBackend.first + 0.6 - now))
+        return super()._send_gated(messages, gate)
+
+    def send_messages(self, messages):
+        starts.extend(time.monotonic() for _ in messages)
+        return super().send_messages(messages)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pace_holds_on_real_start_times_when_the_backend_starts_late():
+    registration = SmsRegistrationFactory(transport_code__messages_per_second=20)
+    messages = _queue(registration, 50)
+    starts.clear()
+    LaggingBackend.first = None
+    sender = CodeSender(
+        registration.transport_code_id,
+        backend_path=f"{__name__}.LaggingBackend",
+        concurrency=8,
+        idle_exit=0.3,
+    )
+    thread = threading.Thread(target=sender.run)
+    thread.start()
+    thread.join(timeout=60)
+    assert sorted(s.message_id for s in locmem.outbox) == sorted(m.id for m in messages)
+    # Without a gate at the start, the held-back batches and the next ones would start
+    # together: ~32 texts in one second on a 20/s code.
+    assert max_in_window(starts) <= 20
+    recorded = [
+        m.sent_at.timestamp() for m in OutboundMessage.objects.filter(status=MessageStatus.SENT)
+    ]
+    assert max_in_window(recorded) <= 20

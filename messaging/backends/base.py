@@ -16,10 +16,18 @@ the carrier answered, sorted into four outcomes the sender acts on:
 from __future__ import annotations
 
 import abc
+import concurrent.futures
+import dataclasses
 import datetime as dt
 import enum
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from messaging.pacing import StartGate
 
 
 class SendOutcome(enum.StrEnum):
@@ -40,6 +48,8 @@ class OutgoingSms:
     messaging_service_sid: str = ""
     status_callback: str = ""
     carrier_account: str = "default"
+    #: What it counts against the code's pace (1, or its segments on a code that counts them).
+    cost: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,9 @@ class SendResult:
     error_code: str = ""
     error_text: str = ""
     retry_after: float | None = None
+    #: Wall-clock moment (``time.time()``) the request for this text was handed to the
+    #: carrier's client, when the backend knows it better than the caller (async backends).
+    started_at: float | None = None
 
 
 class BaseSmsBackend(abc.ABC):
@@ -90,3 +103,45 @@ class BaseSmsBackend(abc.ABC):
     @abc.abstractmethod
     def send_messages(self, messages: Sequence[OutgoingSms]) -> list[SendResult]:
         """Send a batch; return one result per message, in the same order."""
+
+    def submit(
+        self, messages: Sequence[OutgoingSms], *, gate: StartGate | None = None
+    ) -> concurrent.futures.Future:
+        """Start sending a batch and return at once; the future's result is what
+        :meth:`send_messages` returns. The sender uses this so that a slow carrier answer never
+        holds up the next slot. Default: a few threads of the backend's own call
+        :meth:`send_messages`; an asynchronous backend schedules the batch on its event loop.
+        Must not raise for a carrier failure (those are outcomes); may raise
+        ``ImproperlyConfigured`` before anything is sent.
+
+        ``gate`` (the code's :class:`~messaging.pacing.StartGate`): pass every text through it
+        right before its request starts, so the pace holds on the real start times; report
+        that moment as ``SendResult.started_at``."""
+        with self._lock_for_submit():
+            pool = self.__dict__.get("_submit_pool")
+            if pool is None:
+                pool = self.__dict__["_submit_pool"] = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=8, thread_name_prefix=f"{type(self).__name__}-submit"
+                )
+            return pool.submit(self._send_gated, list(messages), gate)
+
+    def _send_gated(self, messages: list[OutgoingSms], gate: StartGate | None) -> list[SendResult]:
+        if gate is not None:
+            gate.enter(sum(sms.cost for sms in messages))
+        started = time.time()
+        return [
+            r if r.started_at is not None else dataclasses.replace(r, started_at=started)
+            for r in self.send_messages(messages)
+        ]
+
+    def _lock_for_submit(self) -> threading.Lock:
+        # Set on first use (dict.setdefault is atomic): subclasses need not call __init__.
+        return self.__dict__.setdefault("_submit_lock", threading.Lock())
+
+    def shutdown(self) -> None:
+        """Wait for submitted batches, then :meth:`close`."""
+        with self._lock_for_submit():
+            pool = self.__dict__.pop("_submit_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self.close()
