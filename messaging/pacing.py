@@ -124,12 +124,14 @@ class StartGate:
         self._sent: collections.deque[tuple[float, float]] = collections.deque()
         self._in_window = 0.0
         self._lock = threading.Lock()
+        self.started_at = 0.0
 
     def set_rate(self, rate: float) -> None:
         self.rate = float(rate)
 
     def try_take(self, cost: float = 1.0) -> float:
-        """Record a start now and return 0 if the window has room, else the seconds to wait."""
+        """Record a start now and return 0 if the window has room, else the seconds to wait.
+        After a 0, :attr:`started_at` is that start on the wall clock (for the record)."""
         with self._lock:
             now = self.clock()
             while self._sent and self._sent[0][0] <= now - self.window:
@@ -145,6 +147,7 @@ class StartGate:
                         return max(1e-4, sent_at + self.window - now)
             self._sent.append((now, cost))
             self._in_window += cost
+            self.started_at = time.time()
             return 0.0
 
     def enter(self, cost: float = 1.0) -> None:
@@ -152,10 +155,11 @@ class StartGate:
         while (wait := self.try_take(cost)) > 0:
             time.sleep(wait)
 
-    async def enter_async(self, cost: float = 1.0) -> None:
-        """:meth:`enter` for an event loop."""
+    async def enter_async(self, cost: float = 1.0) -> float:
+        """:meth:`enter` for an event loop; returns the start's wall-clock time."""
         while (wait := self.try_take(cost)) > 0:
             await asyncio.sleep(wait)
+        return self.started_at
 
 
 def max_in_window(times: list[float], costs: list[float] | None = None, window=1.0) -> float:

@@ -474,12 +474,12 @@ class TwilioBackend(BaseSmsBackend):
         self, connection: _Connection, sms: OutgoingSms, gate: StartGate | None = None
     ) -> SendResult:
         async with connection.semaphore:
+            # When the request really starts: the sender records it as the text's send time.
+            started = time.time()
             if gate is not None:
                 # Nothing that waits runs between the gate and the request going out: the window
                 # holds on the moment the text really leaves, however late the loop got to it.
-                await gate.enter_async(sms.cost)
-            # When the request really starts: the sender records it as the text's send time.
-            started = time.time()
+                started = await gate.enter_async(sms.cost)
             result = await self._create(connection, sms)
         return dataclasses.replace(result, started_at=started)
 
