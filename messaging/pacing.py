@@ -125,6 +125,7 @@ class StartGate:
         self._in_window = 0.0
         self._lock = threading.Lock()
         self.started_at = 0.0
+        self._async_lock: asyncio.Lock | None = None  # one event loop uses a gate
 
     def set_rate(self, rate: float) -> None:
         self.rate = float(rate)
@@ -156,10 +157,17 @@ class StartGate:
             time.sleep(wait)
 
     async def enter_async(self, cost: float = 1.0) -> float:
-        """:meth:`enter` for an event loop; returns the start's wall-clock time."""
-        while (wait := self.try_take(cost)) > 0:
-            await asyncio.sleep(wait)
-        return self.started_at
+        """:meth:`enter` for an event loop; returns the start's wall-clock time.
+
+        Texts queue in order behind one waiter (asyncio's lock is FIFO and free when nobody
+        waits), so each text leaving the window wakes one task, not every task held back.
+        """
+        if self._async_lock is None:
+            self._async_lock = asyncio.Lock()
+        async with self._async_lock:
+            while (wait := self.try_take(cost)) > 0:
+                await asyncio.sleep(wait)
+            return self.started_at
 
 
 def max_in_window(times: list[float], costs: list[float] | None = None, window=1.0) -> float:

@@ -75,11 +75,28 @@ RELEASE_QUIET = 1.1  # > the pacer's window
 GUARD_LEAD = 0.15  # seconds before its slot that a batch is guarded and marked
 CLAIM_AHEAD_SECONDS = 2.0
 SOURCES_TTL = 5.0
-SLOT_SECONDS = 0.2
+SLOT_SECONDS = 0.5  # at most this much of the rate per slot (see slot_budget)
 PROCESS_SEEN_WITHIN = 5.0  # a dispatcher not seen for this long no longer counts
 MAX_CLAIM = 500
 MAX_SEND_ATTEMPTS = 6  # carrier "retry" answers before a text is failed
 STATUS_CALLBACK_PATH = "/sms/twilio/status/"
+
+
+def slot_budget(rate: float) -> int:
+    """How much (texts, or segments) one slot carries: up to SLOT_SECONDS of the rate, and a
+    whole fraction of it, so that slots fill each one-second window exactly. (Slots of 2 on a
+    5/s code would fit only 4 texts into a window: 2 + 2, and a third slot would make 6.)
+
+    Larger slots cost less database work per text: 50 texts a slot at 100/s instead of 20 took
+    the dispatch bench from 0.70 to 0.85 x the raw ceiling.
+    """
+    if rate < 2 or abs(rate - round(rate)) > 1e-9:
+        return 1
+    whole = round(rate)
+    for budget in range(max(1, math.floor(rate * SLOT_SECONDS)), 0, -1):
+        if whole % budget == 0:
+            return budget
+    return 1
 
 
 def reconcile_after() -> float:
@@ -643,10 +660,10 @@ class CodeSender:
             self.buffer.append(picked[source].pop(0))
 
     def _send_one_slot(self, pacer: Pacer) -> None:
-        # A slot carries as many texts as fit in SLOT_SECONDS of the rate, started together
-        # (fewer, larger batches cost less database work per text); the pacer records the
-        # moment they really start, so its window is what the carrier sees.
-        budget = max(1.0, pacer.rate * SLOT_SECONDS)
+        # A slot carries up to slot_budget of texts, handed over together (fewer, larger
+        # batches cost less database work per text); the gate then holds the window on the
+        # moments their requests really start.
+        budget = slot_budget(pacer.rate)
         batch: list[_Queued] = []
         cost = 0
         while self.buffer and (not batch or cost + self.buffer[0].cost <= budget):

@@ -23,6 +23,7 @@ from messaging.sender import (
     lease_release,
     lease_renew,
     reconcile,
+    slot_budget,
 )
 from skills.models import Skill
 from tests.factories import (
@@ -140,6 +141,14 @@ def test_start_gate_holds_back_a_late_bunch_to_the_rate():
         started.append(clock.now)
     assert max_in_window(started) <= 10
     assert started[-1] - started[0] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("rate", "budget"), [(1, 1), (5, 1), (13, 1), (2.5, 1), (20, 10), (25, 5), (100, 50)]
+)
+def test_a_slot_is_a_whole_fraction_of_the_rate(rate, budget):
+    # Slots that do not divide the rate leave part of every window unused (2 + 2 of 5/s).
+    assert slot_budget(rate) == budget
 
 
 def test_max_in_window_uses_half_open_windows():
