@@ -36,6 +36,7 @@ from messaging.backends.twilio import (
 )
 from messaging.fake_carrier import FakeCarrier
 from messaging.models import InboundMessage, MessageEvent, MessageStatus
+from messaging.pacing import StartGate, max_in_window
 from tests.factories import OutboundMessageFactory, us_number
 
 FIXTURES = Path(__file__).parent / "fixtures" / "twilio"
@@ -102,6 +103,20 @@ class BackendContract:
 
     def test_an_empty_batch_sends_nothing(self, backend):
         assert backend.send_messages([]) == []
+
+    def test_submit_returns_at_once_and_the_future_holds_the_results(self, backend):
+        future = backend.submit([sms(5), sms(3)])
+        results = future.result(timeout=10)
+        assert [r.message_id for r in results] == [5, 3]
+        assert {r.outcome for r in results} == {SendOutcome.ACCEPTED}
+        assert all(r.started_at for r in results)  # when each request started
+
+    def test_submit_through_a_gate_keeps_the_window_on_real_starts(self, backend):
+        # 25 texts at once through a 10/s gate: they start over ~2 s, never 11 in a second.
+        gate = StartGate(10)
+        results = backend.submit([sms(n) for n in range(1, 26)], gate=gate).result(timeout=20)
+        assert {r.outcome for r in results} == {SendOutcome.ACCEPTED}
+        assert max_in_window([r.started_at for r in results]) <= 10
 
     def test_accepted_texts_get_distinct_carrier_ids_and_a_status(self, backend):
         first = backend.send_messages([sms(1), sms(2), sms(3)])

@@ -126,13 +126,20 @@ class BaseSmsBackend(abc.ABC):
             return pool.submit(self._send_gated, list(messages), gate)
 
     def _send_gated(self, messages: list[OutgoingSms], gate: StartGate | None) -> list[SendResult]:
-        if gate is not None:
-            gate.enter(sum(sms.cost for sms in messages))
-        started = time.time()
-        return [
-            r if r.started_at is not None else dataclasses.replace(r, started_at=started)
-            for r in self.send_messages(messages)
-        ]
+        if gate is None:
+            started = time.time()
+            return [
+                r if r.started_at is not None else dataclasses.replace(r, started_at=started)
+                for r in self.send_messages(messages)
+            ]
+        # Through a gate, text by text: each starts only when the window has room for it.
+        results = []
+        for sms in messages:
+            gate.enter(sms.cost)
+            started = time.time()
+            for r in self.send_messages([sms]):
+                results.append(r if r.started_at else dataclasses.replace(r, started_at=started))
+        return results
 
     def _lock_for_submit(self) -> threading.Lock:
         # Set on first use (dict.setdefault is atomic): subclasses need not call __init__.
