@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from skills.importing import service
+from skills.importing import readers, service
 from skills.importing.readers import FileError
 from skills.importing.service import upload_job_preview, upload_job_run
 from skills.models import CustomField, Destination, Record, UploadJob
@@ -154,6 +154,31 @@ FILE_ERRORS = [
     ("semicolons.csv", "ExternalId;Phone\nX;3125550123\n", "separated by semicolons"),
     ("formulas_uncalculated.xlsx", None, "formulas without saved results"),
 ]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rows_are_numbered_alike_before_and_after_the_first_quote(
+    calling_list, monkeypatch, workers
+):
+    # Lines without quotes go to the readers as they are; from the first quote on the csv
+    # module reads. Tiny blocks cut lines everywhere; CRLF, a blank line, a quoted line break.
+    monkeypatch.setattr(readers, "BLOCK", 50)
+    monkeypatch.setattr(service, "CHUNK_ROWS", 3)
+    plain = [f"Q{i},312555{i:04d},Name{i}" for i in range(10)]
+    plain[5] = "Q5,555-01,Bad"  # row 7
+    after = [f"Q{i},312555{i:04d},Name{i}" for i in range(12, 18)]
+    data = "\r\n".join(
+        ["ID,Phone,FirstName", *plain, "", 'Q10,3125550010,"Ann\r\nMarie"', "Q11,555-01,Bad"]
+        + after
+    )  # the last line has no line break
+    job = run_import(calling_list, "quotes.csv", data, workers=workers)
+
+    assert (job.rows_valid, job.rows_invalid) == (16, 2)
+    assert [e["row"] for e in report(job)] == ["7", "14"]
+    got = records(calling_list)
+    assert got["Q10"].first_name == "Ann\r\nMarie"
+    assert got["Q17"].first_name == "Name17"
+    assert got["Q9"].destinations.get().phone_number == "+13125550009"
 
 
 @pytest.mark.parametrize(("name", "data", "expected"), FILE_ERRORS)

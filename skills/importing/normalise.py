@@ -19,6 +19,7 @@ from functools import cache
 from skills.importing.fields import PARSERS, SYSTEM_BY_NAME, BadValue, as_text
 from skills.importing.mapping import ColumnPlan
 from skills.importing.phones import PhoneNormaliser
+from skills.importing.readers import as_rows
 from skills.importing.zones import ZoneResolver
 from skills.models import FieldType, TimeZoneSource
 
@@ -481,6 +482,7 @@ def init_worker(settings: Settings) -> None:
     _reader = RowReader(settings)
 
 
-def read_chunk(rows: list[tuple[int, list]]) -> Chunk:
+def read_chunk(rows) -> Chunk:
+    """A batch of rows: (row number, cells) pairs, or Lines of a text file to split first."""
     assert _reader is not None, "init_worker was not called"
-    return _reader.read(rows)
+    return _reader.read(as_rows(rows))

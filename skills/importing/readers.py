@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
+import itertools
 import re
 import zipfile
 from collections.abc import Iterator
@@ -34,6 +36,31 @@ csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD))
 
 
 @dataclass
+class Lines:
+    """Lines of a text file that hold no quote character: one row each, split where they are
+    read (a reader process) rather than in the process that reads the file."""
+
+    first: int  # the row number of lines[0]
+    lines: list[str]
+    delimiter: str
+
+    def rows(self) -> list[tuple[int, list]]:
+        number = self.first - 1
+        out = []
+        try:
+            for cells in csv.reader(self.lines, delimiter=self.delimiter):
+                number += 1
+                out.append((number, cells))
+        except csv.Error as exc:
+            raise FileError(f"Row {number + 1} could not be read: {exc}.") from exc
+        return out
+
+
+def as_rows(batch: list[tuple[int, list]] | Lines) -> list[tuple[int, list]]:
+    return batch.rows() if isinstance(batch, Lines) else batch
+
+
+@dataclass
 class Table:
     """A file opened for import: its header and a stream of (row number, cells)."""
 
@@ -43,6 +70,21 @@ class Table:
     # (row number, column index) of formula cells without a saved result, XLSX only.
     formulas_without_value: set[tuple[int, int]] = field(default_factory=set)
     _closer: object = None
+    _batches: object = None  # a quicker batches() of the file's own, if it has one
+
+    def batches(self, size: int) -> Iterator[list[tuple[int, list]] | Lines]:
+        """The rows in batches of about ``size``: lists of (row number, cells), or Lines."""
+        if self._batches is not None:
+            yield from self._batches(size)
+            return
+        batch: list[tuple[int, list]] = []
+        for item in self.rows:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def close(self) -> None:
         if self._closer is not None:
@@ -171,12 +213,60 @@ def _open_text(path: Path, head: bytes, delimiter: str, file_format: str) -> Tab
         except csv.Error as exc:
             raise FileError(f"Row {number + 1} could not be read: {exc}.") from exc
 
+    def batches(size: int) -> Iterator[list[tuple[int, list]] | Lines]:
+        # Until the first quote character, a line is a row: lines go out as they are. From
+        # there on the csv module reads (a quoted field may hold line breaks or delimiters).
+        number = header_line  # rows handed out so far, the header's included
+        lines: list[str] = []
+        pending = ""
+        while piece := handle.read(BLOCK):
+            text = pending + piece
+            if '"' in text:
+                if lines:
+                    yield Lines(number - len(lines) + 1, lines, delimiter)
+                yield from _quoted_batches(text, handle, delimiter, number, size)
+                return
+            cut = text.rfind("\n") + 1
+            pending = text[cut:]
+            parts = text[:cut].split("\n")
+            parts.pop()  # the empty string after the last line break
+            lines.extend(parts)
+            number += len(parts)
+            while len(lines) >= size:
+                yield Lines(number - len(lines) + 1, lines[:size], delimiter)
+                lines = lines[size:]
+        if pending:
+            lines.append(pending)
+            number += 1
+        if lines:
+            yield Lines(number - len(lines) + 1, lines, delimiter)
+
     return Table(
         header=header,
         rows=rows(),
         total=max(line_count - header_line, 0),
         _closer=handle.close,
+        _batches=batches,
     )
+
+
+def _quoted_batches(
+    text: str, handle, delimiter: str, number: int, size: int
+) -> Iterator[list[tuple[int, list]]]:
+    """Rows read by the csv module from ``text`` on, then the rest of ``handle``."""
+    reader = csv.reader(itertools.chain(io.StringIO(text), handle), delimiter=delimiter)
+    batch: list[tuple[int, list]] = []
+    try:
+        for cells in reader:
+            number += 1
+            batch.append((number, cells))
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    except csv.Error as exc:
+        raise FileError(f"Row {number + 1} could not be read: {exc}.") from exc
+    if batch:
+        yield batch
 
 
 # --- XLSX ---------------------------------------------------------------------------------------

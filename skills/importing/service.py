@@ -56,7 +56,7 @@ from skills.importing.mapping import (
     propose_mapping,
     remember_mapping,
 )
-from skills.importing.readers import FileError, Table, detect_format, open_table
+from skills.importing.readers import FileError, Table, as_rows, detect_format, open_table
 from skills.importing.report import EntrySpool, write_report
 from skills.models import (
     Attempt,
@@ -273,17 +273,6 @@ def _reader_settings(job: UploadJob, plan: list[ColumnPlan], table: Table) -> no
     )
 
 
-def _chunks(table: Table, size: int) -> Iterator[list[tuple[int, list]]]:
-    batch: list[tuple[int, list]] = []
-    for item in table.rows:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _read_chunks(
     table: Table, settings: normalise.Settings, workers: int
 ) -> Iterator[normalise.Chunk]:
@@ -300,7 +289,7 @@ def _read_chunks(
         initargs=(settings,),
     ) as pool:
         pending: deque = deque()
-        for batch in _chunks(table, CHUNK_ROWS):
+        for batch in table.batches(CHUNK_ROWS):
             pending.append(pool.submit(normalise.read_chunk, batch))
             if len(pending) >= workers * 2:
                 yield pending.popleft().result()
@@ -321,8 +310,8 @@ def _read_in_thread(table: Table, settings: normalise.Settings) -> Iterator[norm
     def produce() -> None:
         reader = normalise.RowReader(settings)
         try:
-            for batch in _chunks(table, CHUNK_ROWS):
-                item = reader.read(batch)
+            for batch in table.batches(CHUNK_ROWS):
+                item = reader.read(as_rows(batch))
                 while not stop.is_set():
                     try:
                         results.put(item, timeout=0.2)
