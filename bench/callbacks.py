@@ -34,43 +34,110 @@ STATUS_PATH = "/sms/twilio/status/"
 DATABASE = "pcsms_bench_callbacks"
 
 
-def seed(count: int) -> list[tuple[int, str, str]]:
-    """``count`` sent messages; returns (id, carrier sid, recipient) for each."""
+def seed(count: int) -> tuple[list[tuple[int, str, str]], int]:
+    """``count`` texts a running skill planned and the carrier accepted, as the planner and
+    the sender leave them: a record and its number per text, the message (source
+    ``skill:<id>``) and its ``Attempt``, so every receipt goes through the skills' outcome
+    listener as in production. Returns (id, carrier sid, recipient) per message and the skill id.
+    """
     from django.utils import timezone
 
-    from messaging.models import MessageStatus, OutboundMessage
+    from messaging.models import MessageStatus, MessageTemplate, OutboundMessage
+    from skills.models import Attempt, CallingList, Destination, Record, Skill
+    from skills.services import skill_apply_defaults
 
     bu, registrations = h.make_codes(1, 100)
     registration = registrations[0]
     now = timezone.now()
-    rows = [
-        OutboundMessage(
-            business_unit=bu,
-            registration=registration,
-            transport_code_id=registration.transport_code_id,
-            to=f"+1415{2000000 + n:07d}",
-            body=f"Bench text {n}",
-            status=MessageStatus.SENT,
-            carrier_sid=f"SM{n:032x}",
-            carrier_status="queued",
-            sent_at=now,
-            claimed_at=now,
-        )
-        for n in range(count)
-    ]
-    OutboundMessage.objects.bulk_create(rows, batch_size=5000)
-    return list(OutboundMessage.objects.order_by("id").values_list("id", "carrier_sid", "to"))
+    template = MessageTemplate.objects.create(
+        business_unit=bu,
+        name="Bench",
+        body="Hi {FirstName|there}. Reply STOP to opt out.",
+        is_active=True,
+    )
+    skill = Skill.objects.create(
+        business_unit=bu,
+        name="Bench skill",
+        registration=registration,
+        template=template,
+        state=Skill.State.RUNNING,
+        state_changed_at=now,
+    )
+    skill_apply_defaults(skill=skill)
+    calling_list = CallingList.objects.create(business_unit=bu, name="Bench list")
+    skill.calling_lists.add(calling_list)
+    records = Record.objects.bulk_create(
+        (
+            Record(
+                calling_list=calling_list,
+                external_id=f"B{n:07d}",
+                first_name="Ada",
+                time_zone="America/Chicago",
+                attempts=1,
+                last_attempt_at=now,
+            )
+            for n in range(count)
+        ),
+        batch_size=5000,
+    )
+    destinations = Destination.objects.bulk_create(
+        (
+            Destination(
+                record=record,
+                position=0,
+                source_field="SMSPhoneNumber",
+                phone_number=f"+1415{2000000 + n:07d}",
+                time_zone="America/Chicago",
+                attempts=1,
+            )
+            for n, record in enumerate(records)
+        ),
+        batch_size=5000,
+    )
+    messages = OutboundMessage.objects.bulk_create(
+        (
+            OutboundMessage(
+                business_unit=bu,
+                registration=registration,
+                transport_code_id=registration.transport_code_id,
+                to=destination.phone_number,
+                body=f"Hi Ada. Reply STOP to opt out. {n}",
+                idempotency_key=f"bench:{n}",
+                source=f"skill:{skill.id}",
+                status=MessageStatus.SENT,
+                carrier_sid=f"SM{n:032x}",
+                carrier_status="queued",
+                sent_at=now,
+                claimed_at=now,
+            )
+            for n, destination in enumerate(destinations)
+        ),
+        batch_size=5000,
+    )
+    Attempt.objects.bulk_create(
+        (
+            Attempt(skill=skill, record=d.record, destination=d, message=m)
+            for d, m in zip(destinations, messages, strict=True)
+        ),
+        batch_size=5000,
+    )
+    rows = OutboundMessage.objects.order_by("id").values_list("id", "carrier_sid", "to")
+    return list(rows), skill.id
 
 
-def requests_for(messages, base_url: str, replay_share: float) -> list[tuple[str, bytes, str]]:
-    """(path, body, signature) per callback: sent then delivered per message, interleaved."""
+def requests_for(
+    messages, base_url: str, replay_share: float, fail_share: float
+) -> list[tuple[str, bytes, str]]:
+    """(path, body, signature) per callback: sent then a receipt per message, interleaved in
+    chunks of 50. The receipt is ``delivered``, or for ``fail_share`` of the messages
+    ``undelivered`` with 30003 (unreachable handset: a transient failure, retried later)."""
     from messaging.backends.twilio import compute_signature
 
     rng = random.Random(7)
     out = []
     for index in range(0, len(messages), 50):
         chunk = messages[index : index + 50]
-        for status in ("sent", "delivered"):
+        for status in ("sent", "receipt"):
             for message_id, sid, to in chunk:
                 params = {
                     "SmsSid": sid,
@@ -82,10 +149,17 @@ def requests_for(messages, base_url: str, replay_share: float) -> list[tuple[str
                     "From": "+13125550000",
                     "ApiVersion": "2010-04-01",
                 }
+                if status == "receipt":
+                    failed = rng.random() < fail_share
+                    params["SmsStatus"] = params["MessageStatus"] = (
+                        "undelivered" if failed else "delivered"
+                    )
+                    if failed:
+                        params["ErrorCode"] = "30003"
                 path = f"{STATUS_PATH}?m={message_id}"
                 signature = compute_signature(base_url + path, params, h.AUTH_TOKEN)
                 out.append((path, urlencode(params).encode(), signature))
-                if status == "delivered" and rng.random() < replay_share:
+                if status == "receipt" and rng.random() < replay_share:
                     out.append(out[-1])  # Twilio sends some callbacks twice
     return out
 
@@ -274,7 +348,10 @@ def main() -> None:
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
     parser.add_argument("--concurrency", type=int, default=48, help="Requests in flight.")
     parser.add_argument("--messages", type=int, default=40_000, help="Sent messages seeded.")
-    parser.add_argument("--replay-share", type=float, default=0.05, help="Replayed deliveries.")
+    parser.add_argument("--replay-share", type=float, default=0.05, help="Replayed receipts.")
+    parser.add_argument(
+        "--fail-share", type=float, default=0.03, help="Receipts 'undelivered' (30003)."
+    )
     parser.add_argument("--access-log", action="store_true", help="gunicorn access log to stdout.")
     parser.add_argument("--verbose", action="store_true", help="Show gunicorn's errors.")
     parser.add_argument(
@@ -295,9 +372,9 @@ def main() -> None:
         CONN_MAX_AGE="60",
     )
     h.setup_django(env)
-    print(f"seeding {args.messages} sent messages ...", flush=True)
-    messages = seed(args.messages)
-    requests = requests_for(messages, base_url, args.replay_share)
+    print(f"seeding {args.messages} texts a running skill planned and sent ...", flush=True)
+    messages, skill_id = seed(args.messages)
+    requests = requests_for(messages, base_url, args.replay_share, args.fail_share)
     from django.db import connection
 
     connection.close()  # the server's connections only, during the run
@@ -318,8 +395,6 @@ def main() -> None:
         no_work = asyncio.run(floor(base_url, args.floor_seconds, args.concurrency))
     finally:
         h.stop([server], timeout=10)
-
-    from messaging.models import MessageEvent, MessageStatus, OutboundMessage
 
     measured = len(latencies)
     ok = statuses.get(200, 0)
@@ -342,18 +417,49 @@ def main() -> None:
     print(f"same server, requests doing no work (GET -> 405, no database): {no_work:,.0f}/s")
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    events = MessageEvent.objects.filter(kind=MessageEvent.Kind.CALLBACK).count()
-    delivered_asked = {
-        requests[i][0] for i in answered if b"MessageStatus=delivered" in requests[i][1]
-    }
-    delivered = OutboundMessage.objects.filter(status=MessageStatus.DELIVERED).count()
-    print(
-        f"check: {len(answered)} answered 200 in all, {events} callback events kept; "
-        f"{len(delivered_asked)} messages told delivered, {delivered} delivered in the database"
-    )
-    if events != len(answered) or delivered != len(delivered_asked):
+    if not check(requests, answered, skill_id):
         print("MISMATCH: a callback answered 200 was not applied", file=sys.stderr)
         sys.exit(1)
+
+
+def check(requests, answered: list[int], skill_id: int) -> bool:
+    """Every callback answered 200 kept as an event and applied: message status, and for the
+    skill's texts the attempt's outcome and the record (final "delivered", or open again after
+    a transient failure)."""
+    from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+    from skills.models import Attempt, FinalReason, OutcomeClass, Record
+
+    events = MessageEvent.objects.filter(kind=MessageEvent.Kind.CALLBACK).count()
+    told = {}
+    for i in answered:
+        path, body, _signature = requests[i]
+        for status in ("delivered", "undelivered"):
+            if f"MessageStatus={status}".encode() in body:
+                told[path] = status
+    told_delivered = sum(1 for s in told.values() if s == "delivered")
+    told_failed = len(told) - told_delivered
+    delivered = OutboundMessage.objects.filter(status=MessageStatus.DELIVERED).count()
+    failed = OutboundMessage.objects.filter(status=MessageStatus.UNDELIVERED).count()
+    attempts = Attempt.objects.filter(skill_id=skill_id)
+    recorded = attempts.exclude(outcome="").count()
+    attempts_delivered = attempts.filter(outcome=OutcomeClass.DELIVERED).count()
+    attempts_failed = attempts.filter(outcome=OutcomeClass.TRANSIENT).count()
+    final = Record.objects.filter(is_final=True, final_reason=FinalReason.DELIVERED).count()
+    print(
+        f"check: {len(answered)} answered 200 in all, {events} callback events kept; "
+        f"{told_delivered} messages told delivered, {delivered} delivered in the database; "
+        f"{told_failed} told undelivered, {failed} undelivered"
+    )
+    print(
+        f"skill outcomes: {recorded} recorded ({100 * recorded / max(1, len(answered)):.0f}% of "
+        f"the callbacks answered): {attempts_delivered} delivered ({final} records final "
+        f"'delivered'), {attempts_failed} transient failures (records open for a retry)"
+    )
+    return (
+        events == len(answered)
+        and delivered == told_delivered == attempts_delivered == final
+        and failed == told_failed == attempts_failed
+    )
 
 
 if __name__ == "__main__":

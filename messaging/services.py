@@ -7,6 +7,7 @@ twice or out of order, and a final status is never turned back.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from messaging.models import (
     TransportCode,
     WithdrawReason,
 )
+from pcsms.db import execute_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,12 @@ CARRIER_STATUS_MAP = {
     "canceled": MessageStatus.FAILED,
 }
 
-# Called after a status update with (message, new_status, error_code): how ``skills`` learns of
-# receipts and ``dnc`` of "unsubscribed" errors without messaging importing them.
+# Called after a status change with (message, new_status, error_code): how ``skills`` learns of
+# receipts and ``dnc`` of "unsubscribed" errors without messaging importing them. A report with
+# an error code runs them inside the update's transaction (the message row locked); a plain
+# "sent"/"delivered" runs them right after the update is committed, so a listener's writes must
+# be derivable again from the message's state if the process dies in between (the skills' sweep
+# does that for record outcomes).
 STATUS_LISTENERS: list = []
 
 
@@ -77,6 +83,60 @@ def message_record_status(
     """
     at = at or timezone.now()
     new_status = CARRIER_STATUS_MAP.get((carrier_status or "").lower())
+    error_code, error_text = (error_code or "")[:10], (error_text or "")[:500]
+    carrier_status = (carrier_status or "")[:20]
+    with transaction.atomic() if error_code else contextlib.nullcontext():
+        if connection.vendor == "postgresql":
+            found = _record_status_pg(
+                carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at
+            )
+        else:
+            found = _record_status(
+                carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at
+            )
+        if found is None:
+            logger.warning(
+                "Status %r for unknown carrier id %s ignored", carrier_status, carrier_sid
+            )
+            return None
+        message, changed = found
+        if changed:
+            for listener in STATUS_LISTENERS:
+                listener(message=message, status=new_status, error_code=message.error_code)
+    return message
+
+
+def _record_status_pg(
+    carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at
+) -> tuple[OutboundMessage, bool] | None:
+    """PostgreSQL: lock, update, event in one prepared statement (one round trip, its own
+    transaction unless the caller holds one): the status URL's whole database work."""
+    sql = _status_sql()
+    rows = execute_prepared(
+        sql.one_statement,
+        {
+            "sid": carrier_sid,
+            "id": message_id,
+            "status": new_status.value if new_status is not None else None,
+            "rank": _RANK[new_status] if new_status is not None else -1,
+            "carrier_status": carrier_status,
+            "code": error_code,
+            "text": error_text,
+            "at": at,
+            "now": timezone.now(),
+            "kind": MessageEvent.Kind.CALLBACK.value,
+        },
+    )
+    if not rows:
+        return None
+    *values, changed = rows[0]
+    return OutboundMessage.from_db(connection.alias, sql.fields, values), changed
+
+
+def _record_status(
+    carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at
+) -> tuple[OutboundMessage, bool] | None:
+    """Other databases (SQLite): lock, event and update as three statements in a transaction."""
     sql = _status_sql()
     adapt = connection.ops.adapt_datetimefield_value
     with transaction.atomic(), connection.cursor() as cursor:
@@ -86,9 +146,6 @@ def message_record_status(
             cursor.execute(sql.by_id, [message_id, carrier_sid])
             row = cursor.fetchone()
         if row is None:
-            logger.warning(
-                "Status %r for unknown carrier id %s ignored", carrier_status, carrier_sid
-            )
             return None
         *values, never_sent = row
         # The other fields load on first use (listeners read few of them).
@@ -100,32 +157,28 @@ def message_record_status(
             [
                 message.id,
                 MessageEvent.Kind.CALLBACK.value,
-                carrier_status[:20],
-                error_code[:10],
-                (error_text or ("applied" if changed else "no change"))[:500],
+                carrier_status,
+                error_code,
+                error_text or ("applied" if changed else "no change"),
                 adapt(now),
             ],
         )
         if not changed:
-            return message
+            return message, False
         updates = {
             "carrier_sid": carrier_sid,
             "status": new_status.value,
-            "carrier_status": carrier_status[:20],
+            "carrier_status": carrier_status,
             "updated_at": now,
         }
         if error_code:
-            updates["error_code"] = error_code[:10]
-            updates["error_text"] = error_text[:500]
+            updates["error_code"] = error_code
+            updates["error_text"] = error_text
         if new_status == MessageStatus.SENT and never_sent:
             updates["sent_at"] = at
         if new_status == MessageStatus.DELIVERED:
             updates["delivered_at"] = at
-        if new_status in (
-            MessageStatus.DELIVERED,
-            MessageStatus.UNDELIVERED,
-            MessageStatus.FAILED,
-        ):
+        if new_status in _FINISHED:
             updates["finished_at"] = at
         cursor.execute(
             sql.update.format(", ".join(f"{sql.columns[name]} = %s" for name in updates)),
@@ -134,9 +187,10 @@ def message_record_status(
         )
         for name, value in updates.items():
             setattr(message, name, value)
-        for listener in STATUS_LISTENERS:
-            listener(message=message, status=new_status, error_code=message.error_code)
-    return message
+    return message, True
+
+
+_FINISHED = (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -145,6 +199,7 @@ class _StatusSql:
     by_id: str
     event: str
     update: str
+    one_statement: str
     fields: list[str]
     columns: dict[str, str]
 
@@ -175,12 +230,13 @@ def _status_sql() -> _StatusSql:
         return sql
     quote = connection.ops.quote_name
     opts = OutboundMessage._meta
+    table = quote(opts.db_table)
     fields = [f for f in opts.concrete_fields if f.attname in _STATUS_FIELDS]
     column = {f.name: quote(f.column) for f in opts.concrete_fields}
     # Names from the models, values always as parameters: nothing here comes from a request.
     select = (
         f"SELECT {', '.join(quote(f.column) for f in fields)}, {column['sent_at']} IS NULL "  # noqa: S608
-        f"FROM {quote(opts.db_table)} WHERE "
+        f"FROM {table} WHERE "
     )
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     events = MessageEvent._meta
@@ -188,17 +244,72 @@ def _status_sql() -> _StatusSql:
         quote(events.get_field(name).column)
         for name in ("message", "kind", "status", "error_code", "detail", "at")
     ]
+    event_insert = f"INSERT INTO {quote(events.db_table)} ({', '.join(event_columns)}) "
+    rank = " ".join(f"WHEN '{status.value}' THEN {rank}" for status, rank in _RANK.items())
+    finished = ", ".join(f"'{s.value}'" for s in _FINISHED)
+    col = column
+    # PostgreSQL: the row found by carrier id, else by our id while it has no carrier id yet,
+    # locked; updated only if the status moves forward; the event kept either way. The lock
+    # waits for a concurrent report of the same text and then reads its result.
+    one_statement = f"""
+        WITH target AS (
+            SELECT {", ".join(quote(f.column) for f in fields)}
+            FROM {table}
+            WHERE {col["id"]} = COALESCE(
+                (SELECT {col["id"]} FROM {table} WHERE {col["carrier_sid"]} = %(sid)s::text),
+                %(id)s::bigint)
+              AND ({col["carrier_sid"]} = %(sid)s::text OR {col["carrier_sid"]} IS NULL)
+            FOR UPDATE
+        ), changed AS (
+            UPDATE {table} AS m SET
+                {col["carrier_sid"]} = %(sid)s::text,
+                {col["status"]} = %(status)s::text,
+                {col["carrier_status"]} = %(carrier_status)s::text,
+                {col["updated_at"]} = %(now)s,
+                {col["error_code"]} = CASE WHEN %(code)s::text <> '' THEN %(code)s::text
+                    ELSE m.{col["error_code"]} END,
+                {col["error_text"]} = CASE WHEN %(code)s::text <> '' THEN %(text)s::text
+                    ELSE m.{col["error_text"]} END,
+                {col["sent_at"]} = CASE WHEN %(status)s::text = '{MessageStatus.SENT.value}'
+                    THEN COALESCE(m.{col["sent_at"]}, %(at)s) ELSE m.{col["sent_at"]} END,
+                {col["delivered_at"]} = CASE
+                    WHEN %(status)s::text = '{MessageStatus.DELIVERED.value}' THEN %(at)s
+                    ELSE m.{col["delivered_at"]} END,
+                {col["finished_at"]} = CASE WHEN %(status)s::text IN ({finished}) THEN %(at)s
+                    ELSE m.{col["finished_at"]} END
+            FROM target
+            WHERE m.{col["id"]} = target.{col["id"]}
+              AND (CASE target.{col["status"]} {rank} END) < %(rank)s::int
+            RETURNING m.{col["id"]}, m.{col["status"]}, m.{col["carrier_sid"]},
+                m.{col["error_code"]}
+        ), event AS (
+            {event_insert}
+            SELECT target.{col["id"]}, %(kind)s::text, %(carrier_status)s::text, %(code)s::text,
+                CASE WHEN %(text)s::text <> '' THEN %(text)s::text
+                     WHEN EXISTS (SELECT 1 FROM changed) THEN 'applied'
+                     ELSE 'no change' END,
+                %(now)s
+            FROM target
+        )
+        SELECT {
+        ", ".join(
+            f"COALESCE(changed.{quote(f.column)}, target.{quote(f.column)})"
+            if f.attname in ("status", "carrier_sid", "error_code")
+            else f"target.{quote(f.column)}"
+            for f in fields
+        )
+    }, changed.{col["id"]} IS NOT NULL
+        FROM target LEFT JOIN changed ON changed.{col["id"]} = target.{col["id"]}
+    """  # noqa: S608
     sql = _StatusSql(
         by_sid=f"{select}{column['carrier_sid']} = %s{lock}",
         by_id=(
             f"{select}{column['id']} = %s AND ({column['carrier_sid']} IS NULL "
             f"OR {column['carrier_sid']} = %s){lock}"
         ),
-        event=(
-            f"INSERT INTO {quote(events.db_table)} ({', '.join(event_columns)}) "  # noqa: S608
-            "VALUES (%s, %s, %s, %s, %s, %s)"
-        ),
-        update=f"UPDATE {quote(opts.db_table)} SET {{}} WHERE {column['id']} = %s",  # noqa: S608
+        event=f"{event_insert}VALUES (%s, %s, %s, %s, %s, %s)",  # noqa: S608
+        update=f"UPDATE {table} SET {{}} WHERE {column['id']} = %s",  # noqa: S608
+        one_statement=one_statement,
         columns=column,
         fields=[f.attname for f in fields],
     )

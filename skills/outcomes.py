@@ -29,12 +29,13 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage
+from pcsms.db import execute_prepared
 from skills.models import (
     Attempt,
     CpaRule,
@@ -64,10 +65,15 @@ def on_message_status(*, message: OutboundMessage, status: str, error_code: str 
     """The ``STATUS_LISTENERS`` hook. Never raises: the carrier's status is kept whatever
     happens here, and the sweep applies the outcome later if this failed."""
     # Only texts a skill planned carry a "skill:" source; for the rest (tests, other senders)
-    # the attempt lookup below would be a savepoint and a join for nothing on every callback.
+    # the attempt lookup below would be a query for nothing on every callback.
     if status not in SETTLED_STATUSES or not (message.source or "").startswith("skill:"):
         return
     try:
+        receipt = status in (MessageStatus.DELIVERED, MessageStatus.SENT) and not error_code
+        if receipt and connection.vendor == "postgresql":
+            _receipt_record(message_id=message.id, status=status)
+            return
+        # A savepoint only inside the caller's transaction: alone, the block is the transaction.
         with transaction.atomic():
             attempt = (
                 Attempt.objects.select_related("skill__business_unit", "record", "destination")
@@ -78,6 +84,60 @@ def on_message_status(*, message: OutboundMessage, status: str, error_code: str 
                 attempt_record_outcome(attempt=attempt, status=status, error_code=error_code)
     except Exception:
         logger.exception("Recording the outcome of message %s (%s) failed", message.id, status)
+
+
+def _receipt_record(*, message_id: int, status: str) -> None:
+    """A receipt (``delivered``, or ``sent`` for a skill that counts it as received) in one
+    prepared statement: the attempt's outcome and the record final, as
+    :func:`attempt_record_outcome` does it. This is most of what the status URL does."""
+    delivered = status == MessageStatus.DELIVERED
+    overrides = RECEIPT_OVERRIDES if delivered else RECEIPT_OVERRIDES[1:]
+    execute_prepared(
+        _RECEIPT_SQL.get("sql") or _receipt_sql(),
+        {
+            "message": message_id,
+            "status": status,
+            "delivered": OutcomeClass.DELIVERED.value,
+            "reason": (FinalReason.DELIVERED if delivered else FinalReason.SENT).value,
+            "overrides": [reason.value for reason in overrides],
+            "now": timezone.now(),
+        },
+    )
+
+
+_RECEIPT_SQL: dict[str, str] = {}
+
+
+def _receipt_sql() -> str:
+    """PostgreSQL; names from the models, values as parameters."""
+    quote = connection.ops.quote_name
+
+    def column(model, name: str) -> str:
+        return quote(model._meta.get_field(name).column)
+
+    attempt, record, skill = (quote(m._meta.db_table) for m in (Attempt, Record, Skill))
+    # "sent" counts only for a skill in "sent" receipt mode; "delivered" always.
+    sql = f"""
+        WITH attempt AS (
+            UPDATE {attempt} AS a SET {column(Attempt, "outcome")} = %(delivered)s::text
+            FROM {skill} AS s
+            WHERE a.{column(Attempt, "message")} = %(message)s::bigint
+              AND s.{column(Skill, "id")} = a.{column(Attempt, "skill")}
+              AND (%(status)s::text = '{MessageStatus.DELIVERED.value}'
+                   OR s.{column(Skill, "receipt_mode")} = '{Skill.ReceiptMode.SENT.value}')
+            RETURNING a.{column(Attempt, "record")} AS record_id
+        )
+        UPDATE {record} AS r SET {column(Record, "is_final")} = true,
+            {column(Record, "final_reason")} = %(reason)s::text,
+            {column(Record, "updated_at")} = %(now)s
+        FROM attempt
+        WHERE r.{column(Record, "id")} = attempt.record_id
+          AND (NOT r.{column(Record, "is_final")}
+               OR r.{column(Record, "final_reason")} = ANY(%(overrides)s::text[]))
+          AND r.{column(Record, "final_reason")} <> %(reason)s::text
+    """  # noqa: S608
+    _RECEIPT_SQL["sql"] = sql
+    return sql
 
 
 def classify(skill: Skill, status: str, error_code: str = "") -> tuple[str, CpaRule | None]:

@@ -510,13 +510,21 @@ class Cadence:
 
 def pending_q(skill: Skill, now: dt.datetime, prefix: str = "message__") -> Q:
     """An attempt whose text may still reach the person: queued, in flight, of unknown outcome,
-    or sent and still within the receipt wait (in "delivered" receipt mode)."""
+    or sent and still within the receipt wait (in "delivered" receipt mode); or whose text
+    settled but whose outcome is not recorded yet (the status listener runs just after the
+    status is committed, and the sweep catches up after a crash): until it is, a delivered
+    record must not look open."""
     q = Q(**{f"{prefix}status__in": PENDING_STATUSES})
+    settled = [MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED]
     if skill.receipt_mode == Skill.ReceiptMode.DELIVERED:
         waiting = now - dt.timedelta(minutes=skill.receipt_wait_minutes)
         q |= Q(**{f"{prefix}status": MessageStatus.SENT}) & (
             Q(**{f"{prefix}sent_at__gt": waiting}) | Q(**{f"{prefix}sent_at__isnull": True})
         )
+    else:
+        settled.append(MessageStatus.SENT)
+    attempt = prefix.removesuffix("message__")
+    q |= Q(**{f"{attempt}outcome": "", f"{prefix}status__in": settled})
     return q
 
 
