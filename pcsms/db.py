@@ -5,13 +5,20 @@ plans every statement again. For the few statements run once per carrier callbac
 large share of the database's CPU; :func:`execute_prepared` runs them through a plain psycopg
 cursor on Django's own connection (same transaction, same autocommit state), prepared on first
 use and reused by every later call on that connection.
+
+``DATABASE_PREPARED_STATEMENTS=false`` turns that off, for a transaction-mode connection pooler
+that cannot keep a session's prepared statements (PgBouncer before 1.21, or without
+``max_prepared_statements``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from django.conf import settings
 from django.db import connection
+
+_ONLY_WHEN_ASKED = 2**31 - 1  # psycopg's automatic preparing after N runs: never, in effect
 
 
 def execute_prepared(sql: str, params: Mapping | Sequence) -> list[tuple]:
@@ -23,6 +30,13 @@ def execute_prepared(sql: str, params: Mapping | Sequence) -> list[tuple]:
     import psycopg
 
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
+    raw = connection.connection
+    prepare = getattr(settings, "DATABASE_PREPARED_STATEMENTS", True)
+    if prepare and raw.prepare_threshold is None:
+        # Django turns psycopg's preparing off (for transaction-mode poolers); Django's own
+        # client-side-binding cursors never prepare anyway, so this reaches only these
+        # statements, which ask for it.
+        raw.prepare_threshold = _ONLY_WHEN_ASKED
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=bool(prepare))
         return cursor.fetchall() if cursor.description is not None else []

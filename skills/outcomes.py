@@ -76,7 +76,7 @@ def on_message_status(*, message: OutboundMessage, status: str, error_code: str 
         # A savepoint only inside the caller's transaction: alone, the block is the transaction.
         with transaction.atomic():
             attempt = (
-                Attempt.objects.select_related("skill__business_unit", "record", "destination")
+                Attempt.objects.select_related("skill")  # the rest loads only on rare paths
                 .filter(message_id=message.id)
                 .first()
             )
