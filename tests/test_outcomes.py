@@ -212,6 +212,39 @@ def test_an_outcome_no_listener_applied_is_applied_by_the_sweep(skill):
     assert record.final_reason == FinalReason.DELIVERED
 
 
+def test_a_delivered_text_whose_outcome_is_not_recorded_yet_is_never_texted_again(skill):
+    """The status is committed first and the outcome just after (or by the sweep, if the
+    process died in between): meanwhile the record must not look open to the planner, which
+    would text its next number."""
+    record = add_record(
+        skill, phones=[("SMSPhoneNumber", "+13125550002"), ("PhoneNumber", "+13125550001")]
+    )
+    message = plan_and_send(skill)
+    OutboundMessage.objects.filter(pk=message.pk).update(status=MessageStatus.DELIVERED)
+    later = NOW + dt.timedelta(hours=2)  # past the minimum retry time
+    assert plan_skill(skill=skill, now=later, sweep=False, complete=False).planned == 0
+    assert OutboundMessage.objects.count() == 1
+    assert plan_skill(skill=skill, now=later).planned == 0  # the sweep records it first
+    record.refresh_from_db()
+    assert record.final_reason == FinalReason.DELIVERED
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_receipts_are_recorded_with_or_without_prepared_statements(skill, settings, prepared):
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
+    first, second = add_record(skill), add_record(skill)
+    plan_skill(skill=skill, now=NOW)
+    messages = hand_over(skill)
+    for message in messages:
+        report(message, "delivered")
+        report(message, "delivered")  # a replay
+    for record in (first, second):
+        record.refresh_from_db()
+        assert record.final_reason == FinalReason.DELIVERED
+    assert set(Attempt.objects.values_list("outcome", flat=True)) == {OutcomeClass.DELIVERED}
+    assert OutboundMessage.objects.filter(status=MessageStatus.DELIVERED).count() == 2
+
+
 def test_a_late_receipt_corrects_an_exhausted_record(skill):
     skill.receipt_wait_minutes = 1
     skill.save()
