@@ -653,3 +653,54 @@ def test_no_contributing_groups_when_the_last_text_was_not_a_skills(client, regi
     post(client, INBOUND, payload("inbound_stop"))
     assert not contributing.entries.exists()
     assert DncEntry.objects.count() == 1
+
+
+# --- the WSGI entry point: webhooks without the admin's middleware ----------------------------
+
+
+def _through_wsgi(request) -> tuple[int, dict, bytes]:
+    """``request`` (from RequestFactory) through ``pcsms.wsgi.application``, as gunicorn calls
+    it, with the test's database connection kept open (as Django's test client does)."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    from pcsms.wsgi import application
+
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer["status"], answer["headers"] = int(status.split()[0]), dict(headers)
+
+    for signal in (signals.request_started, signals.request_finished):
+        signal.disconnect(close_old_connections)
+    try:
+        body = b"".join(application(request.environ, start_response))
+    finally:
+        for signal in (signals.request_started, signals.request_finished):
+            signal.connect(close_old_connections)
+    return answer["status"], answer["headers"], body
+
+
+def test_the_wsgi_entry_point_applies_signed_webhooks_without_the_admins_middleware(
+    rf, message, settings
+):
+    settings.ALLOWED_HOSTS = ["testserver", "sms.example.com"]
+    pairs = payload("status_delivered")
+    signature = compute_signature(PUBLIC + STATUS, dict(pairs), TOKEN)
+    form = "application/x-www-form-urlencoded"
+    unsigned = rf.post(STATUS, data=urlencode(pairs), content_type=form)
+    status, _headers, _body = _through_wsgi(unsigned)
+    assert status == 403
+    assert _state(message) == (MessageStatus.SENT, 0)
+
+    signed = rf.post(
+        STATUS, data=urlencode(pairs), content_type=form, headers={"X-Twilio-Signature": signature}
+    )
+    status, headers, body = _through_wsgi(signed)
+    assert (status, body.decode().endswith("<Response></Response>")) == (200, True)
+    assert _state(message) == (MessageStatus.DELIVERED, 1)
+    assert "X-Frame-Options" not in headers and "Set-Cookie" not in headers
+
+    # People's pages keep every middleware.
+    status, headers, _body = _through_wsgi(rf.get("/admin/login/"))
+    assert status == 200 and headers["X-Frame-Options"] == "DENY"
