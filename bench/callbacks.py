@@ -344,7 +344,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=25.0, help="Measured seconds.")
     parser.add_argument("--warmup", type=float, default=3.0, help="Unmeasured seconds first.")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes.")
-    parser.add_argument("--threads", type=int, default=4, help="Threads per gthread worker.")
+    parser.add_argument("--threads", type=int, default=8, help="Threads per gthread worker.")
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
     parser.add_argument("--concurrency", type=int, default=48, help="Requests in flight.")
     parser.add_argument("--messages", type=int, default=40_000, help="Sent messages seeded.")

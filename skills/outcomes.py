@@ -73,6 +73,9 @@ def on_message_status(*, message: OutboundMessage, status: str, error_code: str 
         if receipt and connection.vendor == "postgresql":
             _receipt_record(message_id=message.id, status=status)
             return
+        failed = status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
+        if failed and _left_to_sweep(message_id=message.id, status=status, code=error_code):
+            return
         # A savepoint only inside the caller's transaction: alone, the block is the transaction.
         with transaction.atomic():
             attempt = (
@@ -105,10 +108,44 @@ def _receipt_record(*, message_id: int, status: str) -> None:
     )
 
 
+# Failure classes whose effects wait for the planner anyway (a retry after the minimum retry
+# time, the next number): while the skill runs, its next pass applies them (``outcomes_settle``
+# runs before it plans, and a text whose outcome is not recorded keeps its record pending).
+DEFERRED_OUTCOMES = (OutcomeClass.TRANSIENT, OutcomeClass.BAD_NUMBER)
+
+
+def _left_to_sweep(*, message_id: int, status: str, code: str) -> bool:
+    """True when a failure's outcome may wait for the skill's next planner pass: the skill is
+    running and its CPA class for the failure is transient or bad number (no text planned
+    by a skill: nothing to do). A block (pause the skill now), an opt-out or a rule that
+    counts it as delivered is applied at once, and so is anything for a skill not running."""
+    if connection.vendor == "postgresql":
+        rows = execute_prepared(
+            _RECEIPT_SQL.get("failure") or _receipt_sql("failure"),
+            {"message": message_id, "status": status, "code": code},
+        )
+        if not rows:
+            return True
+        state, outcome = rows[0]
+    else:
+        found = Attempt.objects.filter(message_id=message_id).values_list(
+            "skill_id", "skill__state"
+        )
+        if not found:
+            return True
+        skill_id, state = found[0]
+        rules = CpaRule.objects.filter(
+            skill_id=skill_id, match__in=[m for m in (code, status) if m]
+        )
+        by_match = dict(rules.values_list("match", "outcome"))
+        outcome = by_match.get(code) or by_match.get(status)
+    return state == Skill.State.RUNNING and (outcome or OutcomeClass.TRANSIENT) in DEFERRED_OUTCOMES
+
+
 _RECEIPT_SQL: dict[str, str] = {}
 
 
-def _receipt_sql() -> str:
+def _receipt_sql(name: str = "sql") -> str:
     """PostgreSQL; names from the models, values as parameters."""
     quote = connection.ops.quote_name
 
@@ -116,6 +153,20 @@ def _receipt_sql() -> str:
         return quote(model._meta.get_field(name).column)
 
     attempt, record, skill = (quote(m._meta.db_table) for m in (Attempt, Record, Skill))
+    rule = quote(CpaRule._meta.db_table)
+    # The skill's state and its class for the failure: the error code's rule, else the
+    # status word's (as ``classify``).
+    _RECEIPT_SQL["failure"] = f"""
+        SELECT s.{column(Skill, "state")}, (
+            SELECT r.{column(CpaRule, "outcome")} FROM {rule} AS r
+            WHERE r.{column(CpaRule, "skill")} = s.{column(Skill, "id")}
+              AND r.{column(CpaRule, "match")} IN (%(code)s::text, %(status)s::text)
+              AND r.{column(CpaRule, "match")} <> ''
+            ORDER BY r.{column(CpaRule, "match")} = %(code)s::text DESC LIMIT 1)
+        FROM {attempt} AS a
+        JOIN {skill} AS s ON s.{column(Skill, "id")} = a.{column(Attempt, "skill")}
+        WHERE a.{column(Attempt, "message")} = %(message)s::bigint
+    """  # noqa: S608
     # "sent" counts only for a skill in "sent" receipt mode; "delivered" always.
     sql = f"""
         WITH attempt AS (
@@ -137,7 +188,7 @@ def _receipt_sql() -> str:
           AND r.{column(Record, "final_reason")} <> %(reason)s::text
     """  # noqa: S608
     _RECEIPT_SQL["sql"] = sql
-    return sql
+    return _RECEIPT_SQL[name]
 
 
 def classify(skill: Skill, status: str, error_code: str = "") -> tuple[str, CpaRule | None]:

@@ -50,6 +50,12 @@ def report(message, status, error_code=""):
     )
 
 
+def next_pass(skill, now=NOW) -> None:
+    """The planner's next pass (every minute): while the skill runs, the outcomes of transient
+    and bad-number failures are applied there, before it plans."""
+    outcomes_settle(skill=skill, now=now)
+
+
 def plan_and_send(skill, now=NOW) -> OutboundMessage:
     assert plan_skill(skill=skill, now=now).planned == 1
     return hand_over(skill)[0]
@@ -104,6 +110,7 @@ def test_invalid_number_21211_moves_on_to_the_next_number(skill):
     message = plan_and_send(skill)
     assert message.to == "+13125550002"
     report(message, "failed", "21211")
+    next_pass(skill)
     bad = record.destinations.get(phone_number="+13125550002")
     assert bad.is_final and bad.final_reason.startswith("21211: Invalid To number")
     record.refresh_from_db()
@@ -116,6 +123,7 @@ def test_invalid_number_21211_moves_on_to_the_next_number(skill):
 def test_all_numbers_bad_finalizes_the_record(skill):
     record = add_record(skill)
     report(plan_and_send(skill), "failed", "21614")
+    next_pass(skill)
     record.refresh_from_db()
     assert (record.is_final, record.final_reason) == (True, FinalReason.BAD_NUMBERS)
 
@@ -127,6 +135,7 @@ def test_attempts_exhausted(skill, finalize):
     skill.cadence_steps.update(attempts=5)
     record = add_record(skill)
     report(plan_and_send(skill), "undelivered", "30003")
+    next_pass(skill)
     record.refresh_from_db()
     assert Attempt.objects.get().outcome == OutcomeClass.TRANSIENT
     assert record.is_final is finalize
@@ -140,6 +149,7 @@ def test_a_transient_error_is_retried_after_the_minimum_retry_time(skill):
     skill.cadence_steps.update(attempts=5)
     record = add_record(skill)
     report(plan_and_send(skill), "undelivered", "99999")  # no rule: transient
+    next_pass(skill)
     assert Attempt.objects.get().outcome == OutcomeClass.TRANSIENT
     assert plan_skill(skill=skill, now=NOW + dt.timedelta(minutes=59)).planned == 0
     assert plan_skill(skill=skill, now=NOW + dt.timedelta(minutes=60)).planned == 1
@@ -154,8 +164,10 @@ def test_transient_n_times_in_a_row_makes_the_number_bad(skill):
     CpaRule.objects.filter(skill=skill, match="30003").update(bad_number_after=2)
     record = add_record(skill)
     report(plan_and_send(skill), "undelivered", "30003")
+    next_pass(skill)
     assert not record.destinations.get().is_final
     report(plan_and_send(skill, NOW + dt.timedelta(hours=1)), "undelivered", "30003")
+    next_pass(skill)
     number = record.destinations.get()
     assert number.is_final and "2 times in a row" in number.final_reason
     record.refresh_from_db()
@@ -170,6 +182,7 @@ def test_the_senders_own_refusal_reaches_the_record(skill):
     number = record.destinations.get().phone_number
     locmem.answers[number] = {"outcome": SendOutcome.REJECTED, "error_code": "21211"}
     CodeSender(skill.registration.transport_code_id, idle_exit=0, concurrency=0).run_inline()
+    next_pass(skill)
     record.refresh_from_db()
     assert (record.is_final, record.final_reason) == (True, FinalReason.BAD_NUMBERS)
 
@@ -243,6 +256,31 @@ def test_receipts_are_recorded_with_or_without_prepared_statements(skill, settin
         assert record.final_reason == FinalReason.DELIVERED
     assert set(Attempt.objects.values_list("outcome", flat=True)) == {OutcomeClass.DELIVERED}
     assert OutboundMessage.objects.filter(status=MessageStatus.DELIVERED).count() == 2
+
+
+def test_a_failure_waits_for_the_planners_next_pass_while_the_skill_runs(skill):
+    record = add_record(
+        skill, phones=[("SMSPhoneNumber", "+13125550002"), ("PhoneNumber", "+13125550001")]
+    )
+    report(plan_and_send(skill), "failed", "21211")
+    assert Attempt.objects.get().outcome == "", "not applied by the callback"
+    # Not texted meanwhile, however the planner is called; its next pass applies it first.
+    later = NOW + dt.timedelta(hours=2)
+    assert plan_skill(skill=skill, now=later, sweep=False, complete=False).planned == 0
+    assert plan_skill(skill=skill, now=later).planned == 1
+    assert Attempt.objects.order_by("id").first().outcome == OutcomeClass.BAD_NUMBER
+    assert OutboundMessage.objects.latest("id").to == "+13125550001"
+    record.refresh_from_db()
+    assert record.attempts == 2
+
+
+def test_a_failure_for_a_skill_not_running_is_applied_at_once(skill):
+    record = add_record(skill)
+    message = plan_and_send(skill)
+    skill_stop(skill=skill)
+    report(message, "failed", "21614")
+    record.refresh_from_db()
+    assert (record.is_final, record.final_reason) == (True, FinalReason.BAD_NUMBERS)
 
 
 def test_a_late_receipt_corrects_an_exhausted_record(skill):
