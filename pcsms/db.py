@@ -21,8 +21,9 @@ from django.db import connection
 _ONLY_WHEN_ASKED = 2**31 - 1  # psycopg's automatic preparing after N runs: never, in effect
 
 
-def execute_prepared(sql: str, params: Mapping | Sequence) -> list[tuple]:
-    """Run ``sql`` (psycopg placeholders, PostgreSQL only) prepared; returns its rows.
+def execute_prepared(sql: str, params: Mapping | Sequence, *, fetch: bool = True) -> list[tuple]:
+    """Run ``sql`` (psycopg placeholders, PostgreSQL only) prepared; returns its rows (none
+    when ``fetch`` is false: a statement without RETURNING).
 
     Write casts for parameters whose type PostgreSQL cannot infer (``%(x)s::text``): the
     values are sent apart from the statement. Errors come out as Django's database errors.
@@ -39,4 +40,4 @@ def execute_prepared(sql: str, params: Mapping | Sequence) -> list[tuple]:
         raw.prepare_threshold = _ONLY_WHEN_ASKED
     with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=bool(prepare))
-        return cursor.fetchall() if cursor.description is not None else []
+        return cursor.fetchall() if fetch else []

@@ -105,6 +105,7 @@ def _receipt_record(*, message_id: int, status: str) -> None:
             "overrides": [reason.value for reason in overrides],
             "now": timezone.now(),
         },
+        fetch=False,
     )
 
 
