@@ -1,14 +1,17 @@
 """Signed Twilio status callbacks per second through the real web stack.
 
 gunicorn (production-like, ``pcsms.wsgi``) on 127.0.0.1 against a fresh PostgreSQL database
-seeded with sent messages; an asyncio + aiohttp client posts signed StatusCallback requests
-(``sent`` then ``delivered`` for each message, with our id in ``?m=`` as the sender's
-StatusCallback URL carries it, plus a share of replayed ``delivered``) for ``--seconds``, as
-fast as the server answers with ``--concurrency`` requests in flight. Prints callbacks/s and
-latency percentiles, then checks the database: every answered callback kept as an event, every
-message whose ``delivered`` was answered is delivered. Target: >= 800 callbacks/s.
+seeded with texts a running skill planned and the carrier accepted (records, numbers,
+``Attempt`` rows, source ``skill:<id>``), so that every receipt also records the skill's outcome
+as in production. An asyncio + aiohttp client posts signed StatusCallback requests (``sent``
+then a receipt for each message: ``delivered``, or ``undelivered`` 30003 for ``--fail-share``
+of them; our id in ``?m=`` as the sender's StatusCallback URL carries it; a share of receipts
+replayed) for ``--seconds``, as fast as the server answers with ``--concurrency`` requests in
+flight. Prints callbacks/s and latency percentiles, then checks the database: every answered
+callback kept as an event, every message applied, every delivered text's attempt and record
+recorded, and the failures applied by the planner's sweep. Target: >= 800 callbacks/s.
 
-    .venv/bin/python bench/callbacks.py [--seconds 25] [--workers 3] [--threads 4]
+    .venv/bin/python bench/callbacks.py [--seconds 25] [--workers 4] [--threads 6]
         [--worker-class gthread|sync] [--concurrency 48] [--messages 40000]
 
 Nothing leaves 127.0.0.1. The client runs on the same machine and takes CPU from the server:
@@ -343,8 +346,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=25.0, help="Measured seconds.")
     parser.add_argument("--warmup", type=float, default=3.0, help="Unmeasured seconds first.")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes.")
-    parser.add_argument("--threads", type=int, default=8, help="Threads per gthread worker.")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes.")
+    parser.add_argument("--threads", type=int, default=6, help="Threads per gthread worker.")
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
     parser.add_argument("--concurrency", type=int, default=48, help="Requests in flight.")
     parser.add_argument("--messages", type=int, default=40_000, help="Sent messages seeded.")
