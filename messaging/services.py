@@ -327,11 +327,14 @@ def inbound_receive(
     to_number: str,
     body: str,
     received_at: dt.datetime | None = None,
+    opt_out_type: str = "",
 ) -> InboundMessage | None:
     """Store a text sent to one of our numbers, once per carrier id, then let handlers act.
 
     Handlers (keyword classification, opt-out) are registered in ``INBOUND_HANDLERS`` and run
     only for the first delivery of a carrier id, so a replayed webhook does nothing twice.
+    ``opt_out_type`` is Twilio's ``OptOutType`` (STOP, START or HELP when its Advanced Opt-Out
+    matched a keyword), left on ``inbound.opt_out_type`` (not stored) for the handlers.
     Returns ``None`` when the number is not one of ours.
     """
     code = (
@@ -355,6 +358,7 @@ def inbound_receive(
             },
         )
         if created:
+            message.opt_out_type = (opt_out_type or "").strip().upper()
             for handler in INBOUND_HANDLERS:
                 handler(inbound=message)
     return message
@@ -367,6 +371,8 @@ def inbound_receive(
 # Twilio 21610: "Attempt to send to unsubscribed recipient" (the recipient replied STOP at the
 # carrier). The number goes on DNC as the carrier says.
 CARRIER_OPT_OUT_CODES = frozenset({"21610"})
+# Twilio's OptOutType (sent when its Advanced Opt-Out matched a keyword) -> our class.
+CARRIER_OPT_OUT_TYPES = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}
 HELP_TEMPLATE = (
     "{name}: for help contact {contact}. Msg frequency varies. Msg & data rates may apply. "
     "Reply STOP to opt out."
@@ -407,13 +413,19 @@ def inbound_classify(*, inbound: InboundMessage) -> None:
     prepares the help text. The reply is left on ``inbound.reply_text`` (not stored) for the
     webhook view to answer with TwiML; a replayed webhook creates nothing and so replies nothing.
     """
-    from dnc.keywords import Kind, classify_for_business_unit
+    from dnc.keywords import Kind, Verdict, classify_for_business_unit
     from dnc.models import DncEntry
     from dnc.services import dnc_opt_in, dnc_opt_out, normalise_phone
     from pcsms.models import ProbableOptOutPolicy
 
     business_unit, registration = inbound.business_unit, inbound.registration
     verdict = classify_for_business_unit(inbound.body, business_unit)
+    # Twilio's Advanced Opt-Out matched one of its keywords (its lists may hold words the BU's
+    # do not): its STOP, START or HELP decides, and Twilio has already answered the person.
+    carrier_type = CARRIER_OPT_OUT_TYPES.get(getattr(inbound, "opt_out_type", ""))
+    carrier_kind = Kind(carrier_type) if carrier_type else None
+    if carrier_kind is not None and carrier_kind != verdict.kind:
+        verdict = Verdict(kind=carrier_kind, reasons=(f"Twilio OptOutType {inbound.opt_out_type}",))
     kind = verdict.kind
     inbound.classification = kind.value
     label = InboundMessage.Classification(kind.value).label
@@ -464,6 +476,9 @@ def inbound_classify(*, inbound: InboundMessage) -> None:
     elif kind == Kind.HELP:
         reply = help_reply_text(business_unit=business_unit, registration=registration)
         notes.append("HELP reply sent")
+    if carrier_kind is not None and reply:
+        reply = ""  # Twilio's Advanced Opt-Out sent its own answer: not a second one
+        notes.append("no reply of ours: Twilio's Advanced Opt-Out answered")
     inbound.action_taken = "; ".join(notes)[:300]
     inbound.save(update_fields=["classification", "review", "action_taken"])
     inbound.reply_text = reply

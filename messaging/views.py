@@ -253,5 +253,6 @@ def twilio_inbound(request: HttpRequest) -> HttpResponse:
         from_number=form.get("From", ""),
         to_number=to_number,
         body=form.get("Body", ""),
+        opt_out_type=form.get("OptOutType", ""),
     )
     return twiml(getattr(inbound, "reply_text", "") if inbound is not None else "")

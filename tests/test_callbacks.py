@@ -444,6 +444,27 @@ def test_stop_with_twilios_advanced_opt_out_fields_is_an_opt_out(client, registr
     inbound = InboundMessage.objects.get()
     assert (inbound.classification, inbound.body) == ("opt_out", "Stop")
     assert DncEntry.objects.get().source == DncEntry.Source.STOP_REPLY
+    assert "<Message>" not in response.content.decode(), "Twilio answered: no second reply"
+
+
+@pytest.mark.parametrize(
+    ("opt_out_type", "classification"),
+    [("STOP", "opt_out"), ("START", "opt_in"), ("HELP", "help")],
+)
+def test_twilios_opt_out_type_decides_for_words_our_lists_lack(
+    client, registration, opt_out_type, classification
+):
+    # Twilio's Advanced Opt-Out lists may hold words the BU's lists do not (here French).
+    pairs = payload("inbound_other", Body="Quitter", OptOutType=opt_out_type)
+    response = post(client, INBOUND, pairs)
+    assert response.status_code == 200
+    assert "<Message>" not in response.content.decode()
+    inbound = InboundMessage.objects.get()
+    assert inbound.classification == classification
+    assert "Twilio OptOutType" in inbound.action_taken
+    assert DncEntry.objects.filter(source=DncEntry.Source.STOP_REPLY).exists() == (
+        opt_out_type == "STOP"
+    )
 
 
 def test_stop_confirmation_from_the_registration_or_none(client, registration):
