@@ -699,6 +699,10 @@ class CodeSender:
         cost = sum(costs[m.id] for m in messages)
         while (wait := pacer.wait_time(cost)) > 0:
             time.sleep(wait)
+        messages = self._recheck_opt_outs(messages)
+        if not messages:
+            return
+        cost = sum(costs[m.id] for m in messages)
         started = pacer.take(cost)
         self._submit(messages, started)
         if not self.concurrency:
@@ -762,6 +766,28 @@ class CodeSender:
         for message in passing:
             message.claimed_at = now
         return passing
+
+    def _recheck_opt_outs(self, messages: list[OutboundMessage]) -> list[OutboundMessage]:
+        """Opt-outs once more, right before the hand-over: the guards ran up to GUARD_LEAD
+        ago, and a STOP stored since then must still stop its text (SPEC: at once)."""
+        from dnc.selectors import opted_out_numbers
+
+        by_bu: dict[int, set[str]] = {}
+        for message in messages:
+            by_bu.setdefault(message.business_unit_id, set()).add(message.to)
+        stopped = {
+            (bu_id, number)
+            for bu_id, numbers in by_bu.items()
+            for number in opted_out_numbers(business_unit_id=bu_id, numbers=numbers)
+        }
+        late = [m.id for m in messages if (m.business_unit_id, m.to) in stopped]
+        if not late:
+            return messages
+        withdrawn = withdraw(late, WithdrawReason.OPTED_OUT, from_statuses=(MessageStatus.SENDING,))
+        with self.stats.lock:
+            self.stats.withdrawn += withdrawn
+        _notify(late)
+        return [m for m in messages if m.id not in set(late)]
 
     def _submit(self, messages: list[OutboundMessage], started: float) -> None:
         """Hand the slot's texts to their backends without waiting for the answers."""

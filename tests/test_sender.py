@@ -229,6 +229,26 @@ def test_opted_out_number_is_withdrawn_at_send_time(registration):
     assert locmem.outbox == []
 
 
+def test_stop_stored_after_the_guards_ran_still_stops_the_text(registration, monkeypatch):
+    # The guards run shortly before the slot; a STOP stored in between must still win.
+    message = _queue(registration)[0]
+    group = DncGroupFactory(business_unit=registration.business_unit, is_default=True)
+
+    def stop_arrives_now(messages, now):
+        DncEntryFactory(group=group, phone_number=message.to, source=DncEntry.Source.STOP_REPLY)
+        return {}
+
+    monkeypatch.setattr("messaging.sender.SEND_GUARDS", [stop_arrives_now])
+    _send_all(registration.transport_code_id)
+    message.refresh_from_db()
+    assert locmem.outbox == []
+    assert (message.status, message.withdraw_reason) == (
+        MessageStatus.WITHDRAWN,
+        WithdrawReason.OPTED_OUT,
+    )
+    assert list(message.events.values_list("status", flat=True)) == ["sending", "withdrawn"]
+
+
 def test_expired_opt_out_no_longer_blocks(registration):
     message = _queue(registration)[0]
     group = DncGroupFactory(business_unit=registration.business_unit)
