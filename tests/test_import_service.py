@@ -677,6 +677,31 @@ def test_the_admin_sees_progress_and_can_cancel_while_rows_are_written(monkeypat
     assert not Destination.objects.filter(record__calling_list=calling_list).exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_job_deleted_while_it_runs_leaves_no_records_behind(monkeypatch):
+    calling_list = CallingListFactory(name="Deleted job")
+    monkeypatch.setattr(service, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
+    rows = "\n".join(f"D{i},312555{i:04d}" for i in range(50))
+    job = make_job(calling_list, "deleted.csv", f"ID,Phone\nD-1,3125559999\n{rows}\n")
+    job.mapping = upload_job_preview(job=job).mapping
+    job.status = UploadJob.Status.QUEUED
+    job.save()
+
+    def admin_deletes_the_job(done, total, phase):
+        if done >= 30:  # on its own connection, as an admin request would
+            other = connections.create_connection(DEFAULT_DB_ALIAS)
+            try:
+                with other.cursor() as cursor:
+                    table = UploadJob._meta.db_table
+                    cursor.execute(f"DELETE FROM {table} WHERE id = %s", [job.pk])  # noqa: S608
+            finally:
+                other.close()
+
+    assert upload_job_run(job_id=job.pk, progress=admin_deletes_the_job) is None
+    assert not Record.objects.filter(calling_list=calling_list).exists()
+
+
 def test_a_job_cancelled_before_it_runs_never_runs(calling_list):
     job = make_job(calling_list, "basic.csv", status=UploadJob.Status.QUEUED, cancel_requested=True)
 

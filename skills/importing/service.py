@@ -307,22 +307,25 @@ def _read_in_thread(table: Table, settings: normalise.Settings) -> Iterator[norm
     stop = threading.Event()
     done = object()
 
+    def offer(item) -> bool:
+        # Never a plain put: a caller that stopped early (cancel, error) no longer takes any.
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         reader = normalise.RowReader(settings)
         try:
             for batch in table.batches(CHUNK_ROWS):
-                item = reader.read(as_rows(batch))
-                while not stop.is_set():
-                    try:
-                        results.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(reader.read(as_rows(batch))):
                     return
-            results.put(done)
+            offer(done)
         except BaseException as exc:  # handed to the caller, raised there
-            results.put(exc)
+            offer(exc)
 
     thread = threading.Thread(target=produce, name="import-reader", daemon=True)
     thread.start()
@@ -388,7 +391,10 @@ def upload_job_run(
             "large with `manage.py import_list`, which has no time limit, or split it.",
         )
         raise
-    job.refresh_from_db()
+    try:
+        job.refresh_from_db()
+    except UploadJob.DoesNotExist:  # deleted while it ran; nothing was imported
+        return None
     counts.timings["total"] = time.monotonic() - started
     job.counts = counts  # for the command and the bench: fast/slow phones, timings
     if job.status == UploadJob.Status.COMPLETED and job.start_skill_id:
@@ -988,7 +994,7 @@ def _finish(
         with report:
             stem = Path(job.original_name or job.file.name).stem[:60]
             job.error_report.save(f"{stem}-errors-{job.pk}.csv", File(report), save=False)
-    UploadJob.objects.filter(pk=job.pk).update(
+    completed = UploadJob.objects.filter(pk=job.pk).update(
         status=UploadJob.Status.COMPLETED,
         rows_total=counts.processed,
         rows_processed=counts.processed,
@@ -999,6 +1005,10 @@ def _finish(
         finished_at=timezone.now(),
         message="",
     )
+    if not completed:
+        # The job was deleted while it ran (no database constraint would notice: see
+        # Record.calling_list): its records must not stay behind, pointing at nothing.
+        raise Cancelled()
     CallingList.objects.filter(pk=job.calling_list_id).update(updated_at=now)
 
 
