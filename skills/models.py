@@ -14,7 +14,7 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 
 from dnc.models import DncGroup
@@ -60,6 +60,22 @@ class Campaign(models.Model):
         return self.name
 
 
+class CallingListQuerySet(models.QuerySet):
+    def delete(self):
+        """Deletes the lists with their records once no import into them is still writing.
+
+        Records have no database foreign key to their list (see ``Record.calling_list``), so
+        nothing in PostgreSQL stops a list going while an import writes into it. Django
+        collects the records first, then deletes the list: it would collect before the import
+        commits and leave that import's records behind, orphaned. An import holds its list's
+        row lock until it commits; taking the lock first here waits for that.
+        """
+        with transaction.atomic(using=self.db):
+            locked = self.select_for_update(of=("self",)).order_by().values_list("pk", flat=True)
+            pks = list(locked)
+            return models.QuerySet.delete(self.model.objects.using(self.db).filter(pk__in=pks))
+
+
 class CallingList(models.Model):
     bu_path = "business_unit"
 
@@ -77,6 +93,8 @@ class CallingList(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = CallingListQuerySet.as_manager()
+
     class Meta:
         ordering = ["business_unit__name", "name"]
         constraints = [
@@ -87,6 +105,14 @@ class CallingList(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def delete(self, using=None, keep_parents=False):
+        # The admin's delete page comes here, not through the queryset: same lock, same reason.
+        with transaction.atomic(using=using):
+            CallingList.objects.using(using).select_for_update(of=("self",)).filter(
+                pk=self.pk
+            ).order_by().values_list("pk", flat=True).first()
+            return super().delete(using=using, keep_parents=keep_parents)
 
 
 class FieldType(models.TextChoices):

@@ -702,6 +702,90 @@ def test_a_job_deleted_while_it_runs_leaves_no_records_behind(monkeypatch):
     assert not Record.objects.filter(calling_list=calling_list).exists()
 
 
+@pytest.mark.parametrize("how", ["page", "bulk action"])
+def test_deleting_a_list_deletes_its_records_and_numbers(calling_list, how):
+    from skills.models import CallingList
+
+    run_import(calling_list, "gone.csv", "ID,Phone\nG1,3125550101\nG2,3125550102\n")
+    list_id = calling_list.pk
+    if how == "page":
+        calling_list.delete()
+    else:
+        CallingList.objects.filter(pk=list_id).delete()
+
+    assert not CallingList.objects.filter(pk=list_id).exists()
+    assert not Record.objects.filter(calling_list_id=list_id).exists()
+    assert not Destination.objects.filter(record__calling_list_id=list_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connections[DEFAULT_DB_ALIAS].vendor != "postgresql",
+    reason="needs row locks and a database shared by threads (PostgreSQL)",
+)
+def test_a_list_deleted_while_an_import_writes_into_it_leaves_no_orphan_records(monkeypatch):
+    """Records have no database foreign key to their list: the delete must wait for the import
+    to commit and then take its records too, neither hanging nor leaving them behind."""
+    import threading
+    import time
+
+    from skills.models import CallingList
+
+    calling_list = CallingListFactory(name="Deleted list")
+    list_id = calling_list.pk
+    monkeypatch.setattr(service, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
+    rows = "\n".join(f"L{i},312555{i:04d}" for i in range(60))
+    job = make_job(calling_list, "deleted-list.csv", f"ID,Phone\n{rows}\n")
+    job.mapping = upload_job_preview(job=job).mapping
+    job.status = UploadJob.Status.QUEUED
+    job.save()
+    deleter: list[threading.Thread] = []
+    errors: list[BaseException] = []
+
+    def admin_deletes_the_list():
+        try:
+            # Without the list lock first, the delete and the import wait for each other
+            # (the delete holds the job's row, the import's progress writes want it): a
+            # deadlock PostgreSQL cannot see, as one side waits in Python. Bounded here.
+            with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+                cursor.execute("SET lock_timeout = '10s'")
+            CallingList.objects.filter(pk=list_id).delete()  # the admin's bulk delete action
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def waiting_sessions() -> int:
+        other = connections.create_connection(DEFAULT_DB_ALIAS)
+        try:
+            with other.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return cursor.fetchone()[0]
+        finally:
+            other.close()
+
+    def progress(done, total, phase):
+        if done >= 30 and not deleter:  # rows are going in; the user deletes the list
+            deleter.append(threading.Thread(target=admin_deletes_the_list))
+            deleter[0].start()
+            deadline = time.monotonic() + 20
+            # Let the import commit only once the delete is waiting for the list's lock.
+            while waiting_sessions() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    upload_job_run(job_id=job.pk, progress=progress)
+    deleter[0].join(30)
+
+    assert not errors
+    assert not CallingList.objects.filter(pk=list_id).exists()
+    assert not Record.objects.filter(calling_list_id=list_id).exists()
+    assert not Destination.objects.filter(record__calling_list_id=list_id).exists()
+
+
 def test_a_job_cancelled_before_it_runs_never_runs(calling_list):
     job = make_job(calling_list, "basic.csv", status=UploadJob.Status.QUEUED, cancel_requested=True)
 
