@@ -11,7 +11,7 @@ flight. Prints callbacks/s and latency percentiles, then checks the database: ev
 callback kept as an event, every message applied, every delivered text's attempt and record
 recorded, and the failures applied by the planner's sweep. Target: >= 800 callbacks/s.
 
-    .venv/bin/python bench/callbacks.py [--seconds 25] [--workers 4] [--threads 6]
+    .venv/bin/python bench/callbacks.py [--seconds 25] [--workers 4] [--threads 12]
         [--worker-class gthread|sync] [--concurrency 48] [--messages 40000]
 
 Nothing leaves 127.0.0.1. The client runs on the same machine and takes CPU from the server:
@@ -347,7 +347,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=25.0, help="Measured seconds.")
     parser.add_argument("--warmup", type=float, default=3.0, help="Unmeasured seconds first.")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes.")
-    parser.add_argument("--threads", type=int, default=6, help="Threads per gthread worker.")
+    parser.add_argument("--threads", type=int, default=12, help="Threads per gthread worker.")
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
     parser.add_argument("--concurrency", type=int, default=48, help="Requests in flight.")
     parser.add_argument("--messages", type=int, default=40_000, help="Sent messages seeded.")
