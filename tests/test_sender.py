@@ -140,7 +140,41 @@ def test_start_gate_holds_back_a_late_bunch_to_the_rate():
             clock.now += wait
         started.append(clock.now)
     assert max_in_window(started) <= 10
-    assert started[-1] - started[0] == pytest.approx(2.0)
+    # Three seconds' worth, each spread at half the even spacing: the last starts at 2 + 4 x 0.05.
+    assert started[-1] - started[0] == pytest.approx(2.2)
+
+
+def test_start_gate_spreads_a_slot_instead_of_starting_it_at_once():
+    # A 50-text slot of a 100/s code: started together, a carrier counting arrivals saw parts
+    # of three bursts in one second as soon as jitter delayed one burst's tail.
+    clock = FakeClock()
+    gate = StartGate(100, margin=0.0, clock=clock)
+    started = []
+    for _ in range(50):
+        while (wait := gate.try_take()) > 0:
+            clock.now += wait
+        started.append(clock.now)
+    gaps = [b - a for a, b in zip(started, started[1:], strict=False)]
+    assert min(gaps) >= 0.005 - 1e-9  # half the even spacing of 10 ms
+    assert started[-1] - started[0] == pytest.approx(49 * 0.005)
+    # Any 100 ms of arrivals then holds at most 21 texts, not 50.
+    assert max_in_window(started, window=0.1) <= 21
+
+
+def test_start_gate_lets_late_starts_catch_up_within_the_window():
+    clock = FakeClock()
+    gate = StartGate(10, margin=0.0, clock=clock)
+    t0 = clock.now
+    assert gate.try_take() == 0
+    clock.now += 0.5  # the loop fell behind: nine texts of the second are still to go
+    started = []
+    for _ in range(9):
+        while (wait := gate.try_take()) > 0:
+            clock.now += wait
+        started.append(clock.now)
+    # At twice the rate (50 ms apart), so the second's ten all start inside it.
+    assert started[-1] - t0 == pytest.approx(0.5 + 8 * 0.05)
+    assert max_in_window([t0, *started]) <= 10
 
 
 @pytest.mark.parametrize(
