@@ -41,6 +41,15 @@ def make_job(calling_list, name: str, data: bytes | str | None = None, **options
     return job
 
 
+def queued_job(calling_list, name: str, data: str) -> UploadJob:
+    """A job with its proposed mapping, queued: what the admin's Import button leaves."""
+    job = make_job(calling_list, name, data)
+    job.mapping = upload_job_preview(job=job).mapping
+    job.status = UploadJob.Status.QUEUED
+    job.save()
+    return job
+
+
 def run_import(
     calling_list,
     name: str,
@@ -617,10 +626,7 @@ def test_a_cancelled_import_leaves_nothing(calling_list, monkeypatch):
     monkeypatch.setattr(service, "CHUNK_ROWS", 10)
     monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
     rows = "\n".join(f"K{i},312555{i:04d}" for i in range(100))
-    job = make_job(calling_list, "cancel.csv", f"ID,Phone\n{rows}\n")
-    job.mapping = upload_job_preview(job=job).mapping
-    job.status = UploadJob.Status.QUEUED
-    job.save()
+    job = queued_job(calling_list, "cancel.csv", f"ID,Phone\n{rows}\n")
     seen = []
 
     def press_cancel(done, total, phase):
@@ -645,10 +651,7 @@ def test_the_admin_sees_progress_and_can_cancel_while_rows_are_written(monkeypat
     monkeypatch.setattr(service, "CHUNK_ROWS", 10)
     monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
     rows = "\n".join(f"P{i},312555{i:04d}" for i in range(200))
-    job = make_job(calling_list, "progress.csv", f"ID,Phone\n{rows}\n")
-    job.mapping = upload_job_preview(job=job).mapping
-    job.status = UploadJob.Status.QUEUED
-    job.save()
+    job = queued_job(calling_list, "progress.csv", f"ID,Phone\n{rows}\n")
     seen = []
 
     def admin_request(done, total, phase):
@@ -683,10 +686,7 @@ def test_a_job_deleted_while_it_runs_leaves_no_records_behind(monkeypatch):
     monkeypatch.setattr(service, "CHUNK_ROWS", 10)
     monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
     rows = "\n".join(f"D{i},312555{i:04d}" for i in range(50))
-    job = make_job(calling_list, "deleted.csv", f"ID,Phone\nD-1,3125559999\n{rows}\n")
-    job.mapping = upload_job_preview(job=job).mapping
-    job.status = UploadJob.Status.QUEUED
-    job.save()
+    job = queued_job(calling_list, "deleted.csv", f"ID,Phone\nD-1,3125559999\n{rows}\n")
 
     def admin_deletes_the_job(done, total, phase):
         if done >= 30:  # on its own connection, as an admin request would
@@ -736,10 +736,7 @@ def test_a_list_deleted_while_an_import_writes_into_it_leaves_no_orphan_records(
     monkeypatch.setattr(service, "CHUNK_ROWS", 10)
     monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
     rows = "\n".join(f"L{i},312555{i:04d}" for i in range(60))
-    job = make_job(calling_list, "deleted-list.csv", f"ID,Phone\n{rows}\n")
-    job.mapping = upload_job_preview(job=job).mapping
-    job.status = UploadJob.Status.QUEUED
-    job.save()
+    job = queued_job(calling_list, "deleted-list.csv", f"ID,Phone\n{rows}\n")
     deleter: list[threading.Thread] = []
     errors: list[BaseException] = []
 
@@ -817,10 +814,7 @@ def test_a_task_stopped_by_its_time_limit_fails_clearly_and_leaves_nothing(
         raise TimeoutException("Task exceeded maximum timeout value (300 seconds)")
 
     monkeypatch.setattr(service, "_finish", time_is_up)  # after the records went in
-    job = make_job(calling_list, "big.csv", "ID,Phone\nT1,3125550123\n")
-    job.mapping = upload_job_preview(job=job).mapping
-    job.status = UploadJob.Status.QUEUED
-    job.save()
+    job = queued_job(calling_list, "big.csv", "ID,Phone\nT1,3125550123\n")
 
     with pytest.raises(SystemExit):
         upload_job_run(job_id=job.pk)

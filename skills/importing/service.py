@@ -754,19 +754,31 @@ def _repeated_ids(
             if not flagged:
                 counts.flagged += 1
         else:
-            spool.append(
-                (
-                    row_no,
-                    normalise.REJECTED,
-                    f"ExternalId {ext!r} is repeated: row {kept} already has it (IDs must "
-                    "be unique in a list; choose Replace to let later rows update it).",
-                    f"ExternalId={ext!r}",
-                )
+            _reject_id(
+                spool,
+                counts,
+                row_no,
+                ext,
+                flagged,
+                f"is repeated: row {kept} already has it (IDs must be unique in a list; choose "
+                "Replace to let later rows update it).",
             )
-            counts.valid -= 1
-            counts.invalid += 1
-            counts.flagged -= bool(flagged)
     _delete_rows(stage, drop)
+
+
+def _reject_id(
+    spool: list[tuple[int, str, str, str]],
+    counts: Counts,
+    row_no: int,
+    ext: str,
+    flagged: bool,
+    why: str,
+) -> None:
+    """A row counted valid when read turns out to be an error row because of its ID."""
+    spool.append((row_no, normalise.REJECTED, f"ExternalId {ext!r} {why}", f"ExternalId={ext!r}"))
+    counts.valid -= 1
+    counts.invalid += 1
+    counts.flagged -= bool(flagged)
 
 
 def _ids_in_list(
@@ -792,18 +804,14 @@ def _ids_in_list(
     if not rows:
         return
     for row_no, ext, flagged in rows:
-        spool.append(
-            (
-                row_no,
-                normalise.REJECTED,
-                f"ExternalId {ext!r} is already in the list (choose Replace to update records "
-                "that are already there).",
-                f"ExternalId={ext!r}",
-            )
+        _reject_id(
+            spool,
+            counts,
+            row_no,
+            ext,
+            flagged,
+            "is already in the list (choose Replace to update records that are already there).",
         )
-        counts.valid -= 1
-        counts.invalid += 1
-        counts.flagged -= bool(flagged)
     _execute(f"DELETE FROM {stage.name} WHERE {in_list}", params)
 
 
