@@ -7,11 +7,14 @@ import random
 import phonenumbers
 import pytest
 
+from skills.importing import phones
 from skills.importing.phones import (
     PhoneNormaliser,
+    lookup_nanp,
     nanp_key_depth,
     nanp_key_rules,
     pattern_depth,
+    prefix_answer,
     reference_normalise,
     zone_of,
 )
@@ -87,3 +90,54 @@ def test_spreadsheet_numbers_read_as_digits():
     assert normaliser.normalise(3125550123.0) == ("+13125550123", "America/Chicago")
     assert normaliser.normalise(13125550123) == ("+13125550123", "America/Chicago")
     assert phonenumbers.is_valid_number(phonenumbers.parse("+13125550123"))
+
+
+# --- The prefix file (scripts/build_nanp_prefixes.py) ----------------------------------------
+
+
+def test_the_prefix_file_gives_what_phonenumbers_gives():
+    rng = random.Random(17)
+    keys = [f"{rng.randint(200, 999)}{rng.randint(200, 999)}" for _ in range(4000)]
+    keys += [f"{npa}{nxx}" for npa in (212, 246, 876, 907, 808, 787) for nxx in (200, 555, 999)]
+    asked = 0
+    for key in keys:
+        answer = prefix_answer(key)
+        if answer is None:  # decided by more digits: the file must not answer for it
+            assert nanp_key_depth(key + "0000") > 6, key
+            asked += 1
+            continue
+        assert answer == lookup_nanp(key + "0000"), key
+    assert asked < len(keys) / 50, "the file answers for almost every prefix"
+
+
+def test_an_import_asks_phonenumbers_only_for_prefixes_the_file_does_not_answer(monkeypatch):
+    calls = []
+
+    def counting(national):
+        calls.append(national)
+        return lookup_nanp(national)
+
+    monkeypatch.setattr(phones, "lookup_nanp", counting)
+    normaliser = PhoneNormaliser("US")
+
+    assert normaliser.normalise("(312) 555-0123") == ("+13125550123", "America/Chicago")
+    assert normaliser.normalise("212-200-0000") == reference_normalise("212-200-0000")
+    assert calls == []
+    normaliser.normalise("+1 246 234 5678")  # Barbados: its 7th digit decides
+    assert calls == ["2462345678"]
+
+
+def test_a_prefix_file_made_with_another_phonenumbers_is_not_used(monkeypatch, tmp_path):
+    stale = tmp_path / "nanp_prefixes.txt"
+    # It would call every 312 number invalid: a wrong answer the import must never give.
+    stale.write_text("# phonenumbers 1.0.0\n\n312\t" + "-" * 800 + "\n", encoding="utf-8")
+    monkeypatch.setattr(phones, "PREFIX_FILE", stale)
+    phones._prefix_table.cache_clear()
+    try:
+        assert prefix_answer("312555") is None
+        assert PhoneNormaliser("US").normalise("(312) 555-0123") == (
+            "+13125550123",
+            "America/Chicago",
+        )
+    finally:
+        phones._prefix_table.cache_clear()
