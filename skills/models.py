@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from dnc.models import DncGroup
 from messaging.models import MessageTemplate, OutboundMessage, SmsRegistration
 from pcsms import timezones
+from pcsms.indexes import EqualityIndex
 from pcsms.models import BusinessUnit
 
 SKILL_NAME_RE = r"^[-A-Za-z0-9_.: ]{2,30}$"
@@ -285,8 +286,9 @@ class Destination(models.Model):
             ),
         ]
         indexes = [
-            # STOP handling and DNC lookups by number.
-            models.Index(fields=["phone_number"], name="destination_phone_idx"),
+            # Look-ups by number (the admin's search, DNC and STOP handling), only ever with
+            # "=": a hash index on PostgreSQL, far cheaper for an import to fill.
+            EqualityIndex(fields=["phone_number"], name="destination_phone_idx"),
         ]
 
     def __str__(self) -> str:

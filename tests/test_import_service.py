@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.utils import timezone
 
 from skills.importing import readers, service
 from skills.importing.readers import FileError
@@ -228,6 +227,75 @@ def test_a_field_mapped_from_two_columns_is_refused(calling_list):
     assert "PhoneNumber is mapped from two columns" in job.message
 
 
+def write_xlsx(path: Path, rows: dict[str, object]) -> None:
+    """A workbook as openpyxl saves it (shared strings, typed cells), cells by reference."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    for ref, value in rows.items():
+        workbook.active[ref] = value
+    workbook.save(path)
+
+
+def test_xlsx_rows_are_numbered_as_excel_shows_them_when_the_sheet_starts_lower_down(
+    calling_list, tmp_path
+):
+    # A title block above the list: the header is on row 3 and starts in column B.
+    path = tmp_path / "offset.xlsx"
+    write_xlsx(
+        path,
+        {
+            "B3": "ExternalId",
+            "C3": "Phone",
+            "B4": "X1",
+            "C4": "3125550101",
+            "B5": "X2",
+            "C5": "bad",
+        },
+    )
+    job = run_import(calling_list, "offset.xlsx", path.read_bytes())
+
+    assert (job.rows_valid, job.rows_invalid) == (1, 1)
+    assert [e["row"] for e in report(job)] == ["5"]
+    assert numbers(records(calling_list)["X1"])[0][2] == "+13125550101"
+
+
+def sheet_in_pieces_rows() -> dict[str, object]:
+    cells: dict[str, object] = {
+        "A1": "ExternalId", "B1": "Phone", "C1": "FirstName", "D1": "Visit", "E1": "Score",
+    }  # fmt: skip
+    for n in range(2, 40):
+        cells.update({f"A{n}": f"P{n}", f"B{n}": f"312555{n:04d}", f"C{n}": f"Name{n}"})
+        cells[f"D{n}"] = dt.datetime(2027, 1, 1 + n % 28)  # a typed date cell
+        cells[f"E{n}"] = n * 1.0  # a number cell
+    for ref in ("A7", "B7", "C7", "D7", "E7"):  # a blank row
+        del cells[ref]
+    del cells["A12"]  # a row without an ID: its first cell is in column B
+    cells["B30"] = "555-01"  # a bad number, far down
+    return cells
+
+
+@pytest.mark.parametrize("piece_bytes", [1, 10**9])  # a piece per row, or the whole sheet
+def test_a_sheet_read_in_pieces_gives_what_one_parse_gives(
+    calling_list, tmp_path, monkeypatch, piece_bytes
+):
+    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", piece_bytes)
+    path = tmp_path / "pieces.xlsx"
+    write_xlsx(path, sheet_in_pieces_rows())
+    job = run_import(calling_list, "pieces.xlsx", path.read_bytes(), workers=2)
+
+    assert job.status == UploadJob.Status.COMPLETED, job.message
+    assert (job.rows_processed, job.rows_valid, job.rows_invalid) == (37, 35, 2)
+    rejected = {e["row"]: e["reason"] for e in report(job)}
+    assert set(rejected) == {"12", "30"}
+    assert "ExternalId is empty" in rejected["12"]
+    assert "Phone='555-01'" in report(job)[1]["values"]
+    got = records(calling_list)
+    assert got["P13"].first_name == "Name13"
+    assert (got["P13"].custom, got["P13"].score) == ({"Visit": "2027-01-14"}, 13)
+    assert numbers(got["P39"])[0][2] == "+13125550039"
+
+
 def test_xlsx_formulas_use_saved_results_and_reject_rows_without_one(calling_list):
     job = run_import(calling_list, "formulas.xlsx")
 
@@ -239,14 +307,12 @@ def test_xlsx_formulas_use_saved_results_and_reject_rows_without_one(calling_lis
     assert "Formula without a saved result in cell D3" in entry["reason"]
 
 
-def test_xlsx_with_thousands_of_empty_columns_is_read_quickly(calling_list):
-    started = timezone.now()
+def test_xlsx_with_thousands_of_empty_columns_keeps_only_the_header_columns(calling_list):
     job = run_import(calling_list, "wide.xlsx")
 
     assert job.status == UploadJob.Status.COMPLETED, job.message
     assert job.rows_valid == 200
     assert set(job.mapping) == {"ExternalId", "PhoneNumber", "FirstName", "Zip"}
-    assert (timezone.now() - started).total_seconds() < 20
 
 
 # --- Mapping: aliases and custom fields ------------------------------------------------------
@@ -513,6 +579,63 @@ def test_appending_an_id_the_list_already_has_is_an_error_row(calling_list):
     assert (job.rows_valid, job.rows_invalid) == (1, 1)
     assert records(calling_list)["E1"].first_name == "Old"
     assert "already in the list" in report(job)[0]["reason"]
+
+
+# Chunks of 3 rows. On PostgreSQL the rows go straight into the list's tables chunk by chunk,
+# so a repeat of an earlier chunk's ID must be left out before it is written, and the numbers
+# of the rows after it must still go to their own records. A one-byte filter makes every ID
+# look like a repeat (every ID is looked up); the real one looks up almost none.
+@pytest.mark.parametrize("filter_bits", [8, service.StreamWriter.FILTER_BITS])
+@pytest.mark.parametrize("had_records", [False, True])
+def test_repeated_ids_across_chunks_keep_each_number_with_its_own_record(
+    calling_list, monkeypatch, filter_bits, had_records
+):
+    monkeypatch.setattr(service, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(service.StreamWriter, "FILTER_BITS", filter_bits)
+    if had_records:
+        RecordFactory(calling_list=calling_list, external_id="OLD", first_name="Old")
+    data = (
+        "ID,Phone,SMS,FirstName\n"
+        "A,3125550101,3125550201,Ann\n"  # row 2, chunk 1
+        "B,3125550102,,Bo\n"
+        "A,3125550103,,again in its own chunk\n"
+        "C,3125550104,3125550204,Cy\n"  # row 5, chunk 2
+        "B,3125550105,3125550205,a later chunk\n"
+        "OLD,3125550106,,in the list before\n"
+        "D,3125550107,3125550207,Di\n"  # row 8, chunk 3
+        "D,3125550108,,twice in one chunk\n"
+        "E,3125550109,,Ed\n"
+    )
+    job = run_import(calling_list, "repeats.csv", data)
+
+    got = records(calling_list)
+    assert set(got) == {"A", "B", "C", "D", "E", "OLD"}
+    assert got["OLD"].first_name == ("Old" if had_records else "in the list before")
+    assert [n[2] for n in numbers(got["A"])] == ["+13125550101", "+13125550201"]
+    assert [n[2] for n in numbers(got["B"])] == ["+13125550102"]
+    assert [n[2] for n in numbers(got["C"])] == ["+13125550104", "+13125550204"]
+    assert [n[2] for n in numbers(got["D"])] == ["+13125550107", "+13125550207"]
+    assert [n[2] for n in numbers(got["E"])] == ["+13125550109"]
+    rejected = {e["row"]: e["reason"] for e in report(job)}
+    expected = {"4", "6", "9"} | ({"7"} if had_records else set())
+    assert set(rejected) == expected
+    assert "row 2 already has it" in rejected["4"]
+    assert "row 8 already has it" in rejected["9"]
+    if had_records:
+        assert "already in the list" in rejected["7"]
+    assert (job.rows_valid, job.rows_invalid) == (9 - len(expected), len(expected))
+    assert Destination.objects.filter(record__calling_list=calling_list).count() == 8 + (
+        0 if had_records else 1
+    )
+
+
+def test_tabs_backslashes_and_line_breaks_in_values_arrive_unchanged(calling_list):
+    data = 'ID,Phone,FirstName,Notes\nT1,3125550101,"a\tb","C:\\dir\\n ""x""\r\nnext"\n'
+    run_import(calling_list, "escapes.csv", data)
+
+    record = records(calling_list)["T1"]
+    assert record.first_name == "a\tb"
+    assert record.custom["Notes"] == 'C:\\dir\\n "x"\r\nnext'
 
 
 def test_replace_updates_existing_records_and_keeps_their_history(calling_list):

@@ -44,6 +44,9 @@ STAGE_COLUMNS = (
     ("flagged", "boolean"),
 )
 SLOT_COLUMNS = (("p", "text"), ("s", "text"), ("z", "text"))
+_N_PHONES = [name for name, _ in STAGE_COLUMNS].index("n_phones")
+_FLAGGED = _N_PHONES + 1
+_FIRST_SLOT = len(STAGE_COLUMNS)
 REJECTED = "rejected"
 FORMULA_REASON = "Formula without a saved result"
 WARNING = "imported with a warning"
@@ -68,8 +71,32 @@ class Settings:
     default_zone: str  # "" unless the no-zone policy is "use the default zone"
     batch_expires: dt.date | None
     today: dt.date
-    output: str = "copy"  # "copy": PostgreSQL COPY text; "rows": tuples for executemany
+    # "copy": COPY text of the stage's rows; "rows": tuples for executemany; "direct": rows for
+    # the list's own tables (see Direct), which needs ``record_constants``.
+    output: str = "copy"
     formulas_without_value: set[tuple[int, int]] = field(default_factory=set)
+    # "direct" only: the COPY text of (calling_list_id, upload_job_id) and of (is_final,
+    # final_reason, attempts, created_at, updated_at), the same for every record of the import.
+    record_constants: tuple[str, str] = ("", "")
+
+
+@dataclass
+class Direct:
+    """A chunk's rows ready for the list's own tables, but for the record ids.
+
+    The ids are drawn from the table's sequence by the writer (the only process holding a
+    database connection), so each record line and each number line starts where its id goes:
+    ``record_rows[i]`` is the COPY text after the id of the record of ``external_ids[i]``, and
+    ``number_rows[j]`` the text after the record id of number j, whose record is
+    ``number_owner[j]``. An ID repeated within the chunk is here once, from its first row;
+    ``keys`` (row number, ID, flagged) has every valid row, for the checks at the end.
+    """
+
+    keys: str
+    external_ids: list[str]
+    record_rows: list[str]
+    number_owner: list[int]
+    number_rows: list[str]
 
 
 @dataclass
@@ -85,7 +112,6 @@ class Chunk:
     formula_errors: int = 0
     fast: int = 0
     slow: int = 0
-    repeated_ids: bool = False  # an ExternalId occurs twice among this chunk's valid rows
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -147,6 +173,36 @@ _STAGE_ORDER = [
 ]
 
 
+_RECORD_TABS = _N_PHONES - 2
+
+
+def _record_text(staged: list) -> str | None:
+    """The record's values of a staged row as COPY text, None when one needs escaping.
+
+    ``_copy_line`` written out for the record's columns (their types are known): the rows of
+    a list rarely hold a tab, a line break or a backslash, so the check is on the whole line.
+    """
+    (ext, first, last, address, city, state, zip_code, zone, source, priority, score, c1, c2,
+     expires, custom) = staged[1:_N_PHONES]  # fmt: skip
+    nulls = 0
+    if score is None:
+        score, nulls = "\\N", 1
+    if expires is None:
+        expires, nulls = "\\N", nulls + 1
+    text = (
+        f"{ext}\t{first}\t{last}\t{address}\t{city}\t{state}\t{zip_code}\t{zone}\t{source}\t"
+        f"{'t' if priority else 'f'}\t{score}\t{c1}\t{c2}\t{expires}\t{custom}"
+    )
+    if (
+        text.count("\\") != nulls
+        or "\n" in text
+        or "\r" in text
+        or text.count("\t") != _RECORD_TABS
+    ):
+        return None
+    return text
+
+
 class RowReader:
     """Reads rows of one file for one import; keeps caches (phone prefixes, zones, dates)."""
 
@@ -170,11 +226,11 @@ class RowReader:
         self.slots = len(self.phone_cols)
         self.by_field = {p.field: p for p in plan}
         self.width = max(p.index for p in plan) + 1
-        self.ncols = len(stage_columns(self.slots))
         self.missing_formula = settings.formulas_without_value
         self.mapped = list(plan)
         self._parsed: dict[tuple[str, str], object] = {}  # (type, text) -> value, bounded
         self._twins: dict[str, str] = {}
+        self._escaped: dict[object, str] = {}  # column names and zones in COPY text
         self.tz_col = self.by_field.get("TimeZone")
         self.zip_col = self.by_field.get("Zip")
         self.exp_col = self.by_field.get("ExpirationDate")
@@ -182,13 +238,21 @@ class RowReader:
         self.no_zone_cols = [p for p in (self.tz_col, self.zip_col) if p] + self.phone_cols
         self.not_allowed_cols = [p for p in (self.tz_col,) if p] + self.phone_cols
 
+    def read_batch(self, batch) -> Chunk:
+        """A batch as the file's reader hands it out (see ``readers.as_rows``)."""
+        rows = as_rows(batch)
+        # An XLSX piece knows its own formula cells without a saved result.
+        self.missing_formula = (
+            getattr(batch, "formulas_without_value", None) or self.s.formulas_without_value
+        )
+        return self.read(rows)
+
     def read(self, rows: list[tuple[int, list]]) -> Chunk:
-        out_copy = self.s.output == "copy"
+        output = self.s.output
         lines: list = []
         chunk = Chunk(payload=None)
         fast0, slow0 = self.phones.fast, self.phones.slow
         width = self.width
-        ids: set[str] = set()
         for number, cells in rows:
             if len(cells) < width:
                 cells = list(cells) + [""] * (width - len(cells))
@@ -209,20 +273,58 @@ class RowReader:
                 chunk.entries.append((number, REJECTED, reason, _values(cells, columns)))
                 continue
             chunk.valid += 1
-            ids.add(staged[1])
             if warnings:
                 chunk.flagged += 1
                 for reason, columns in warnings:
                     chunk.entries.append((number, WARNING, reason, _values(cells, columns)))
-            if out_copy:
-                lines.append(self._copy_line(staged))
-            else:
-                lines.append(staged)
-        chunk.payload = ("\n".join(lines) + "\n" if lines else "") if out_copy else lines
-        chunk.repeated_ids = len(ids) < chunk.valid
+            lines.append(staged)
+        if output == "copy":
+            chunk.payload = "".join([self._copy_line(staged) + "\n" for staged in lines])
+        elif output == "direct":
+            chunk.payload = self._direct(lines)
+        else:
+            chunk.payload = lines
         chunk.fast = self.phones.fast - fast0
         chunk.slow = self.phones.slow - slow0
         return chunk
+
+    def _direct(self, staged_rows: list[list]) -> Direct:
+        keys: list[str] = []
+        external_ids: list[str] = []
+        records: list[str] = []
+        owners: list[int] = []
+        numbers: list[str] = []
+        seen: set[str] = set()
+        head, tail = self.s.record_constants
+        line = self._copy_line
+        # Column names and zones repeat on every row: escaped once. E.164 needs no escaping.
+        escaped = self._escaped
+        for staged in staged_rows:
+            external_id = staged[1]
+            record_text = _record_text(staged) or line(staged[1:_N_PHONES])
+            # The record's line starts with its ID, escaped: the keys reuse it.
+            external_text = record_text[: record_text.find("\t")]
+            flagged = "t" if staged[_FLAGGED] else "f"
+            keys.append(f"{staged[0]}\t{external_text}\t{flagged}\n")
+            if external_id in seen:  # the first row keeps the ID; the checks report this one
+                continue
+            seen.add(external_id)
+            owner = len(external_ids)
+            external_ids.append(external_id)
+            records.append(f"\t{head}\t{record_text}\t{tail}\n")
+            at = _FIRST_SLOT
+            for position in range(staged[_N_PHONES]):
+                phone, source_field, zone = staged[at], staged[at + 1], staged[at + 2]
+                at += 3
+                source_text = escaped.get(source_field) or self._escape(source_field)
+                zone_text = escaped.get(zone) or self._escape(zone)
+                owners.append(owner)
+                numbers.append(f"\t{position}\t{source_text}\t{phone}\t{zone_text}\tf\t\t0\n")
+        return Direct("".join(keys), external_ids, records, owners, numbers)
+
+    def _escape(self, value) -> str:
+        text = self._escaped[value] = _copy_escape(value)
+        return text
 
     def _copy_line(self, staged: list) -> str:
         line = "\t".join(
@@ -242,7 +344,7 @@ class RowReader:
             line.count("\\") != staged.count(None)
             or "\n" in line
             or "\r" in line
-            or line.count("\t") != self.ncols - 1
+            or line.count("\t") != len(staged) - 1
         ):
             line = "\t".join([_copy_escape(v) for v in staged])
         return line
@@ -392,9 +494,15 @@ class RowReader:
         allowed = self.allowed
         if zone not in allowed:
             zone = self._allowed_twin(zone)
-        if any(z and z not in allowed for _, _, z in found):
+        outside = False  # a number's zone not allowed (a plain loop: this runs on every row)
+        for item in found:
+            if item[2] and item[2] not in allowed:
+                outside = True
+                break
+        if outside:
             found = [(n, f, self._allowed_twin(z) if z else z) for n, f, z in found]
-        if zone not in allowed or any(z and z not in allowed for _, _, z in found):
+            outside = any(z and z not in allowed for _, _, z in found)
+        if zone not in allowed or outside:
             not_allowed = sorted(
                 {z for z in [zone, *(z for _, _, z in found)] if z and z not in allowed}
             )
@@ -483,6 +591,6 @@ def init_worker(settings: Settings) -> None:
 
 
 def read_chunk(rows) -> Chunk:
-    """A batch of rows: (row number, cells) pairs, or Lines of a text file to split first."""
+    """A batch of rows: (row number, cells) pairs, or Lines / a SheetPiece to read first."""
     assert _reader is not None, "init_worker was not called"
-    return _reader.read(as_rows(rows))
+    return _reader.read_batch(rows)

@@ -70,6 +70,7 @@ class ZoneResolver:
         self.custom = {name.strip().upper(): name for name in custom_zones}
         self.zip3 = zip3_zones()
         self._column: dict[str, str | None] = {}
+        self._zip: dict[str, str | None] = {}
 
     def column(self, raw: str) -> str | None:
         """The zone a TimeZone cell names, or None when it names none we know."""
@@ -93,5 +94,13 @@ class ZoneResolver:
         return zone
 
     def from_zip(self, raw: str) -> str | None:
+        try:  # lists repeat their ZIP codes: a bounded cache of answers
+            return self._zip[raw]
+        except KeyError:
+            pass
         code = zip5(raw)
-        return self.zip3.get(code[:3]) if code else None
+        zone = self.zip3.get(code[:3]) if code else None
+        if len(self._zip) > 100_000:
+            self._zip.clear()
+        self._zip[raw] = zone
+        return zone
