@@ -275,6 +275,17 @@ def sheet_in_pieces_rows() -> dict[str, object]:
     return cells
 
 
+def test_a_header_below_the_first_piece_is_still_found(calling_list, tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 1)  # the first piece is row 1 alone
+    path = tmp_path / "low.xlsx"
+    # Row 1 holds only a formatted blank cell: a row in the XML, blank to the reader.
+    write_xlsx(path, {"A1": "", "A4": "ExternalId", "B4": "Phone", "A5": "L1", "B5": "555-01"})
+    job = run_import(calling_list, "low.xlsx", path.read_bytes())
+
+    assert job.status == UploadJob.Status.COMPLETED, job.message
+    assert [e["row"] for e in report(job)] == ["5"]
+
+
 @pytest.mark.parametrize("piece_bytes", [1, 10**9])  # a piece per row, or the whole sheet
 def test_a_sheet_read_in_pieces_gives_what_one_parse_gives(
     calling_list, tmp_path, monkeypatch, piece_bytes

@@ -573,8 +573,13 @@ def _open_xlsx_in_pieces(path: Path) -> Table | None:
         archive.close()
         return None
     head.first_column = first_column
-    head_rows = iter(head.rows())
-    header_number, header = _find_header(head_rows, name)
+    try:
+        head_rows = iter(head.rows())
+        header_number, header = _find_header(head_rows, name)
+    except FileError:  # no header in the first piece, or a piece calamine cannot read: the
+        stream.close()  # whole parse finds the header further down, or says what is wrong
+        archive.close()
+        return None
     width = len(header)
     head_formulas = _within(
         {(row, col + first_column) for row, col in head.formulas_without_value}, first_column, width
