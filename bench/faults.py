@@ -25,8 +25,9 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=50)
+    h.database_url_option(parser, "pcsms_bench_faults")
     args = parser.parse_args()
-    url = h.fresh_postgres("pcsms_bench_faults")
+    url = h.fresh_postgres(args.database_url)
     h.setup_django(h.bench_env(url))
     from messaging.models import MessageStatus, OutboundMessage
 

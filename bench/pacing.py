@@ -62,9 +62,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=5)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    h.database_url_option(parser, "pcsms_bench_pacing")
     args = parser.parse_args()
     print(f"pacing: one code at {args.rate:g} msg/s, {args.seconds:g} s per run, PostgreSQL")
-    url = h.fresh_postgres("pcsms_bench_pacing")
+    url = h.fresh_postgres(args.database_url)
     h.setup_django(h.bench_env(url))
     for workers in args.workers:
         r = run(url, workers, args.seconds, args.rate)

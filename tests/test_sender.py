@@ -351,6 +351,65 @@ def test_skills_scrubbed_dnc_group_blocks(registration):
     assert attempt.message.withdraw_reason == WithdrawReason.DNC
 
 
+def test_skill_guards_judge_each_text_of_one_slot_on_its_own(registration):
+    """The skill guard looks up a whole slot's attempts at once (one statement on
+    PostgreSQL): each text still gets its own verdict, and texts no skill planned pass."""
+    bu = registration.business_unit
+
+    def planned(**kwargs):
+        return AttemptFactory(
+            skill__business_unit=bu,
+            skill__registration=registration,
+            skill__state=Skill.State.RUNNING,
+            message__registration=registration,
+            **kwargs,
+        )
+
+    clean = planned()
+    expired = planned(record__expires_on=timezone.localdate() - dt.timedelta(days=1))
+    final = planned(record__is_final=True, record__final_reason="delivered")
+    scrubbed, off = planned(), planned()
+    active = DncGroupFactory(business_unit=bu)
+    inactive = DncGroupFactory(business_unit=bu, is_active=False)
+    DncEntryFactory(group=active, phone_number=scrubbed.message.to)
+    DncEntryFactory(group=inactive, phone_number=off.message.to)
+    for attempt in (scrubbed, off):
+        attempt.skill.scrubbed_dnc_groups.add(active, inactive)
+    unplanned = _queue(registration)[0]
+    _send_all(registration.transport_code_id)
+    outcome = {
+        m.id: (m.status, m.withdraw_reason)
+        for m in OutboundMessage.objects.filter(registration=registration)
+    }
+    assert outcome == {
+        clean.message_id: ("sent", ""),
+        expired.message_id: ("withdrawn", WithdrawReason.EXPIRED),
+        final.message_id: ("withdrawn", WithdrawReason.SKILL_STOPPED),
+        scrubbed.message_id: ("withdrawn", WithdrawReason.DNC),
+        off.message_id: ("sent", ""),
+        unplanned.id: ("sent", ""),
+    }
+
+
+def test_opt_outs_at_send_time_count_only_this_bus_active_opt_out_entries(registration):
+    bu = registration.business_unit
+    stopped, manual, elsewhere, inactive = _queue(registration, 4)
+    group = DncGroupFactory(business_unit=bu)
+    DncEntryFactory(group=group, phone_number=stopped.to, source=DncEntry.Source.CARRIER)
+    # A manual entry binds only the skills that scrub its group, not the whole BU.
+    DncEntryFactory(group=group, phone_number=manual.to, source=DncEntry.Source.MANUAL)
+    DncEntryFactory(phone_number=elsewhere.to, source=DncEntry.Source.STOP_REPLY)  # other BU
+    DncEntryFactory(
+        group=DncGroupFactory(business_unit=bu, is_active=False),
+        phone_number=inactive.to,
+        source=DncEntry.Source.STOP_REPLY,
+    )
+    _send_all(registration.transport_code_id)
+    assert sorted(sms.to for sms in locmem.outbox) == sorted([manual.to, elsewhere.to, inactive.to])
+    stopped.refresh_from_db()
+    assert (stopped.status, stopped.withdraw_reason) == ("withdrawn", WithdrawReason.OPTED_OUT)
+
+
 def test_permanent_error_fails_with_its_code(registration):
     message = _queue(registration)[0]
     locmem.answers[message.to] = {
