@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import threading
 import time
@@ -588,3 +589,40 @@ def test_pace_holds_on_real_start_times_when_the_backend_starts_late():
         m.sent_at.timestamp() for m in OutboundMessage.objects.filter(status=MessageStatus.SENT)
     ]
     assert max_in_window(recorded) <= 20
+
+
+class StalledBackend(locmem.LocmemBackend):
+    """Takes batches and starts none of them: an event loop that falls behind the pacer."""
+
+    def submit(self, messages, *, gate=None):
+        return concurrent.futures.Future()
+
+
+def test_no_new_slot_is_guarded_while_a_slot_still_waits_to_start(registration):
+    """A process that starts requests more slowly than the pacer hands out slots must not
+    pile guarded, in-flight texts up in its backend: they would leave seconds after their
+    guards ran (~5 s at 20 codes x 100/s in bench/dispatch.py before this rule)."""
+    messages = _queue(registration, 150)
+    clock = FakeClock()
+    sender = CodeSender(registration.transport_code_id, backend_path="stalled", concurrency=8)
+    sender._backends["stalled"] = StalledBackend()
+    sender.gate = StartGate(100, clock=clock)
+    sender.lease_expires = timezone.now() + dt.timedelta(hours=1)
+    pacer = Pacer(100, clock=clock)
+    sender._claim(100, counts_segments=False)
+
+    sender._send_one_slot(pacer)  # the first slot: 50 texts handed over, none started
+    clock.now += 5  # the pacer would allow the next slot long since
+    sender.stop.set()  # so that the sender, held back, returns instead of waiting
+    sender._send_one_slot(pacer)
+    in_flight = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
+    assert in_flight.count() == 50
+    assert len(sender.buffer) == 100, "the held-back slot stays buffered, unmarked"
+
+    for _ in range(50):  # the backend starts the first slot's texts
+        assert sender.gate.try_take() == 0
+        clock.now += 0.01
+    sender.stop.clear()
+    sender._send_one_slot(pacer)
+    assert in_flight.count() == 100
+    assert {m.id for m in in_flight} == {m.id for m in messages[:100]}
