@@ -7,6 +7,7 @@ no pacing. Target: end-to-end >= 0.7 x the raw ceiling. Also checks the pace per
 more than 100 in any one-second window) and duplicates (none).
 
     .venv/bin/python bench/dispatch.py [--seconds 60] [--codes 20] [--rate 100] [--workers 2]
+        [--database-url postgres://...]  (dropped and created afresh)
 """
 
 from __future__ import annotations

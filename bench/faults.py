@@ -2,7 +2,7 @@
 throttles 20% and errors 10% of requests. Prints duplicates (must be 0) and how every text
 ended (sent, failed with a reason, or unknown for review; never still queued or in flight).
 
-    .venv/bin/python bench/faults.py [--texts 2000] [--kills 10] [--workers 2]
+    .venv/bin/python bench/faults.py [--texts 2000] [--kills 10] [--workers 2] [--database-url ...]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ carrier (target: at least 4.9/s). Workers are real ``manage.py dispatch`` proces
 PostgreSQL; the lease keeps them to one sender for the code, so more workers must not mean more
 texts per second.
 
-    .venv/bin/python bench/pacing.py [--seconds 60] [--workers 1 2 4]
+    .venv/bin/python bench/pacing.py [--seconds 60] [--workers 1 2 4] [--database-url ...]
 """
 
 from __future__ import annotations
