@@ -29,8 +29,15 @@ def free_port() -> int:
 
 
 def fresh_postgres(name: str) -> str:
-    """Drop and create a database; returns its URL (override the server with BENCH_PG)."""
-    server = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+    """Drop and create a database; returns its URL.
+
+    ``name`` is a database name on the server ``BENCH_PG`` (default the local one), or a full
+    ``postgres://`` URL (a bench's ``--database-url``), so parallel sessions can keep apart.
+    """
+    if "://" in name:
+        server, name = name.rsplit("/", 1)
+    else:
+        server = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
     host = server.split("@", 1)[1].split(":")[0]
     for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
         subprocess.run(
@@ -39,6 +46,15 @@ def fresh_postgres(name: str) -> str:
             capture_output=True,
         )
     return f"{server}/{name}"
+
+
+def database_url_option(parser, default_name: str) -> None:
+    """``--database-url``: the PostgreSQL database a bench drops and creates afresh."""
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", default_name),
+        help=f"postgres://... of a database to drop and recreate (default: {default_name}).",
+    )
 
 
 def bench_env(database_url: str, carrier_url: str = "", **extra: str) -> dict[str, str]:
@@ -230,7 +246,10 @@ def quantiles(values: list[float]) -> dict[str, float]:
 
 
 def profile(process: subprocess.Popen, out: Path, *, seconds: float) -> subprocess.Popen:
-    """Sample ``process`` with py-spy for ``seconds`` (collapsed stacks in ``out``)."""
+    """Sample ``process`` with py-spy for ``seconds`` (collapsed stacks in ``out``).
+
+    py-spy counts a thread waiting for the GIL (or in a C call that released it) as busy; with
+    ``BENCH_PROFILE_GIL=1`` it samples only the thread holding the GIL: Python's own CPU."""
     out.parent.mkdir(parents=True, exist_ok=True)
     spy = Path(PYTHON).with_name("py-spy")
     return subprocess.Popen(
@@ -245,6 +264,7 @@ def profile(process: subprocess.Popen, out: Path, *, seconds: float) -> subproce
             "50",
             "--nonblocking",
             "--threads",
+            *(["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []),
             "--format",
             "raw",
             "--output",
@@ -253,3 +273,41 @@ def profile(process: subprocess.Popen, out: Path, *, seconds: float) -> subproce
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc; 0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by groups of processes between its start and :meth:`stop`, plus the
+    PostgreSQL sessions of the Django database at the start (the workers' connections)."""
+
+    def __init__(self, **groups: list[int]) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            groups["postgres"] = [row[0] for row in cursor.fetchall()]
+        self.groups = groups
+        self.start = {name: sum(map(cpu_seconds, pids)) for name, pids in groups.items()}
+        self.mono = time.monotonic()
+        self.wall_from = time.time()
+        self.wall_to = 0.0
+
+    def stop(self) -> dict[str, float]:
+        used = {
+            name: sum(map(cpu_seconds, pids)) - self.start[name]
+            for name, pids in self.groups.items()
+        }
+        used["seconds"] = time.monotonic() - self.mono
+        self.wall_to = time.time()
+        return used

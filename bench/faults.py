@@ -2,7 +2,7 @@
 throttles 20% and errors 10% of requests. Prints duplicates (must be 0) and how every text
 ended (sent, failed with a reason, or unknown for review; never still queued or in flight).
 
-    .venv/bin/python bench/faults.py [--texts 2000] [--kills 10] [--workers 2]
+    .venv/bin/python bench/faults.py [--texts 2000] [--kills 10] [--workers 2] [--database-url ...]
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=50)
+    h.database_url_option(parser, "pcsms_bench_faults")
     args = parser.parse_args()
-    url = h.fresh_postgres("pcsms_bench_faults")
+    url = h.fresh_postgres(args.database_url)
     h.setup_django(h.bench_env(url))
     from messaging.models import MessageStatus, OutboundMessage
 

@@ -7,7 +7,7 @@ carrier (target: at least 4.9/s). Workers are real ``manage.py dispatch`` proces
 PostgreSQL; the lease keeps them to one sender for the code, so more workers must not mean more
 texts per second.
 
-    .venv/bin/python bench/pacing.py [--seconds 60] [--workers 1 2 4]
+    .venv/bin/python bench/pacing.py [--seconds 60] [--workers 1 2 4] [--database-url ...]
 """
 
 from __future__ import annotations
@@ -62,9 +62,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=5)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    h.database_url_option(parser, "pcsms_bench_pacing")
     args = parser.parse_args()
     print(f"pacing: one code at {args.rate:g} msg/s, {args.seconds:g} s per run, PostgreSQL")
-    url = h.fresh_postgres("pcsms_bench_pacing")
+    url = h.fresh_postgres(args.database_url)
     h.setup_django(h.bench_env(url))
     for workers in args.workers:
         r = run(url, workers, args.seconds, args.rate)

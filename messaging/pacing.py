@@ -134,6 +134,9 @@ class StartGate:
         self._in_window = 0.0
         self._lock = threading.Lock()
         self.started_at = 0.0
+        #: The cost of all texts started through the gate so far (the sender compares it with
+        #: what it handed over, to keep few texts waiting between their guards and their start).
+        self.started = 0.0
         self._async_lock: asyncio.Lock | None = None  # one event loop uses a gate
 
     def set_rate(self, rate: float) -> None:
@@ -161,6 +164,7 @@ class StartGate:
             self._in_window += cost
             self._next_start = now + self.spread * cost / self.rate
             self.started_at = time.time()
+            self.started += cost
             return 0.0
 
     def enter(self, cost: float = 1.0) -> None:

@@ -448,6 +448,16 @@ class TestTwilioBackend(BackendContract):
         assert result.carrier_status == "queued"
         assert carrier.messages[result.carrier_sid].status_callback == callback
 
+    def test_the_form_reaches_the_carrier_as_written(self, backend, carrier):
+        # The backend encodes the SDK's form itself (not through aiohttp's FormData): every
+        # character that needs escaping in a form must still arrive as written.
+        body = "Caf\u00e9 & cr\u00e8me: 50% off + free = yes?\nReply STOP \U0001f600"
+        carrier.send_callbacks = False
+        [result] = backend.send_messages([sms(1, body=body)])
+        [record] = carrier.received
+        assert (record["to"], record["body"]) == (us_number(5001), body)
+        assert result.outcome == SendOutcome.ACCEPTED
+
     def test_sends_through_the_messaging_service_when_one_is_set(self, backend, carrier):
         [result] = backend.send_messages([sms(1, messaging_service_sid=SERVICE_SID)])
         [record] = carrier.received

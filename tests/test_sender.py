@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import threading
 import time
@@ -351,6 +352,65 @@ def test_skills_scrubbed_dnc_group_blocks(registration):
     assert attempt.message.withdraw_reason == WithdrawReason.DNC
 
 
+def test_skill_guards_judge_each_text_of_one_slot_on_its_own(registration):
+    """The skill guard looks up a whole slot's attempts at once (one statement on
+    PostgreSQL): each text still gets its own verdict, and texts no skill planned pass."""
+    bu = registration.business_unit
+
+    def planned(**kwargs):
+        return AttemptFactory(
+            skill__business_unit=bu,
+            skill__registration=registration,
+            skill__state=Skill.State.RUNNING,
+            message__registration=registration,
+            **kwargs,
+        )
+
+    clean = planned()
+    expired = planned(record__expires_on=timezone.localdate() - dt.timedelta(days=1))
+    final = planned(record__is_final=True, record__final_reason="delivered")
+    scrubbed, off = planned(), planned()
+    active = DncGroupFactory(business_unit=bu)
+    inactive = DncGroupFactory(business_unit=bu, is_active=False)
+    DncEntryFactory(group=active, phone_number=scrubbed.message.to)
+    DncEntryFactory(group=inactive, phone_number=off.message.to)
+    for attempt in (scrubbed, off):
+        attempt.skill.scrubbed_dnc_groups.add(active, inactive)
+    unplanned = _queue(registration)[0]
+    _send_all(registration.transport_code_id)
+    outcome = {
+        m.id: (m.status, m.withdraw_reason)
+        for m in OutboundMessage.objects.filter(registration=registration)
+    }
+    assert outcome == {
+        clean.message_id: ("sent", ""),
+        expired.message_id: ("withdrawn", WithdrawReason.EXPIRED),
+        final.message_id: ("withdrawn", WithdrawReason.SKILL_STOPPED),
+        scrubbed.message_id: ("withdrawn", WithdrawReason.DNC),
+        off.message_id: ("sent", ""),
+        unplanned.id: ("sent", ""),
+    }
+
+
+def test_opt_outs_at_send_time_count_only_this_bus_active_opt_out_entries(registration):
+    bu = registration.business_unit
+    stopped, manual, elsewhere, inactive = _queue(registration, 4)
+    group = DncGroupFactory(business_unit=bu)
+    DncEntryFactory(group=group, phone_number=stopped.to, source=DncEntry.Source.CARRIER)
+    # A manual entry binds only the skills that scrub its group, not the whole BU.
+    DncEntryFactory(group=group, phone_number=manual.to, source=DncEntry.Source.MANUAL)
+    DncEntryFactory(phone_number=elsewhere.to, source=DncEntry.Source.STOP_REPLY)  # other BU
+    DncEntryFactory(
+        group=DncGroupFactory(business_unit=bu, is_active=False),
+        phone_number=inactive.to,
+        source=DncEntry.Source.STOP_REPLY,
+    )
+    _send_all(registration.transport_code_id)
+    assert sorted(sms.to for sms in locmem.outbox) == sorted([manual.to, elsewhere.to, inactive.to])
+    stopped.refresh_from_db()
+    assert (stopped.status, stopped.withdraw_reason) == ("withdrawn", WithdrawReason.OPTED_OUT)
+
+
 def test_permanent_error_fails_with_its_code(registration):
     message = _queue(registration)[0]
     locmem.answers[message.to] = {
@@ -529,3 +589,40 @@ def test_pace_holds_on_real_start_times_when_the_backend_starts_late():
         m.sent_at.timestamp() for m in OutboundMessage.objects.filter(status=MessageStatus.SENT)
     ]
     assert max_in_window(recorded) <= 20
+
+
+class StalledBackend(locmem.LocmemBackend):
+    """Takes batches and starts none of them: an event loop that falls behind the pacer."""
+
+    def submit(self, messages, *, gate=None):
+        return concurrent.futures.Future()
+
+
+def test_no_new_slot_is_guarded_while_a_slot_still_waits_to_start(registration):
+    """A process that starts requests more slowly than the pacer hands out slots must not
+    pile guarded, in-flight texts up in its backend: they would leave seconds after their
+    guards ran (~5 s at 20 codes x 100/s in bench/dispatch.py before this rule)."""
+    messages = _queue(registration, 150)
+    clock = FakeClock()
+    sender = CodeSender(registration.transport_code_id, backend_path="stalled", concurrency=8)
+    sender._backends["stalled"] = StalledBackend()
+    sender.gate = StartGate(100, clock=clock)
+    sender.lease_expires = timezone.now() + dt.timedelta(hours=1)
+    pacer = Pacer(100, clock=clock)
+    sender._claim(100, counts_segments=False)
+
+    sender._send_one_slot(pacer)  # the first slot: 50 texts handed over, none started
+    clock.now += 5  # the pacer would allow the next slot long since
+    sender.stop.set()  # so that the sender, held back, returns instead of waiting
+    sender._send_one_slot(pacer)
+    in_flight = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
+    assert in_flight.count() == 50
+    assert len(sender.buffer) == 100, "the held-back slot stays buffered, unmarked"
+
+    for _ in range(50):  # the backend starts the first slot's texts
+        assert sender.gate.try_take() == 0
+        clock.now += 0.01
+    sender.stop.clear()
+    sender._send_one_slot(pacer)
+    assert in_flight.count() == 100
+    assert {m.id for m in in_flight} == {m.id for m in messages[:100]}
