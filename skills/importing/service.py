@@ -600,7 +600,6 @@ class StreamWriter:
     FILTER_BITS = 1 << 26  # 8 MB; ~1.5% of a million new IDs share a bit with another
 
     def __init__(self, job: UploadJob, stage: Stage, timings, *, had_records: bool):
-        self.stage = stage
         self.timings = timings
         self.list_id = job.calling_list_id
         self.look_up_all = had_records
