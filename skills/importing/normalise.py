@@ -16,6 +16,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from functools import cache
 
+from skills.importing.fastrow import compile_fast_row
 from skills.importing.fields import PARSERS, SYSTEM_BY_NAME, BadValue, as_text
 from skills.importing.mapping import ColumnPlan
 from skills.importing.phones import PhoneNormaliser
@@ -237,6 +238,8 @@ class RowReader:
         self.id_col = self.by_field["ExternalId"]
         self.no_zone_cols = [p for p in (self.tz_col, self.zip_col) if p] + self.phone_cols
         self.not_allowed_cols = [p for p in (self.tz_col,) if p] + self.phone_cols
+        # The row reader written for this plan (None: the plan needs the generic one).
+        self.fast_row = compile_fast_row(self) if settings.output == "direct" else None
 
     def read_batch(self, batch) -> Chunk:
         """A batch as the file's reader hands it out (see ``readers.as_rows``)."""
@@ -248,7 +251,8 @@ class RowReader:
         return self.read(rows)
 
     def read(self, rows: list[tuple[int, list]]) -> Chunk:
-        output = self.s.output
+        if self.s.output == "direct":
+            return self._read_direct(rows)
         lines: list = []
         chunk = Chunk(payload=None)
         fast0, slow0 = self.phones.fast, self.phones.slow
@@ -256,39 +260,45 @@ class RowReader:
         for number, cells in rows:
             if len(cells) < width:
                 cells = list(cells) + [""] * (width - len(cells))
-            try:
-                blank = not "".join(cells).strip()
-            except TypeError:  # spreadsheet cells: numbers, dates, None
-                blank = not any(as_text(c) for c in cells)
-            if blank:
+            if _blank(cells):
                 continue  # a blank row (often trailing): not a record, not an error
             chunk.rows += 1
-            try:
-                staged, warnings = self._row(number, cells)
-            except BadValue as exc:
-                chunk.invalid += 1
-                reason, columns = exc.args
-                if reason.startswith(FORMULA_REASON):
-                    chunk.formula_errors += 1
-                chunk.entries.append((number, REJECTED, reason, _values(cells, columns)))
-                continue
-            chunk.valid += 1
-            if warnings:
-                chunk.flagged += 1
-                for reason, columns in warnings:
-                    chunk.entries.append((number, WARNING, reason, _values(cells, columns)))
-            lines.append(staged)
-        if output == "copy":
+            staged = self._generic(number, cells, chunk)
+            if staged is not None:
+                lines.append(staged)
+        if self.s.output == "copy":
             chunk.payload = "".join([self._copy_line(staged) + "\n" for staged in lines])
-        elif output == "direct":
-            chunk.payload = self._direct(lines)
         else:
             chunk.payload = lines
         chunk.fast = self.phones.fast - fast0
         chunk.slow = self.phones.slow - slow0
         return chunk
 
-    def _direct(self, staged_rows: list[list]) -> Direct:
+    def _generic(self, number: int, cells: list, chunk: Chunk) -> list | None:
+        """The staged row, counted in ``chunk`` with its report entries; None if rejected."""
+        try:
+            staged, warnings = self._row(number, cells)
+        except BadValue as exc:
+            chunk.invalid += 1
+            reason, columns = exc.args
+            if reason.startswith(FORMULA_REASON):
+                chunk.formula_errors += 1
+            chunk.entries.append((number, REJECTED, reason, _values(cells, columns)))
+            return None
+        chunk.valid += 1
+        if warnings:
+            chunk.flagged += 1
+            for reason, columns in warnings:
+                chunk.entries.append((number, WARNING, reason, _values(cells, columns)))
+        return staged
+
+    def _read_direct(self, rows: list[tuple[int, list]]) -> Direct:
+        """Rows for the list's own tables (see Direct): plain rows through the reader written
+        for the plan (fastrow), the others through the generic one."""
+        chunk = Chunk(payload=None)
+        fast0, slow0 = self.phones.fast, self.phones.slow
+        width = self.width
+        fast = self.fast_row if not self.missing_formula else None
         keys: list[str] = []
         external_ids: list[str] = []
         records: list[str] = []
@@ -296,31 +306,54 @@ class RowReader:
         numbers: list[str] = []
         seen: set[str] = set()
         head, tail = self.s.record_constants
-        line = self._copy_line
-        # Column names and zones repeat on every row: escaped once. E.164 needs no escaping.
-        escaped = self._escaped
-        for staged in staged_rows:
-            external_id = staged[1]
-            record_text = _record_text(staged) or line(staged[1:_N_PHONES])
-            # The record's line starts with its ID, escaped: the keys reuse it.
-            external_text = record_text[: record_text.find("\t")]
-            flagged = "t" if staged[_FLAGGED] else "f"
-            keys.append(f"{staged[0]}\t{external_text}\t{flagged}\n")
+        for number, cells in rows:
+            if len(cells) < width:
+                cells = list(cells) + [""] * (width - len(cells))
+            if _blank(cells):
+                continue  # a blank row (often trailing): not a record, not an error
+            chunk.rows += 1
+            got = fast(cells) if fast is not None else None
+            if got is not None:
+                chunk.valid += 1
+                external_id, record_text, lines = got
+                # Nothing in a plain row needs escaping: the ID is the line's start as it is.
+                keys.append(f"{number}\t{external_id}\tf\n")
+            else:
+                staged = self._generic(number, cells, chunk)
+                if staged is None:
+                    continue
+                external_id, record_text, lines = self._direct_parts(staged)
+                # The record's line starts with its ID, escaped: the keys reuse it.
+                flagged = "t" if staged[_FLAGGED] else "f"
+                keys.append(f"{number}\t{record_text[: record_text.find(chr(9))]}\t{flagged}\n")
             if external_id in seen:  # the first row keeps the ID; the checks report this one
                 continue
             seen.add(external_id)
             owner = len(external_ids)
             external_ids.append(external_id)
             records.append(f"\t{head}\t{record_text}\t{tail}\n")
-            at = _FIRST_SLOT
-            for position in range(staged[_N_PHONES]):
-                phone, source_field, zone = staged[at], staged[at + 1], staged[at + 2]
-                at += 3
-                source_text = escaped.get(source_field) or self._escape(source_field)
-                zone_text = escaped.get(zone) or self._escape(zone)
+            for line in lines:
                 owners.append(owner)
-                numbers.append(f"\t{position}\t{source_text}\t{phone}\t{zone_text}\tf\t\t0\n")
-        return Direct("".join(keys), external_ids, records, owners, numbers)
+                numbers.append(line)
+        chunk.payload = Direct("".join(keys), external_ids, records, owners, numbers)
+        chunk.fast = self.phones.fast - fast0
+        chunk.slow = self.phones.slow - slow0
+        return chunk
+
+    def _direct_parts(self, staged: list) -> tuple[str, str, list[str]]:
+        """A staged row as (ID, record text, number lines): what fastrow's function gives."""
+        record_text = _record_text(staged) or self._copy_line(staged[1:_N_PHONES])
+        # Column names and zones repeat on every row: escaped once. E.164 needs no escaping.
+        escaped = self._escaped
+        lines = []
+        at = _FIRST_SLOT
+        for position in range(staged[_N_PHONES]):
+            phone, source_field, zone = staged[at], staged[at + 1], staged[at + 2]
+            at += 3
+            source_text = escaped.get(source_field) or self._escape(source_field)
+            zone_text = escaped.get(zone) or self._escape(zone)
+            lines.append(f"\t{position}\t{source_text}\t{phone}\t{zone_text}\tf\t\t0\n")
+        return staged[1], record_text, lines
 
     def _escape(self, value) -> str:
         text = self._escaped[value] = _copy_escape(value)
@@ -559,6 +592,13 @@ def _clock(zone: str) -> tuple | None:
         dt.datetime(y, m, 15, 12, tzinfo=dt.UTC) for y in (year, year + 1) for m in (1, 4, 7, 10)
     ]
     return tuple(i.astimezone(info).utcoffset() for i in instants)
+
+
+def _blank(cells: list) -> bool:
+    try:
+        return not "".join(cells).strip()
+    except TypeError:  # spreadsheet cells: numbers, dates, None
+        return not any(as_text(c) for c in cells)
 
 
 def _plain(field_type) -> str:
