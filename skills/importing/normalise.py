@@ -309,10 +309,11 @@ class RowReader:
         for number, cells in rows:
             if len(cells) < width:
                 cells = list(cells) + [""] * (width - len(cells))
-            if _blank(cells):
+            # A row the fast reader answers has an ID: it is not blank.
+            got = fast(cells) if fast is not None else None
+            if got is None and _blank(cells):
                 continue  # a blank row (often trailing): not a record, not an error
             chunk.rows += 1
-            got = fast(cells) if fast is not None else None
             if got is not None:
                 chunk.valid += 1
                 external_id, record_text, lines = got

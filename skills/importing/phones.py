@@ -234,6 +234,7 @@ class PhoneNormaliser:
         self.choose = nanp_key_rules()[0]
         self._depth: dict[str, int] = {}  # leading digits that choose the territory -> depth
         self._prefix: dict[str, tuple[bool, str | None]] = {}
+        self._six: dict[str, tuple[bool, str | None]] = {}  # see _answer
         self.fast = 0
         self.slow = 0
 
@@ -256,15 +257,22 @@ class PhoneNormaliser:
 
     def _answer(self, national: str) -> tuple[str, str | None] | None:
         """A 10-digit NANP national number (NPA and NXX starting 2-9) from the prefix cache."""
-        head = national[: self.choose]
-        depth = self._depth.get(head)
-        if depth is None:
-            depth = self._depth[head] = nanp_key_depth(national)
-        key = national[:depth]
-        cached = self._prefix.get(key)
+        # Nearly every number is decided by its first six digits (area code and exchange):
+        # their answer is kept under them, one look-up per number.
+        six = national[:6]
+        cached = self._six.get(six)
         if cached is None:
-            cached = prefix_answer(key) or lookup_nanp(national)
-            self._prefix[key] = cached
+            head = national[: self.choose]
+            depth = self._depth.get(head)
+            if depth is None:
+                depth = self._depth[head] = nanp_key_depth(national)
+            key = national[:depth]
+            cached = self._prefix.get(key)
+            if cached is None:
+                cached = prefix_answer(key) or lookup_nanp(national)
+                self._prefix[key] = cached
+            if depth <= 6:
+                self._six[six] = cached
         valid, zone = cached
         return ("+1" + national, zone) if valid else None
 
