@@ -616,11 +616,15 @@ def test_repeated_ids_across_chunks_keep_each_number_with_its_own_record(
         "D,3125550107,3125550207,Di\n"  # row 8, chunk 3
         "D,3125550108,,twice in one chunk\n"
         "E,3125550109,,Ed\n"
+        "OLD,3125550110,,old again\n"  # row 11, chunk 4
+        "X\\Y,3125550112,,a backslash\n"
+        "E,3125550113,555-01,a warning and a repeat\n"
+        "X\\Y,3125550114,,the backslash again\n"  # row 14, chunk 5
     )
     job = run_import(calling_list, "repeats.csv", data)
 
     got = records(calling_list)
-    assert set(got) == {"A", "B", "C", "D", "E", "OLD"}
+    assert set(got) == {"A", "B", "C", "D", "E", "OLD", "X\\Y"}
     assert got["OLD"].first_name == ("Old" if had_records else "in the list before")
     assert [n[2] for n in numbers(got["A"])] == ["+13125550101", "+13125550201"]
     assert [n[2] for n in numbers(got["B"])] == ["+13125550102"]
@@ -628,14 +632,23 @@ def test_repeated_ids_across_chunks_keep_each_number_with_its_own_record(
     assert [n[2] for n in numbers(got["D"])] == ["+13125550107", "+13125550207"]
     assert [n[2] for n in numbers(got["E"])] == ["+13125550109"]
     rejected = {e["row"]: e["reason"] for e in report(job)}
-    expected = {"4", "6", "9"} | ({"7"} if had_records else set())
+    expected = {"4", "6", "9", "11", "13", "14"} | ({"7"} if had_records else set())
     assert set(rejected) == expected
     assert "row 2 already has it" in rejected["4"]
     assert "row 8 already has it" in rejected["9"]
     if had_records:
         assert "already in the list" in rejected["7"]
-    assert (job.rows_valid, job.rows_invalid) == (9 - len(expected), len(expected))
-    assert Destination.objects.filter(record__calling_list=calling_list).count() == 8 + (
+    # A later repeat names the first row with the ID, whether it was written or rejected.
+    assert "row 7 already has it" in rejected["11"]
+    assert "row 10 already has it" in rejected["13"]
+    assert "row 12 already has it" in rejected["14"]
+    assert [e["outcome"] for e in report(job) if e["row"] == "13"] == [
+        "imported with a warning",
+        "rejected",
+    ]
+    assert (job.rows_valid, job.rows_invalid) == (13 - len(expected), len(expected))
+    assert job.rows_flagged == 0  # the row with the warning was rejected after all
+    assert Destination.objects.filter(record__calling_list=calling_list).count() == 9 + (
         0 if had_records else 1
     )
 

@@ -89,8 +89,9 @@ class Direct:
     database connection), so each record line and each number line starts where its id goes:
     ``record_rows[i]`` is the COPY text after the id of the record of ``external_ids[i]``, and
     ``number_rows[j]`` the text after the record id of number j, whose record is
-    ``number_owner[j]``. An ID repeated within the chunk is here once, from its first row;
-    ``keys`` (row number, ID, flagged) has every valid row, for the checks at the end.
+    ``number_owner[j]``. An ID repeated within the chunk is here once, from its first row
+    (the later rows are rejected in the chunk's report). ``keys`` has a line (row number, ID
+    as COPY text, flagged) per record: the writer reads it for the records it leaves out.
     """
 
     keys: str
@@ -118,7 +119,7 @@ class Chunk:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_escape(value) -> str:
+def copy_escape(value) -> str:
     """A value in PostgreSQL's COPY text format."""
     if value is None:
         return "\\N"
@@ -304,7 +305,7 @@ class RowReader:
         records: list[str] = []
         owners: list[int] = []
         numbers: list[str] = []
-        seen: set[str] = set()
+        first_row: dict[str, int] = {}  # ID -> the row that has it in this chunk
         head, tail = self.s.record_constants
         for number, cells in rows:
             if len(cells) < width:
@@ -317,19 +318,25 @@ class RowReader:
             if got is not None:
                 chunk.valid += 1
                 external_id, record_text, lines = got
-                # Nothing in a plain row needs escaping: the ID is the line's start as it is.
-                keys.append(f"{number}\t{external_id}\tf\n")
+                flagged = False
             else:
                 staged = self._generic(number, cells, chunk)
                 if staged is None:
                     continue
                 external_id, record_text, lines = self._direct_parts(staged)
-                # The record's line starts with its ID, escaped: the keys reuse it.
-                flagged = "t" if staged[_FLAGGED] else "f"
-                keys.append(f"{number}\t{record_text[: record_text.find(chr(9))]}\t{flagged}\n")
-            if external_id in seen:  # the first row keeps the ID; the checks report this one
+                flagged = staged[_FLAGGED]
+            kept = first_row.get(external_id)
+            if kept is not None:  # the first row keeps the ID
+                chunk.valid -= 1
+                chunk.invalid += 1
+                chunk.flagged -= flagged
+                chunk.entries.append(repeated_id_entry(number, external_id, kept))
                 continue
-            seen.add(external_id)
+            first_row[external_id] = number
+            # The record's line starts with its ID, escaped: the keys reuse it.
+            keys.append(
+                f"{number}\t{record_text[: record_text.find(chr(9))]}\t{'t' if flagged else 'f'}\n"
+            )
             owner = len(external_ids)
             external_ids.append(external_id)
             records.append(f"\t{head}\t{record_text}\t{tail}\n")
@@ -357,7 +364,7 @@ class RowReader:
         return staged[1], record_text, lines
 
     def _escape(self, value) -> str:
-        text = self._escaped[value] = _copy_escape(value)
+        text = self._escaped[value] = copy_escape(value)
         return text
 
     def _copy_line(self, staged: list) -> str:
@@ -380,7 +387,7 @@ class RowReader:
             or "\r" in line
             or line.count("\t") != len(staged) - 1
         ):
-            line = "\t".join([_copy_escape(v) for v in staged])
+            line = "\t".join([copy_escape(v) for v in staged])
         return line
 
     def _allowed_twin(self, zone: str) -> str:
@@ -593,6 +600,17 @@ def _clock(zone: str) -> tuple | None:
         dt.datetime(y, m, 15, 12, tzinfo=dt.UTC) for y in (year, year + 1) for m in (1, 4, 7, 10)
     ]
     return tuple(i.astimezone(info).utcoffset() for i in instants)
+
+
+def repeated_id_entry(number: int, external_id: str, kept: int) -> tuple[int, str, str, str]:
+    """The report's entry for a row whose ID an earlier row of the file has (append mode)."""
+    return (
+        number,
+        REJECTED,
+        f"ExternalId {external_id!r} is repeated: row {kept} already has it (IDs must be unique "
+        "in a list; choose Replace to let later rows update it).",
+        f"ExternalId={external_id!r}",
+    )
 
 
 def _blank(cells: list) -> bool:

@@ -453,16 +453,16 @@ def _run(job: UploadJob, counts: Counts, workers: int, progress: Progress | None
             plan = build_plan(
                 table.header, job.mapping, existing_types=_existing_types(job.calling_list)
             )
-            stage = Stage(job.pk, sum(p.is_phone for p in plan))
-            streaming = stage.postgres and job.mode == UploadJob.Mode.APPEND
+            streaming = connection.vendor == "postgresql" and job.mode == UploadJob.Mode.APPEND
             settings = _reader_settings(job, plan, table, direct=streaming)
-            stage.create()
             UploadJob.objects.filter(pk=job.pk).update(rows_total=table.total)
             if streaming:
                 _run_streaming(
-                    job, plan, table, settings, stage, counts, workers, progress, spool1, spool2
+                    job, plan, table, settings, counts, workers, progress, spool1, spool2
                 )
             else:
+                stage = Stage(job.pk, sum(p.is_phone for p in plan))
+                stage.create()
                 write = lambda chunk: stage.write(chunk.payload)  # noqa: E731
                 _read(job, table, settings, counts, workers, progress, write, spool1)
                 _check_read(counts)
@@ -588,23 +588,26 @@ class StreamWriter:
     copies them straight into the tables: no temporary table and no ``INSERT ... SELECT`` in
     between, which was ~40% of PostgreSQL's work per row (measured, docs/performance.md).
 
-    COPY has no ``ON CONFLICT``, so an ID seen before (earlier in the file, or already in the
-    list) must be left out first. Every ID of the import marks a bit of a small filter; an ID
-    whose bit is set already (a repeat, or rarely another ID that shares the bit) is looked up
-    in the list, where the rows written so far are visible; when the list had records before,
-    every ID is looked up. A left-out row keeps only its row number and ID in the stage, where
-    the set-wide checks find it at the end for the report. Append mode only: in replace mode
-    the last row of an ID wins, which is only known once the whole file was read.
+    COPY has no ``ON CONFLICT``, so an ID seen before must be left out first, and reported.
+    An ID repeated within a chunk the reader has left out already. Every ID of the import
+    marks a bit of a small filter; an ID whose bit is set already (a repeat from an earlier
+    chunk, or rarely another ID that shares the bit) is looked up in the list, where the rows
+    written so far are visible; when the list had records before, every ID is looked up. A
+    repeat's report names the row that has the ID: the rows written are kept in a spool file
+    (row, ID) that is searched at the end, only for those IDs, so a file without repeats
+    across chunks costs nothing more. Append mode only: in replace mode the last row of an
+    ID wins, which is only known once the whole file was read.
     """
 
     FILTER_BITS = 1 << 26  # 8 MB; ~1.5% of a million new IDs share a bit with another
 
-    def __init__(self, job: UploadJob, stage: Stage, timings, *, had_records: bool):
-        self.timings = timings
+    def __init__(self, job: UploadJob, counts: Counts, *, had_records: bool):
+        self.counts = counts
+        self.timings = counts.timings
+        self.job_id = job.pk
         self.list_id = job.calling_list_id
         self.look_up_all = had_records
         self.filter = bytearray(0 if had_records else self.FILTER_BITS // 8)
-        self.keys_sql = f"COPY {stage.name} (row_no, external_id, flagged) FROM STDIN"
         self.records_sql = (
             f"COPY {Record._meta.db_table} (id, calling_list_id, upload_job_id, "
             f"{', '.join(RECORD_COLUMNS)}, custom, is_final, final_reason, attempts, "
@@ -617,19 +620,23 @@ class StreamWriter:
         [(self.sequence,)] = _fetch(
             "SELECT pg_get_serial_sequence(%s, 'id')", [Record._meta.db_table]
         )
+        self.keys = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
+        self.entries: list[tuple[int, str, str, str]] = []  # rejected when written
+        self.repeats: list[tuple[int, str, bool]] = []  # (row, ID, flagged): row found last
+        self.in_list: dict[str, int] = {}  # ID of another upload -> the row rejected for it
 
     def write(self, chunk: normalise.Chunk) -> None:
         rows: normalise.Direct = chunk.payload
-        if not rows.keys:
+        if not rows.external_ids:
             return
         t0 = time.monotonic()
+        self.keys.write(rows.keys)
         with connection.cursor() as cursor:
-            with cursor.copy(self.keys_sql) as copy:
-                copy.write(rows.keys)
-            t1 = time.monotonic()
             known = self._known(cursor, rows.external_ids)
+            t1 = time.monotonic()
             records, owners, numbers = rows.record_rows, rows.number_owner, rows.number_rows
             if known:
+                self._reject(rows, known)
                 keep = [ext not in known for ext in rows.external_ids]
                 records = [r for r, k in zip(records, keep, strict=True) if k]
                 pairs = [(o, n) for o, n in zip(owners, numbers, strict=True) if keep[o]]
@@ -652,8 +659,8 @@ class StreamWriter:
         self.timings["copy"] = self.timings.get("copy", 0.0) + t1 - t0
         self.timings["records"] = self.timings.get("records", 0.0) + time.monotonic() - t1
 
-    def _known(self, cursor, external_ids: list[str]) -> set[str]:
-        """The IDs of this chunk that the list already has (this import's earlier rows too)."""
+    def _known(self, cursor, external_ids: list[str]) -> dict[str, bool]:
+        """The IDs of this chunk the list has already: ID -> whether this import wrote it."""
         if self.look_up_all:
             asked = external_ids
         else:
@@ -667,13 +674,62 @@ class StreamWriter:
                 else:
                     bits[byte] |= bit
         if not asked:
-            return set()
+            return {}
         cursor.execute(
-            f"SELECT external_id FROM {Record._meta.db_table} "
+            f"SELECT external_id, upload_job_id = %s FROM {Record._meta.db_table} "
             "WHERE calling_list_id = %s AND external_id = ANY(%s)",
-            [self.list_id, asked],
+            [self.job_id, self.list_id, asked],
         )
-        return {row[0] for row in cursor.fetchall()}
+        return {ext: bool(mine) for ext, mine in cursor.fetchall()}
+
+    def _reject(self, rows: normalise.Direct, known: dict[str, bool]) -> None:
+        """The rows of IDs the list has already become error rows."""
+        keys = rows.keys.split("\n")  # a line per record, in order (COPY text: no line breaks)
+        for ext, key in zip(rows.external_ids, keys, strict=False):
+            mine = known.get(ext)
+            if mine is None:
+                continue
+            row_no, flagged = int(key[: key.find("\t")]), key[-1] == "t"
+            if mine:  # an earlier row of this file has it: which one is looked up at the end
+                self.repeats.append((row_no, ext, flagged))
+                continue
+            kept = self.in_list.get(ext)
+            if kept is not None:
+                self.entries.append(normalise.repeated_id_entry(row_no, ext, kept))
+                _count_rejected(self.counts, flagged)
+                continue
+            self.in_list[ext] = row_no
+            _reject_id(
+                self.entries,
+                self.counts,
+                row_no,
+                ext,
+                flagged,
+                "is already in the list (choose Replace to update records that are already there).",
+            )
+
+    def finish(self) -> list[tuple[int, str, str, str]]:
+        """The report's entries of the rows left out, in row order."""
+        if self.repeats:
+            # The first row written with each repeated ID: one pass over the rows written.
+            wanted = {normalise.copy_escape(ext): ext for _, ext, _ in self.repeats}
+            first: dict[str, int] = {}
+            self.keys.seek(0)
+            for line in self.keys:
+                row_text, ext_text, _ = line.split("\t", 2)
+                ext = wanted.get(ext_text)
+                if ext is not None and ext not in first:
+                    first[ext] = int(row_text)
+                    if len(first) == len(wanted):
+                        break
+            for row_no, ext, flagged in self.repeats:
+                self.entries.append(normalise.repeated_id_entry(row_no, ext, first[ext]))
+                _count_rejected(self.counts, flagged)
+        self.keys.close()
+        return sorted(self.entries)
+
+    def close(self) -> None:
+        self.keys.close()
 
 
 def _run_streaming(
@@ -681,7 +737,6 @@ def _run_streaming(
     plan: list[ColumnPlan],
     table: Table,
     settings: normalise.Settings,
-    stage: Stage,
     counts: Counts,
     workers: int,
     progress: Progress | None,
@@ -689,6 +744,7 @@ def _run_streaming(
     spool2: EntrySpool,
 ) -> None:
     line = ProgressLine(job)
+    writer = None
     try:
         with transaction.atomic():
             now = timezone.now()
@@ -698,7 +754,7 @@ def _run_streaming(
                 pk=job.calling_list_id
             ).first()
             had_records = job.calling_list.records.exists()
-            writer = StreamWriter(job, stage, counts.timings, had_records=had_records)
+            writer = StreamWriter(job, counts, had_records=had_records)
             _read(
                 job, table, settings, counts, workers, progress, writer.write, spool1, line.report
             )
@@ -707,19 +763,15 @@ def _run_streaming(
             if progress:
                 progress(counts.processed, counts.processed, "saving")
             timings, t0 = counts.timings, time.monotonic()
-            _execute(f"ANALYZE {stage.name}")
-            entries: list[tuple[int, str, str, str]] = []
-            _repeated_ids(job, stage, counts, entries)
-            if had_records:
-                _ids_in_list(job, stage, counts, entries, others_only=True)
-            entries.sort()
-            spool2.extend(entries)
+            spool2.extend(writer.finish())
             timings["checks"], t0 = time.monotonic() - t0, time.monotonic()
             _finish(job, plan, counts, spool1, spool2, now)
             timings["report"] = time.monotonic() - t0
             t0 = time.monotonic()
         timings["commit_wait"] = time.monotonic() - t0
     finally:
+        if writer is not None:
+            writer.close()
         line.close()
 
 
@@ -831,6 +883,11 @@ def _reject_id(
 ) -> None:
     """A row counted valid when read turns out to be an error row because of its ID."""
     spool.append((row_no, normalise.REJECTED, f"ExternalId {ext!r} {why}", f"ExternalId={ext!r}"))
+    _count_rejected(counts, flagged)
+
+
+def _count_rejected(counts: Counts, flagged: bool) -> None:
+    """A row counted valid (and maybe flagged) when read is an error row after all."""
     counts.valid -= 1
     counts.invalid += 1
     counts.flagged -= bool(flagged)
