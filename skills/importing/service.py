@@ -699,14 +699,7 @@ class StreamWriter:
                 _count_rejected(self.counts, flagged)
                 continue
             self.in_list[ext] = row_no
-            _reject_id(
-                self.entries,
-                self.counts,
-                row_no,
-                ext,
-                flagged,
-                "is already in the list (choose Replace to update records that are already there).",
-            )
+            _reject_id(self.entries, self.counts, row_no, ext, flagged, IN_LIST)
 
     def finish(self) -> list[tuple[int, str, str, str]]:
         """The report's entries of the rows left out, in row order."""
@@ -873,6 +866,9 @@ def _repeated_ids(
     _delete_rows(stage, drop)
 
 
+IN_LIST = "is already in the list (choose Replace to update records that are already there)."
+
+
 def _reject_id(
     spool: list[tuple[int, str, str, str]],
     counts: Counts,
@@ -898,32 +894,16 @@ def _ids_in_list(
     stage: Stage,
     counts: Counts,
     spool: list[tuple[int, str, str, str]],
-    *,
-    others_only: bool = False,
 ) -> None:
-    """Append mode: an ID the list already has is an error row.
-
-    ``others_only``: the rows of this job are in the list already (streaming); only records
-    of other uploads count.
-    """
+    """Append mode: an ID the list already has is an error row."""
     record_table = Record._meta.db_table
-    mine = " AND upload_job_id IS DISTINCT FROM %s" if others_only else ""
-    in_list = (
-        f"external_id IN (SELECT external_id FROM {record_table} WHERE calling_list_id = %s{mine})"
-    )
-    params = [job.calling_list_id, job.pk] if others_only else [job.calling_list_id]
+    in_list = f"external_id IN (SELECT external_id FROM {record_table} WHERE calling_list_id = %s)"
+    params = [job.calling_list_id]
     rows = _fetch(f"SELECT row_no, external_id, flagged FROM {stage.name} WHERE {in_list}", params)
     if not rows:
         return
     for row_no, ext, flagged in rows:
-        _reject_id(
-            spool,
-            counts,
-            row_no,
-            ext,
-            flagged,
-            "is already in the list (choose Replace to update records that are already there).",
-        )
+        _reject_id(spool, counts, row_no, ext, flagged, IN_LIST)
     _execute(f"DELETE FROM {stage.name} WHERE {in_list}", params)
 
 
