@@ -324,7 +324,7 @@ def formulas_without_value(path: Path) -> set[tuple[int, int]]:
                 found = False
                 tail = b""
                 while block := stream.read(BLOCK):
-                    if b"<f>" in tail + block or b"<f " in tail + block or b":f>" in tail + block:
+                    if _has_formulas(tail + block):
                         found = True
                         break
                     tail = block[-4:]
@@ -336,8 +336,18 @@ def formulas_without_value(path: Path) -> set[tuple[int, int]]:
         return set()
 
 
+# A formula is an <f> element, maybe with attributes or a namespace prefix. The first pattern
+# is a quick test every formula passes (a regular expression with no "<" to start from is
+# ~7x quicker than looking for "<f" in XML, where "<" is everywhere: 0.7 ms for 2 MB here).
+_MAYBE_FORMULA = re.compile(rb"f[\s>/]")
+_FORMULA = re.compile(rb"<f[\s>/]")
+_PREFIXED_FORMULA = re.compile(rb":f[\s>/]")
+
+
 def _has_formulas(xml: bytes) -> bool:
-    return b"<f>" in xml or b"<f " in xml or b":f>" in xml
+    return _MAYBE_FORMULA.search(xml) is not None and (
+        _FORMULA.search(xml) is not None or _PREFIXED_FORMULA.search(xml) is not None
+    )
 
 
 def _formula_cells_without_value(stream) -> set[tuple[int, int]]:
@@ -442,6 +452,7 @@ def _open_xlsx_whole(path: Path) -> Table:
 # About 3,600 rows of a typical list per piece; more when the workbook's shared strings are large,
 # since each piece's parse reads them again.
 XLSX_PIECE_BYTES = 2 << 20
+FIRST_PIECE_BYTES = 128 << 10
 _ROW_TAG = re.compile(rb"<row\b[^>]*>")
 _ROW_NUMBER = re.compile(rb'\sr="(\d+)"')
 _LAST_ROW = re.compile(rb'<dimension ref="[A-Z]+\d+:[A-Z]+(\d+)"')
@@ -552,7 +563,11 @@ def _open_xlsx_in_pieces(path: Path) -> Table | None:
         archive.close()
         return None
     piece_bytes = max(XLSX_PIECE_BYTES, 2 * shared_size)
-    pieces = _cut_sheet(stream, piece_bytes)
+    # The first piece is read here, for the header, while the readers wait; the next ones
+    # grow to full size, so the readers and the database have work sooner.
+    pieces = _cut_sheet(
+        stream, piece_bytes, min(piece_bytes, max(FIRST_PIECE_BYTES, 2 * shared_size))
+    )
     try:
         opening, closing, first, last_row = next(pieces)
     except (StopIteration, ValueError, zipfile.BadZipFile, OSError, EOFError):
@@ -617,8 +632,9 @@ def _open_xlsx_in_pieces(path: Path) -> Table | None:
     )
 
 
-def _cut_sheet(stream, piece_bytes: int) -> Iterator:
-    """Cuts a sheet's XML at row boundaries, reading it block by block.
+def _cut_sheet(stream, piece_bytes: int, first_bytes: int | None = None) -> Iterator:
+    """Cuts a sheet's XML at row boundaries, reading it block by block: the first piece at
+    about ``first_bytes``, each next one twice the last, up to ``piece_bytes``.
 
     Yields (opening, closing, the first piece's rows, the dimension's last row or None) first,
     then the rows of each further piece. The first item's rows are None when the sheet cannot
@@ -642,7 +658,7 @@ def _cut_sheet(stream, piece_bytes: int) -> Iterator:
     # A piece has its own extent, not the sheet's.
     opening = re.sub(rb"<dimension\b[^>]*/>", b"", opening)
     first = True
-    cut_at = piece_bytes
+    cut_at = first_bytes or piece_bytes
     block, buffer = buffer, b""
     ended = False
     while True:
@@ -663,6 +679,7 @@ def _cut_sheet(stream, piece_bytes: int) -> Iterator:
             if cut == -1:
                 break
             rows, buffer = buffer[:cut], buffer[cut:]
+            cut_at = min(cut_at * 2, max(piece_bytes, cut_at))
             if first:
                 first = False
                 tags = _ROW_TAG.findall(rows)
