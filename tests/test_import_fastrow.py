@@ -189,8 +189,8 @@ def test_the_fast_reader_answers_plain_rows_and_declines_odd_ones():
     # Plain rows whose zone is allowed are answered; 907 numbers (Juneau, a twin of Anchorage)
     # and some others may go the generic way, but most must not.
     assert sum(a is not None for a in answered) > 200
-    external_id, text, numbers = next(a for a in answered if a is not None)
-    assert text.startswith(external_id + "\t")
+    external_id, line, numbers = next(a for a in answered if a is not None)
+    assert line.startswith(f"\t7\t9\t{external_id}\t") and line.endswith("\n")
     assert numbers and numbers[0].startswith("\t0\t")
     # Each odd value alone sends the row to the generic reader (or reads the same, as the
     # equivalence test checks); an empty ID, a bad number and text to escape always do.

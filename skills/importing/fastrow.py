@@ -30,10 +30,10 @@ _CACHE_LIMIT = 50_000
 
 
 def compile_fast_row(reader: RowReader):
-    """``fast(cells) -> (external_id, record_text, number_lines) | None`` for the reader's plan.
+    """``fast(cells) -> (external_id, record_line, number_lines) | None`` for the reader's plan.
 
-    ``record_text`` is the record's COPY text from the external ID to the custom JSON (what
-    ``_record_text`` gives), ``number_lines`` the destinations' text after their record id.
+    ``record_line`` is the record's COPY line after its id (what ``RowReader._read_direct``
+    makes of ``_record_text``), ``number_lines`` the destinations' lines after their record id.
     """
     from skills.importing import normalise as n
 
@@ -45,10 +45,11 @@ def compile_fast_row(reader: RowReader):
         "from_zip": reader.zones.from_zip,
         "allowed": reader.allowed,
         "twin": reader._allowed_twin,
-        "escaped": reader._escaped,
-        "escape": reader._escape,
+        "escape": n.copy_escape,
         "parsed": reader._parsed,
         "as_text": as_text,
+        "iso": {},  # a date's text -> its ISO text
+        "number_ends": {},  # a zone -> the end of a number's line
         "json_text": n._json,
         "NULL": "\\N",
         "TAB": "\t",
@@ -129,10 +130,25 @@ def compile_fast_row(reader: RowReader):
             emit("            return None")
             emit(f"        custom.append({key}\"' + {var} + '\"')")
             continue
+        if field_type == "date":  # the ISO text, cached by the cell's text
+            emit(f"        if type(raw_{var}) is str:")
+            emit(f"            j = iso.get({var})")
+            emit("            if j is None:")
+            emit("                try:")
+            emit(f"                    j = PARSERS['date']({var}).isoformat()")
+            emit("                except BadValue:")
+            emit("                    return None")
+            emit("                if len(iso) > CACHE_LIMIT: iso.clear()")
+            emit(f"                iso[{var}] = j")
+            emit("        else:")
+            emit("            try:")
+            emit(f"                j = PARSERS['date'](raw_{var}).isoformat()")
+            emit("            except BadValue:")
+            emit("                return None")
+            emit(f"        custom.append({key}\"' + j + '\"')")
+            continue
         typed(var, field_type, "j", "        ")
-        if field_type == "date":
-            emit(f"        custom.append({key}\"' + j.isoformat() + '\"')")
-        elif field_type in ("integer", "boolean"):
+        if field_type in ("integer", "boolean"):
             emit(
                 f"        custom.append({key}' + ('true' if j is True else 'false' if j is False "
                 "else str(j)))"
@@ -141,14 +157,17 @@ def compile_fast_row(reader: RowReader):
             emit(f"        custom.append({key}' + json_text(j))")
     # Phones, in column order; a bad number means a warning or an error: the generic reader.
     emit("    found = []")
-    for index, name, _p in reader.phone_specs:
+    for k, (index, name, _p) in enumerate(reader.phone_specs):
+        # The line's start for each position this column's number can take.
+        starts = tuple(f"\t{position}\t{n.copy_escape(name)}\t" for position in range(k + 1))
+        env[f"STARTS_{index}"] = starts
         var = f"p{index}"
         emit(f"    {var} = cells[{index}]")
         emit(f"    if type({var}) is not str: {var} = as_text({var})")
         emit(f"    if {var} and not {var}.isspace():")
         emit(f"        r = normalise_phone({var})")
         emit("        if r is None: return None")
-        emit(f"        found.append((r[0], {name!r}, r[1]))")
+        emit(f"        found.append((r[0], STARTS_{index}[len(found)], r[1]))")
     emit("    if not found: return None")
     # The record's zone: TimeZone column > zip > phone > the upload's default.
     emit("    zone = None")
@@ -198,22 +217,26 @@ def compile_fast_row(reader: RowReader):
 
     parts = ["f_ExternalId", *(text_of(f) for f in _TEXT_FIELDS), "zone", "source", priority,
              score, text_of("Customer1"), text_of("Customer2"), "expires", custom]  # fmt: skip
-    emit("    text = TAB.join((" + ", ".join(parts) + "))")
+    # The whole line after the record's id: the import's constant columns around the values.
+    head, tail = s.record_constants
+    if "\\" in head + tail or "\n" in head + tail or "\r" in head + tail:
+        return None  # (they never do: numbers and a timestamp)
+    env["HEAD"], env["TAIL"] = head, tail
+    tabs = len(parts) + 2 + head.count("\t") + tail.count("\t")  # 3 more items
+    emit("    text = TAB.join(('', HEAD, " + ", ".join(parts) + ", TAIL))")
     # Nothing the user wrote may need escaping: the only backslashes are the NULL markers.
     nulls = "(x_Score is None)" if "Score" in system else "1"
     emit(f"    if (text.count(BACKSLASH) != {nulls} + (expires is NULL) or NEWLINE in text")
-    emit(f"            or RETURN in text or text.count(TAB) != {len(parts) - 1}):")
+    emit(f"            or RETURN in text or text.count(TAB) != {tabs}):")
     emit("        return None")
     emit("    numbers = []")
-    emit("    for position, (phone, field, phone_zone) in enumerate(found):")
+    emit("    for phone, start, phone_zone in found:")
     emit("        phone_zone = phone_zone or zone")
-    emit("        zone_text = escaped.get(phone_zone) or escape(phone_zone)")
-    emit("        source_text = escaped.get(field) or escape(field)")
-    emit(
-        "        numbers.append(f'{TAB}{position}{TAB}{source_text}{TAB}{phone}{TAB}{zone_text}"
-        "{NUMBER_TAIL}')"
-    )
-    emit("    return f_ExternalId, text, numbers")
+    emit("        end = number_ends.get(phone_zone)")
+    emit("        if end is None:")
+    emit("            end = number_ends[phone_zone] = TAB + escape(phone_zone) + NUMBER_TAIL")
+    emit("        numbers.append(start + phone + end)")
+    emit("    return f_ExternalId, text + NEWLINE, numbers")
     source = "\n".join(lines) + "\n"
     namespace = dict(env)
     exec(compile(source, "<pcsms fast row>", "exec"), namespace)  # noqa: S102 (our own code)

@@ -317,14 +317,19 @@ class RowReader:
             chunk.rows += 1
             if got is not None:
                 chunk.valid += 1
-                external_id, record_text, lines = got
+                external_id, record_line, lines = got
                 flagged = False
+                key = f"{number}\t{external_id}\tf\n"  # a plain row's ID needs no escaping
             else:
                 staged = self._generic(number, cells, chunk)
                 if staged is None:
                     continue
                 external_id, record_text, lines = self._direct_parts(staged)
                 flagged = staged[_FLAGGED]
+                record_line = f"\t{head}\t{record_text}\t{tail}\n"
+                # The record's text starts with its ID, escaped: the key reuses it.
+                escaped_id = record_text[: record_text.find("\t")]
+                key = f"{number}\t{escaped_id}\t{'t' if flagged else 'f'}\n"
             kept = first_row.get(external_id)
             if kept is not None:  # the first row keeps the ID
                 chunk.valid -= 1
@@ -333,13 +338,10 @@ class RowReader:
                 chunk.entries.append(repeated_id_entry(number, external_id, kept))
                 continue
             first_row[external_id] = number
-            # The record's line starts with its ID, escaped: the keys reuse it.
-            keys.append(
-                f"{number}\t{record_text[: record_text.find(chr(9))]}\t{'t' if flagged else 'f'}\n"
-            )
+            keys.append(key)
             owner = len(external_ids)
             external_ids.append(external_id)
-            records.append(f"\t{head}\t{record_text}\t{tail}\n")
+            records.append(record_line)
             for line in lines:
                 owners.append(owner)
                 numbers.append(line)

@@ -245,7 +245,10 @@ class PhoneNormaliser:
         national = _plain_national(raw) if self.region_is_nanp else None
         if national is not None:
             self.fast += 1
-            return self._answer(national)
+            cached = self._six.get(national[:6])  # _answer's first step, without its call
+            if cached is None:
+                return self._answer(national)
+            return ("+1" + national, cached[1]) if cached[0] else None
         match = FAST_RE.fullmatch(raw)
         if match is not None:
             prefix = match.group(1)
