@@ -228,7 +228,7 @@ def test_a_field_mapped_from_two_columns_is_refused(calling_list):
 
 
 def write_xlsx(path: Path, rows: dict[str, object]) -> None:
-    """A workbook as openpyxl saves it (shared strings, typed cells), cells by reference."""
+    """A workbook as openpyxl saves it (inline strings, typed cells), cells by reference."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -273,6 +273,60 @@ def sheet_in_pieces_rows() -> dict[str, object]:
     del cells["A12"]  # a row without an ID: its first cell is in column B
     cells["B30"] = "555-01"  # a bad number, far down
     return cells
+
+
+def write_xlsx_shared(path: Path, rows: list[list[object]], first_row: int = 0) -> None:
+    """A workbook as Excel saves it: every text once in the shared strings, cells by index."""
+    import xlsxwriter
+
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet("Contacts")
+    for n, row in enumerate(rows):
+        sheet.write_row(first_row + n, 0, row)
+    workbook.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sheet_with_shared_strings_read_in_pieces(calling_list, tmp_path, monkeypatch, workers):
+    # Small pieces: the first one (read for the header with only the shared strings it uses)
+    # and many more, each with its own workbook of the file's shared strings.
+    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 4096)
+    monkeypatch.setattr(readers, "FIRST_PIECE_BYTES", 600)
+    rows = [[], [], ["ExternalId", "Phone", "FirstName", "City"]]  # the header on row 3
+    rows += [
+        [f"S{n}", f"312555{n:04d}", f"Name{n}", ["Austin", "Boston"][n % 2]] for n in range(300)
+    ]
+    rows[150][1] = "555-01"  # a bad number, far down (row 151 of the sheet)
+    path = tmp_path / "shared.xlsx"
+    write_xlsx_shared(path, rows)
+    from zipfile import ZipFile
+
+    assert "xl/sharedStrings.xml" in ZipFile(path).namelist()
+    job = run_import(calling_list, "shared.xlsx", path.read_bytes(), workers=workers)
+
+    assert job.status == UploadJob.Status.COMPLETED, job.message
+    assert (job.rows_processed, job.rows_valid, job.rows_invalid) == (300, 299, 1)
+    assert [e["row"] for e in report(job)] == ["151"]
+    got = records(calling_list)
+    assert (got["S0"].first_name, got["S0"].city) == ("Name0", "Austin")
+    assert (got["S299"].first_name, got["S299"].city) == ("Name299", "Boston")
+    assert numbers(got["S299"])[0][2] == "+13125550299"
+
+
+def test_the_first_piece_reads_only_the_shared_strings_it_uses(tmp_path):
+    path = tmp_path / "first.xlsx"
+    rows = [["ExternalId", "Phone"]] + [[f"F{n}", f"Text {n}"] for n in range(50)]
+    write_xlsx_shared(path, rows)
+    from zipfile import ZipFile
+
+    sheet = ZipFile(path).read("xl/worksheets/sheet1.xml")
+    first = sheet[: sheet.find(b'<row r="3"')]  # the header and row 2
+    needed = readers._shared_strings_needed(first)
+    assert needed == 4  # ExternalId, Phone, F0, Text 0
+    shared = ZipFile(path).read("xl/sharedStrings.xml")
+    cut = readers._first_shared_strings(shared, needed)
+    assert cut.count(b"<si>") == 4 and cut.endswith(b"</sst>")
+    assert readers._first_shared_strings(shared, 10_000) == shared
 
 
 def test_a_header_below_the_first_piece_is_still_found(calling_list, tmp_path, monkeypatch):

@@ -474,10 +474,15 @@ class SheetPiece:
     path: str
     part: str
     xml: bytes  # the sheet's opening, the piece's rows, the closing tags
-    first_column: int  # of the table (the header's sheet): cells are shifted to it
+    # Of the table (the header's sheet): cells are shifted to it. None: the sheet's own
+    # first column (the first piece), which rows() sets, with the sheet's name.
+    first_column: int | None
     width: int
     # Set by rows(): (row, table column) of formula cells without a saved result.
     formulas_without_value: set[tuple[int, int]] = field(default_factory=set)
+    # Only this many of the workbook's shared strings (None: all): see _shared_strings_needed.
+    shared_strings: int | None = None
+    sheet_name: str = ""
 
     def rows(self) -> list[tuple[int, list]]:
         from python_calamine import CalamineWorkbook
@@ -486,6 +491,8 @@ class SheetPiece:
             workbook = CalamineWorkbook.from_filelike(io.BytesIO(self._workbook()))
             sheet = workbook.get_sheet_by_index(0)
             start_row, start_col = sheet.start or (0, 0)
+            if self.first_column is None:
+                self.first_column, self.sheet_name = start_col, sheet.name
             data = sheet.to_python(skip_empty_area=True)
         except Exception as exc:
             first = _ROW_NUMBER.search(self.xml[self.xml.find(b"<row") :])
@@ -510,24 +517,54 @@ class SheetPiece:
     def _workbook(self) -> bytes:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for name, content in _workbook_parts(self.path, self.part):
+            for name, content, shared in _workbook_parts(self.path, self.part):
+                if shared and self.shared_strings is not None:
+                    content = _first_shared_strings(content, self.shared_strings)
                 archive.writestr(name, content)
             archive.writestr(self.part, self.xml)
         return buffer.getvalue()
 
 
-_parts_cache: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+_SHARED_STRING_CELL = re.compile(rb"<c\b[^>]*\bt=[\"']s[\"'][^>]*>\s*<v>\s*(\d+)\s*</v>")
 
 
-def _workbook_parts(path: str, part: str) -> list[tuple[str, bytes]]:
-    """The parts a piece's workbook needs besides its sheet, read once per process."""
+def _shared_strings_needed(xml: bytes) -> int:
+    """How many of the workbook's shared strings (the first ones) a piece's cells use."""
+    return max((int(i) for i in _SHARED_STRING_CELL.findall(xml)), default=-1) + 1
+
+
+def _first_shared_strings(content: bytes, count: int) -> bytes:
+    """The shared-strings part with only its first ``count`` strings (as they are, else).
+
+    The first piece is read in the process that feeds the database, for the header, while
+    the readers wait: a workbook written by Excel keeps every distinct text of the sheet
+    there (6 MB for 100,000 rows), which calamine reads before the first row.
+    """
+    end = 0
+    for _ in range(count):
+        end = content.find(b"</si>", end)
+        if end == -1:
+            return content
+        end += len(b"</si>")
+    last = content.rfind(b"</si>")
+    if last == -1 or b"<si>" not in content[: 64 << 10] or end > last + len(b"</si>"):
+        return content  # no plain <si> elements (a prefix): all of it
+    return content[:end] + content[last + len(b"</si>") :]
+
+
+_parts_cache: dict[tuple[str, str], list[tuple[str, bytes, bool]]] = {}
+
+
+def _workbook_parts(path: str, part: str) -> list[tuple[str, bytes, bool]]:
+    """The parts a piece's workbook needs besides its sheet, read once per process:
+    (name, content, whether it is the shared strings)."""
     key = (path, part)
     if key not in _parts_cache:
         _parts_cache.clear()  # one file at a time
         with zipfile.ZipFile(path) as archive:
             shared = _shared_strings_part(archive)
             _parts_cache[key] = [
-                (name, archive.read(name))
+                (name, archive.read(name), name == shared)
                 for name in archive.namelist()
                 if name.startswith(_KEPT_PARTS) or name == shared
             ]
@@ -563,11 +600,11 @@ def _open_xlsx_in_pieces(path: Path) -> Table | None:
         archive.close()
         return None
     piece_bytes = max(XLSX_PIECE_BYTES, 2 * shared_size)
-    # The first piece is read here, for the header, while the readers wait; the next ones
-    # grow to full size, so the readers and the database have work sooner.
-    pieces = _cut_sheet(
-        stream, piece_bytes, min(piece_bytes, max(FIRST_PIECE_BYTES, 2 * shared_size))
-    )
+    # The first piece is read here, for the header, while the readers wait: small (with the
+    # shared strings it uses only). The next ones grow to full size, so the readers and the
+    # database have work sooner, unless each must read many shared strings.
+    ramp = 2 * shared_size <= XLSX_PIECE_BYTES
+    pieces = _cut_sheet(stream, piece_bytes, min(piece_bytes, FIRST_PIECE_BYTES), ramp=ramp)
     try:
         opening, closing, first, last_row = next(pieces)
     except (StopIteration, ValueError, zipfile.BadZipFile, OSError, EOFError):
@@ -576,25 +613,17 @@ def _open_xlsx_in_pieces(path: Path) -> Table | None:
         stream.close()
         archive.close()
         return None
-    make = lambda rows: SheetPiece(str(path), part, opening + rows + closing, 0, 1 << 20)  # noqa: E731
-    head = make(first)
-    try:
-        from python_calamine import CalamineWorkbook
-
-        sheet = CalamineWorkbook.from_filelike(io.BytesIO(head._workbook())).get_sheet_by_index(0)
-        name, first_column = sheet.name, (sheet.start or (0, 0))[1]
-    except Exception:
-        stream.close()
-        archive.close()
-        return None
-    head.first_column = first_column
+    head = SheetPiece(str(path), part, opening + first + closing, None, 1 << 20)
+    if shared_size:
+        head.shared_strings = _shared_strings_needed(first)
     try:
         head_rows = iter(head.rows())
-        header_number, header = _find_header(head_rows, name)
+        header_number, header = _find_header(head_rows, head.sheet_name)
     except FileError:  # no header in the first piece, or a piece calamine cannot read: the
         stream.close()  # whole parse finds the header further down, or says what is wrong
         archive.close()
         return None
+    first_column = head.first_column
     width = len(header)
     head_formulas = _within(
         {(row, col + first_column) for row, col in head.formulas_without_value}, first_column, width
@@ -632,9 +661,11 @@ def _open_xlsx_in_pieces(path: Path) -> Table | None:
     )
 
 
-def _cut_sheet(stream, piece_bytes: int, first_bytes: int | None = None) -> Iterator:
+def _cut_sheet(
+    stream, piece_bytes: int, first_bytes: int | None = None, *, ramp: bool = True
+) -> Iterator:
     """Cuts a sheet's XML at row boundaries, reading it block by block: the first piece at
-    about ``first_bytes``, each next one twice the last, up to ``piece_bytes``.
+    about ``first_bytes``, each next one twice the last (``ramp``) up to ``piece_bytes``.
 
     Yields (opening, closing, the first piece's rows, the dimension's last row or None) first,
     then the rows of each further piece. The first item's rows are None when the sheet cannot
@@ -679,7 +710,7 @@ def _cut_sheet(stream, piece_bytes: int, first_bytes: int | None = None) -> Iter
             if cut == -1:
                 break
             rows, buffer = buffer[:cut], buffer[cut:]
-            cut_at = min(cut_at * 2, max(piece_bytes, cut_at))
+            cut_at = min(cut_at * 2 if ramp else piece_bytes, max(piece_bytes, cut_at))
             if first:
                 first = False
                 tags = _ROW_TAG.findall(rows)
