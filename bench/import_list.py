@@ -6,14 +6,18 @@ Usage::
         [--baseline-rows 100000] [--workers 2] [--database-url postgres://...]
 
 It writes (once; the files are deterministic and cached under ``/tmp/pcsms-bench``) a CSV of
-``--rows`` rows and an XLSX of ``--xlsx-rows`` rows: four phone formats (``(312) 555-0123``,
-``312-555-0123``, ``3125550123``, ``+13125550123``), 2% bad rows (invalid number, empty or
-repeated ID, bad date), a second phone column filled on 20% of rows, numbers drawn from 20,000
-valid area-code + exchange prefixes. Each import runs in a fresh child process against a fresh
-calling list in the database named by ``--database-url`` (default
-``postgres://postgres@127.0.0.1:5432/pcsms_bench_import``; dropped, created and migrated afresh
-each run), and the lines printed for it give rows/s, where the time went, and the peak RSS of
-the importing process and of its largest worker.
+``--rows`` rows and two XLSX files of ``--xlsx-rows`` rows: one as openpyxl writes it (inline
+strings) and one as Excel saves it (shared strings; written with XlsxWriter, a development
+dependency). Rows: four phone formats (``(312) 555-0123``, ``312-555-0123``, ``3125550123``,
+``+13125550123``), 2% bad rows (invalid number, empty or repeated ID, bad date), a second phone
+column filled on 20% of rows, numbers drawn from 20,000 valid area-code + exchange prefixes.
+Each import runs in a fresh child process, into a fresh copy of a migrated database (named by
+``--database-url``, default ``postgres://postgres@127.0.0.1:5432/pcsms_bench_import``; the
+template ``<name>_template`` is migrated once per run), so each figure is that file's alone;
+the lines printed for it give rows/s, where the time went, and the peak RSS of the importing
+process and of its largest worker. A calibration line gives how fast python-calamine alone
+reads the XLSX on this machine (one process, the whole sheet): the machines these benches run
+on differ by a third or more from day to day.
 
 The naive baseline is what one would write first: ``csv.DictReader``, ``phonenumbers.parse`` +
 ``is_valid_number`` + ``format_number`` per value, and ``bulk_create`` of model instances in
@@ -133,16 +137,35 @@ def write_xlsx(path: Path, count: int) -> None:
     tmp.rename(path)
 
 
-def ensure_files(rows: int, xlsx_rows: int) -> tuple[Path, Path]:
+def write_xlsx_shared(path: Path, count: int) -> None:
+    import xlsxwriter
+
+    tmp = path.with_suffix(".tmp.xlsx")
+    workbook = xlsxwriter.Workbook(str(tmp))
+    sheet = workbook.add_worksheet("List")
+    sheet.write_row(0, 0, HEADER)
+    for n, row in enumerate(generate_rows(count, seed=8), start=1):
+        sheet.write_row(n, 0, row)
+    workbook.close()
+    tmp.rename(path)
+
+
+def ensure_files(rows: int, xlsx_rows: int) -> tuple[Path, Path, Path]:
     CACHE.mkdir(parents=True, exist_ok=True)
     csv_path = CACHE / f"list-{rows}.csv"
     xlsx_path = CACHE / f"list-{xlsx_rows}.xlsx"
-    for path, writer, count in ((csv_path, write_csv, rows), (xlsx_path, write_xlsx, xlsx_rows)):
+    shared_path = CACHE / f"list-{xlsx_rows}-shared.xlsx"
+    files = (
+        (csv_path, write_csv, rows),
+        (xlsx_path, write_xlsx, xlsx_rows),
+        (shared_path, write_xlsx_shared, xlsx_rows),
+    )
+    for path, writer, count in files:
         if not path.exists():
             t0 = time.perf_counter()
             writer(path, count)
             print(f"  wrote {path} ({count:,} rows) in {time.perf_counter() - t0:.1f} s")
-    return csv_path, xlsx_path
+    return csv_path, xlsx_path, shared_path
 
 
 # --- Child processes: one measured import each ------------------------------------------------
@@ -304,17 +327,43 @@ def run_child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def ensure_database(url: str) -> None:
+def _admin(url: str):
     import psycopg
 
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        # A fresh database each run: tables grown by earlier runs would slow this one down.
+    return psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True)
+
+
+def _name(url: str) -> str:
+    return url.rsplit("/", 1)[1].split("?")[0]
+
+
+def ensure_template(url: str) -> None:
+    """A migrated template database for ``url``, made afresh for this run."""
+    name = _name(url)
+    template = f"{name}_template"
+    with _admin(url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": url, "DEBUG": "true"}
+        conn.execute(f'DROP DATABASE IF EXISTS "{template}"')
+        conn.execute(f'CREATE DATABASE "{template}"')
+    env = {**os.environ, "DATABASE_URL": url.replace(f"/{name}", f"/{template}"), "DEBUG": "true"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], check=True, cwd=ROOT, env=env)
+
+
+def fresh_database(url: str) -> None:
+    """The database of ``url`` as the template is: empty tables, migrated."""
+    name = _name(url)
+    with _admin(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{name}_template"')
+
+
+def calamine_alone(path: Path) -> tuple[int, float]:
+    """(rows, CPU seconds) for python-calamine to read the whole first sheet, in one process."""
+    from python_calamine import CalamineWorkbook
+
+    t0 = time.process_time()
+    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+    return len(rows) - 1, time.process_time() - t0
 
 
 def main() -> None:
@@ -343,21 +392,29 @@ def main() -> None:
         f"pcsms list import bench: {os.cpu_count()} cores (load average {load}), "
         f"{args.workers} reader processes, PostgreSQL at {args.database_url}"
     )
-    csv_path, xlsx_path = ensure_files(args.rows, args.xlsx_rows)
-    ensure_database(args.database_url)
+    csv_path, xlsx_path, shared_path = ensure_files(args.rows, args.xlsx_rows)
+    ensure_template(args.database_url)
     url = ["--database-url", args.database_url]
+    for label, path in (("inline strings", xlsx_path), ("shared strings", shared_path)):
+        rows, cpu = min((calamine_alone(path) for _ in range(3)), key=lambda r: r[1])
+        print(
+            f"  calibration: python-calamine alone reads the XLSX with {label} at "
+            f"{rows / cpu:,.0f} rows/s on one core ({cpu:.2f} CPU-s for {rows:,} rows, best of 3)"
+        )
     results = {}
-    for label, path in (("CSV", csv_path), ("XLSX", xlsx_path)):
+    files = (("CSV", csv_path), ("XLSX", xlsx_path), ("XLSX shared strings", shared_path))
+    for label, path in files:
+        fresh_database(args.database_url)
         r = run_child([*url, "--child", "import", str(path), str(args.workers)])
         results[label] = r
-        t = {k: f"{v:.1f}" for k, v in r["timings"].items()}
+        t = {k: f"{v:.2f}" for k, v in r["timings"].items()}
         print(
-            f"  import {label:4} {r['rows']:>9,} rows in {r['seconds']:6.1f} s = "
+            f"  import {label} {r['rows']:>9,} rows in {r['seconds']:6.2f} s = "
             f"{r['rows'] / r['seconds']:>8,.0f} rows/s  peak RSS {r['rss_mb']:.0f} MB (largest "
             f"worker {r['worker_rss_mb']:.0f} MB); {r['valid']:,} valid, {r['invalid']:,} "
             f"invalid; status {r['status']}"
         )
-        if "copy" not in t:  # staged: the whole file is read, then written in one go
+        if "ids_seen" not in t:  # staged: the whole file is read, then written in one go
             print(
                 f"         read+normalise+stage {t.get('read')} s (COPY {t.get('stage_writes')} "
                 f"s), commit {t.get('commit')} s = checks {t.get('checks')} + records and "
@@ -367,24 +424,25 @@ def main() -> None:
         else:  # streaming: each chunk is written while the next ones are read
             print(
                 f"         read+normalise+write records and destinations {t.get('read')} s "
-                f"(of which waiting for PostgreSQL {t.get('stage_writes')} s: COPY "
-                f"{t.get('copy')} + records and destinations {t.get('records')}), then checks "
+                f"(of which writing {t.get('stage_writes')} s: IDs seen before "
+                f"{t.get('ids_seen')} + records and destinations {t.get('records')}), then checks "
                 f"{t.get('checks')} + report {t.get('report')} + COMMIT {t.get('commit_wait')}; "
                 f"phones fast/slow path {r['fast']:,}/{r['slow']:,}"
             )
         main, workers, session = r["cpu"]
         print(
-            f"         CPU seconds: importing process {main:.1f}, reader processes {workers:.1f}, "
-            f"its PostgreSQL session {session:.1f} = {main + workers + session:.1f} on "
+            f"         CPU seconds: importing process {main:.2f}, reader processes {workers:.2f}, "
+            f"its PostgreSQL session {session:.2f} = {main + workers + session:.2f} on "
             f"{os.cpu_count()} cores"
         )
         parts = ("read", "checks", "report", "commit_wait")
-        parts += ("records",) if "copy" not in t else ()
+        parts += ("records",) if "ids_seen" not in t else ()
         rest = r["seconds"] - sum(r["timings"].get(k, 0.0) for k in parts)
         print(
-            f"         the rest {rest:.1f} s: opening and counting the file, mapping, "
+            f"         the rest {rest:.2f} s: opening and counting the file, mapping, "
             "starting the workers, claiming the job"
         )
+    fresh_database(args.database_url)
     b = run_child([*url, "--child", "baseline", str(csv_path), str(args.baseline_rows)])
     base_rate = b["rows"] / b["seconds"]
     print(
