@@ -141,7 +141,7 @@ def write_xlsx_shared(path: Path, count: int) -> None:
     import xlsxwriter
 
     tmp = path.with_suffix(".tmp.xlsx")
-    workbook = xlsxwriter.Workbook(str(tmp))
+    workbook = xlsxwriter.Workbook(str(tmp))  # (constant_memory would write inline strings)
     sheet = workbook.add_worksheet("List")
     sheet.write_row(0, 0, HEADER)
     for n, row in enumerate(generate_rows(count, seed=8), start=1):
@@ -155,15 +155,17 @@ def ensure_files(rows: int, xlsx_rows: int) -> tuple[Path, Path, Path]:
     csv_path = CACHE / f"list-{rows}.csv"
     xlsx_path = CACHE / f"list-{xlsx_rows}.xlsx"
     shared_path = CACHE / f"list-{xlsx_rows}-shared.xlsx"
-    files = (
-        (csv_path, write_csv, rows),
-        (xlsx_path, write_xlsx, xlsx_rows),
-        (shared_path, write_xlsx_shared, xlsx_rows),
-    )
-    for path, writer, count in files:
+    files = ((csv_path, rows), (xlsx_path, xlsx_rows), (shared_path, xlsx_rows))
+    for path, count in files:
         if not path.exists():
             t0 = time.perf_counter()
-            writer(path, count)
+            # In a child: XlsxWriter holds the whole sheet in memory, and Linux keeps a
+            # process's peak RSS across the exec of its children (the imports measured next).
+            subprocess.run(
+                [sys.executable, __file__, "--child", "write", str(path), str(count)],
+                check=True,
+                cwd=ROOT,
+            )
             print(f"  wrote {path} ({count:,} rows) in {time.perf_counter() - t0:.1f} s")
     return csv_path, xlsx_path, shared_path
 
@@ -378,7 +380,16 @@ def main() -> None:
 
     if args.child:
         kind, path, n = args.child
+        if kind == "write":
+            path = Path(path)
+            writer = write_csv if path.suffix == ".csv" else write_xlsx
+            (write_xlsx_shared if path.stem.endswith("-shared") else writer)(path, int(n))
+            return
         setup_django(args.database_url)
+        if kind == "calamine":  # no database
+            rows, cpu = min((calamine_alone(Path(path)) for _ in range(int(n))), key=lambda r: r[1])
+            print(json.dumps({"rows": rows, "cpu": cpu}))
+            return
         result = (
             child_baseline(Path(path), int(n))
             if kind == "baseline"
@@ -396,7 +407,10 @@ def main() -> None:
     ensure_template(args.database_url)
     url = ["--database-url", args.database_url]
     for label, path in (("inline strings", xlsx_path), ("shared strings", shared_path)):
-        rows, cpu = min((calamine_alone(path) for _ in range(3)), key=lambda r: r[1])
+        # In a child: its memory would count in every later child's peak RSS (Linux keeps a
+        # process's peak across the exec of its children).
+        r = run_child([*url, "--child", "calamine", str(path), "3"])
+        rows, cpu = r["rows"], r["cpu"]
         print(
             f"  calibration: python-calamine alone reads the XLSX with {label} at "
             f"{rows / cpu:,.0f} rows/s on one core ({cpu:.2f} CPU-s for {rows:,} rows, best of 3)"

@@ -235,6 +235,7 @@ class PhoneNormaliser:
         self._depth: dict[str, int] = {}  # leading digits that choose the territory -> depth
         self._prefix: dict[str, tuple[bool, str | None]] = {}
         self._six: dict[str, tuple[bool, str | None]] = {}  # see _answer
+        self._slow_answers: dict[str, tuple[str, str | None] | None] = {}  # see _slow
         self.fast = 0
         self.slow = 0
 
@@ -280,6 +281,17 @@ class PhoneNormaliser:
         return ("+1" + national, zone) if valid else None
 
     def _slow(self, raw: str) -> tuple[str, str | None] | None:
+        # Lists repeat their odd values ("n/a", one office number): each is parsed once.
+        try:
+            return self._slow_answers[raw]
+        except KeyError:
+            pass
+        answer = self._slow_answers[raw] = self._parse(raw)
+        if len(self._slow_answers) > 10_000:
+            self._slow_answers.clear()
+        return answer
+
+    def _parse(self, raw: str) -> tuple[str, str | None] | None:
         self.slow += 1
         try:
             parsed = phonenumbers.parse(raw, self.region)
