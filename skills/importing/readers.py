@@ -449,8 +449,9 @@ def _open_xlsx_whole(path: Path) -> Table:
 
 # --- XLSX in pieces -------------------------------------------------------------------------------
 
-# About 3,600 rows of a typical list per piece; more when the workbook's shared strings are large,
-# since each piece's parse reads them again.
+# About 3,600 rows of a typical list per piece; as large as the workbook's shared strings when
+# they are larger, since each piece's parse reads them again (twice as large left two readers
+# with three pieces of a 100,000-row Excel file: slower, measured in docs/performance.md).
 XLSX_PIECE_BYTES = 2 << 20
 FIRST_PIECE_BYTES = 128 << 10
 _ROW_TAG = re.compile(rb"<row\b[^>]*>")
@@ -599,7 +600,7 @@ def _open_xlsx_in_pieces(path: Path) -> Table | None:
     except (KeyError, RuntimeError, zipfile.BadZipFile, NotImplementedError, OSError):
         archive.close()
         return None
-    piece_bytes = max(XLSX_PIECE_BYTES, 2 * shared_size)
+    piece_bytes = max(XLSX_PIECE_BYTES, shared_size)
     # The first piece is read here, for the header, while the readers wait: small (with the
     # shared strings it uses only). The next ones grow to full size, so the readers and the
     # database have work sooner, unless each must read many shared strings.
