@@ -51,10 +51,7 @@ def settings(**overrides) -> Settings:
         "batch_expires": None,
         "today": TODAY,
         "output": "direct",
-        "record_constants": (
-            "7\t9",
-            "f\t\t0\t2026-11-30T00:00:00+00:00\t2026-11-30T00:00:00+00:00",
-        ),
+        "record_constants": ("7\t9", "f\t\t0"),
     }
     values.update(overrides)
     return Settings(**values)

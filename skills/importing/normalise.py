@@ -77,7 +77,7 @@ class Settings:
     output: str = "copy"
     formulas_without_value: set[tuple[int, int]] = field(default_factory=set)
     # "direct" only: the COPY text of (calling_list_id, upload_job_id) and of (is_final,
-    # final_reason, attempts, created_at, updated_at), the same for every record of the import.
+    # final_reason, attempts), the same for every record of the import.
     record_constants: tuple[str, str] = ("", "")
 
 

@@ -270,7 +270,6 @@ def _reader_settings(
     """What the readers need; ``direct``: rows for the list's own tables (StreamWriter)."""
     bu = job.calling_list.business_unit
     use_default = job.no_zone_policy == UploadJob.NoZonePolicy.DEFAULT
-    now = timezone.now().isoformat()
     return normalise.Settings(
         plan=plan,
         region=bu.phone_region or "US",
@@ -282,7 +281,7 @@ def _reader_settings(
         today=timezone.localdate(),
         output="direct" if direct else "copy" if connection.vendor == "postgresql" else "rows",
         formulas_without_value=table.formulas_without_value,
-        record_constants=(f"{job.calling_list_id}\t{job.pk}", f"f\t\t0\t{now}\t{now}"),
+        record_constants=(f"{job.calling_list_id}\t{job.pk}", "f\t\t0"),
     )
 
 
@@ -616,8 +615,8 @@ class StreamWriter:
         self.filter = bytearray(0 if had_records else self.FILTER_BITS // 8)
         self.records_sql = (
             f"COPY {Record._meta.db_table} (id, calling_list_id, upload_job_id, "
-            f"{', '.join(RECORD_COLUMNS)}, custom, is_final, final_reason, attempts, "
-            "created_at, updated_at) FROM STDIN"
+            # created_at and updated_at: the database's default, the transaction's time.
+            f"{', '.join(RECORD_COLUMNS)}, custom, is_final, final_reason, attempts) FROM STDIN"
         )
         self.numbers_sql = (
             f"COPY {Destination._meta.db_table} (record_id, position, source_field, "
