@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import io
 from pathlib import Path
+from zipfile import ZipFile
 
 import pytest
 from django.core.files.base import ContentFile
@@ -287,7 +288,10 @@ def write_xlsx_shared(path: Path, rows: list[list[object]], first_row: int = 0) 
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_sheet_with_shared_strings_read_in_pieces(calling_list, tmp_path, monkeypatch, workers):
+@pytest.mark.parametrize("order", ["as Excel writes them", "newest first"])
+def test_a_sheet_with_shared_strings_read_in_pieces(
+    calling_list, tmp_path, monkeypatch, workers, order
+):
     # Small pieces: the first one (read for the header with only the shared strings it uses)
     # and many more, each with its own workbook of the file's shared strings.
     monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 4096)
@@ -302,6 +306,10 @@ def test_a_sheet_with_shared_strings_read_in_pieces(calling_list, tmp_path, monk
     from zipfile import ZipFile
 
     assert "xl/sharedStrings.xml" in ZipFile(path).namelist()
+    if order == "newest first":
+        # Strings numbered backwards, not as Excel numbers them: what a piece's last rows use
+        # says little of what the piece needs (see the next test for a piece read again).
+        path.write_bytes(reversed_shared_strings(path.read_bytes()))
     job = run_import(calling_list, "shared.xlsx", path.read_bytes(), workers=workers)
 
     assert job.status == UploadJob.Status.COMPLETED, job.message
@@ -311,6 +319,65 @@ def test_a_sheet_with_shared_strings_read_in_pieces(calling_list, tmp_path, monk
     assert (got["S0"].first_name, got["S0"].city) == ("Name0", "Austin")
     assert (got["S299"].first_name, got["S299"].city) == ("Name299", "Boston")
     assert numbers(got["S299"])[0][2] == "+13125550299"
+
+
+def reversed_shared_strings(data: bytes) -> bytes:
+    """The same workbook with its shared strings in reverse order (and its cells renumbered)."""
+    import io
+    import re
+    from zipfile import ZipFile
+
+    source = ZipFile(io.BytesIO(data))
+    shared = source.read("xl/sharedStrings.xml")
+    items = re.findall(rb"<si>.*?</si>", shared, re.S)
+    total = len(items)
+    head = shared[: shared.find(b"<si>")]
+    reordered = head + b"".join(reversed(items)) + b"</sst>"
+    sheet = re.sub(
+        rb'(t="s"><v>)(\d+)(</v>)',
+        lambda m: m[1] + str(total - 1 - int(m[2])).encode() + m[3],
+        source.read("xl/worksheets/sheet1.xml"),
+    )
+    out = io.BytesIO()
+    with ZipFile(out, "w") as target:
+        for name in source.namelist():
+            content = source.read(name)
+            if name == "xl/sharedStrings.xml":
+                content = reordered
+            elif name == "xl/worksheets/sheet1.xml":
+                content = sheet
+            target.writestr(name, content)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_piece_carries_the_shared_strings_up_to_its_last_rows(tmp_path, monkeypatch, reverse):
+    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 4096)
+    path = tmp_path / "guess.xlsx"
+    # Repeated texts in five more columns: a sheet several times its shared strings' size, so
+    # several pieces. Reversed, only unique texts: every piece's last rows use its lowest
+    # numbers.
+    towns = [] if reverse else [f"Town{n}" for n in range(5)]
+    rows = [["ExternalId", "Phone", *"ABCDE"[: len(towns)]]]
+    rows += [[f"G{n}", f"+1312555{n:04d}", *towns] for n in range(400)]
+    write_xlsx_shared(path, rows)
+    if reverse:
+        path.write_bytes(reversed_shared_strings(path.read_bytes()))
+    table = readers.open_table(path, "xlsx")
+    try:
+        pieces = [b for b in table.batches(0) if isinstance(b, readers.SheetPiece)]
+        assert len(pieces) >= (1 if reverse else 2)
+        rows = [row for piece in pieces for row in piece.rows()]
+        last = pieces[-1]
+    finally:
+        table.close()
+    assert rows[-1] == (401, ["G399", "+13125550399", *towns])
+    total = ZipFile(path).read("xl/sharedStrings.xml").count(b"<si>")
+    if reverse:  # the guess was too few: read again with all of them
+        assert last.shared_strings is None
+    else:  # the guess held: fewer than all for every piece but the last ones
+        assert all(p.shared_strings is not None for p in pieces)
+        assert pieces[0].shared_strings < total / 2
 
 
 def test_the_first_piece_reads_only_the_shared_strings_it_uses(tmp_path):
@@ -325,7 +392,12 @@ def test_the_first_piece_reads_only_the_shared_strings_it_uses(tmp_path):
     assert needed == 4  # ExternalId, Phone, F0, Text 0
     shared = ZipFile(path).read("xl/sharedStrings.xml")
     cut = readers._first_shared_strings(shared, needed)
-    assert cut.count(b"<si>") == 4 and cut.endswith(b"</sst>")
+    # The first strings as they are (a few more at most), and the part's closing tag.
+    assert 4 <= cut.count(b"<si>") <= 10 and cut.endswith(b"</sst>")
+    assert shared.startswith(cut[: cut.rfind(b"</si>")])
+    for count in (1, 17, 60, 99):
+        got = readers._first_shared_strings(shared, count).count(b"<si>")
+        assert count <= got <= count * 1.2 + 6
     assert readers._first_shared_strings(shared, 10_000) == shared
 
 

@@ -481,24 +481,37 @@ class SheetPiece:
     width: int
     # Set by rows(): (row, table column) of formula cells without a saved result.
     formulas_without_value: set[tuple[int, int]] = field(default_factory=set)
-    # Only this many of the workbook's shared strings (None: all): see _shared_strings_needed.
+    # Only the first this many of the workbook's shared strings (None: all); see rows().
     shared_strings: int | None = None
     sheet_name: str = ""
 
     def rows(self) -> list[tuple[int, list]]:
         from python_calamine import CalamineWorkbook
 
-        try:
-            workbook = CalamineWorkbook.from_filelike(io.BytesIO(self._workbook()))
-            sheet = workbook.get_sheet_by_index(0)
-            start_row, start_col = sheet.start or (0, 0)
-            if self.first_column is None:
-                self.first_column, self.sheet_name = start_col, sheet.name
-            data = sheet.to_python(skip_empty_area=True)
-        except Exception as exc:
-            first = _ROW_NUMBER.search(self.xml[self.xml.find(b"<row") :])
-            where = f" near row {int(first[1]):,}" if first else ""
-            raise _calamine_error(exc, where) from exc
+        guessed = False
+        if self.shared_strings is None and _has_shared_strings(self.path, self.part):
+            # Excel numbers the shared strings in the order they first appear, so a piece's
+            # newest ones are in its last rows: the piece's workbook carries the strings up to
+            # those (on average half of them, and each piece parses its own). A cell beyond
+            # them makes calamine fail ("index not found"): then the piece is read with all.
+            self.shared_strings = _shared_strings_needed(self.xml[-_TAIL_BYTES:])
+            guessed = True
+        while True:
+            try:
+                workbook = CalamineWorkbook.from_filelike(io.BytesIO(self._workbook()))
+                sheet = workbook.get_sheet_by_index(0)
+                start_row, start_col = sheet.start or (0, 0)
+                if self.first_column is None:
+                    self.first_column, self.sheet_name = start_col, sheet.name
+                data = sheet.to_python(skip_empty_area=True)
+                break
+            except Exception as exc:
+                if guessed:
+                    guessed, self.shared_strings = False, None
+                    continue
+                first = _ROW_NUMBER.search(self.xml[self.xml.find(b"<row") :])
+                where = f" near row {int(first[1]):,}" if first else ""
+                raise _calamine_error(exc, where) from exc
         shift, width = start_col - self.first_column, self.width
         if _has_formulas(self.xml):
             try:
@@ -526,6 +539,13 @@ class SheetPiece:
         return buffer.getvalue()
 
 
+_TAIL_BYTES = 16 << 10  # the last rows of a piece, where its newest shared strings are
+
+
+def _has_shared_strings(path: str, part: str) -> bool:
+    return any(shared for _, _, shared in _workbook_parts(path, part))
+
+
 _SHARED_STRING_CELL = re.compile(rb"<c\b[^>]*\bt=[\"']s[\"'][^>]*>\s*<v>\s*(\d+)\s*</v>")
 
 
@@ -535,22 +555,30 @@ def _shared_strings_needed(xml: bytes) -> int:
 
 
 def _first_shared_strings(content: bytes, count: int) -> bytes:
-    """The shared-strings part with only its first ``count`` strings (as they are, else).
+    """The shared-strings part with its first ``count`` strings, or a few more (all of them
+    when it cannot be cut: no plain ``<si>`` elements, a prefix).
 
     The first piece is read in the process that feeds the database, for the header, while
     the readers wait: a workbook written by Excel keeps every distinct text of the sheet
     there (6 MB for 100,000 rows), which calamine reads before the first row.
     """
-    end = 0
-    for _ in range(count):
-        end = content.find(b"</si>", end)
-        if end == -1:
+    last = content.rfind(b"</si>")
+    if last == -1 or b"<si>" not in content[: 64 << 10]:
+        return content
+    total = content.count(b"<si>")  # "<" is escaped in text: only the elements
+    if count >= total:
+        return content
+    # A cut where the strings before it are about ``count``, moved on until they are enough.
+    first = content.find(b"<si>")
+    position = first + (last - first) * count // total
+    while True:
+        end = content.find(b"</si>", position)
+        if end == -1 or end >= last:
             return content
         end += len(b"</si>")
-    last = content.rfind(b"</si>")
-    if last == -1 or b"<si>" not in content[: 64 << 10] or end > last + len(b"</si>"):
-        return content  # no plain <si> elements (a prefix): all of it
-    return content[:end] + content[last + len(b"</si>") :]
+        if content.count(b"<si>", 0, end) >= count:
+            return content[:end] + content[last + len(b"</si>") :]
+        position = end + max((end * (count - content.count(b"<si>", 0, end))) // count, 1)
 
 
 _parts_cache: dict[tuple[str, str], list[tuple[str, bytes, bool]]] = {}
