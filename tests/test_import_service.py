@@ -401,6 +401,33 @@ def test_the_first_piece_reads_only_the_shared_strings_it_uses(tmp_path):
     assert readers._first_shared_strings(shared, 10_000) == shared
 
 
+def test_a_sheet_damaged_past_its_first_piece_is_a_file_error_and_changes_nothing(
+    calling_list, tmp_path, monkeypatch
+):
+    import struct
+
+    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 2048)
+    monkeypatch.setattr(readers, "BLOCK", 512)  # the header is read long before the end
+    path = tmp_path / "damaged.xlsx"
+    write_xlsx(path, sheet_in_pieces_rows())
+    # The sheet's checksum no longer matches its data: zipfile sees it only at the end.
+    data = bytearray(path.read_bytes())
+    info = ZipFile(path).getinfo("xl/worksheets/sheet1.xml")
+    wrong = struct.pack("<I", info.CRC ^ 0xFFFF)
+    data[info.header_offset + 14 : info.header_offset + 18] = wrong
+    entry = data.find(b"PK\x01\x02")
+    while entry != -1:
+        size = struct.unpack("<H", data[entry + 28 : entry + 30])[0]
+        if data[entry + 46 : entry + 46 + size] == b"xl/worksheets/sheet1.xml":
+            data[entry + 16 : entry + 20] = wrong
+        entry = data.find(b"PK\x01\x02", entry + 4)
+    job = run_import(calling_list, "damaged.xlsx", bytes(data), workers=2)
+
+    assert job.status == UploadJob.Status.FAILED
+    assert "The workbook is damaged" in job.message and "save it again" in job.message
+    assert not Record.objects.filter(calling_list=calling_list).exists()
+
+
 def test_a_header_below_the_first_piece_is_still_found(calling_list, tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 1)  # the first piece is row 1 alone
     path = tmp_path / "low.xlsx"

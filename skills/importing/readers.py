@@ -19,6 +19,7 @@ import io
 import itertools
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -667,8 +668,16 @@ def _open_xlsx_in_pieces(path: Path) -> Table | None:
     def batches(size: int) -> Iterator[list[tuple[int, list]] | SheetPiece]:
         if rest:
             yield rest
-        for rows in pieces:
-            yield SheetPiece(str(path), part, opening + rows + closing, first_column, width)
+        try:
+            for rows in pieces:
+                yield SheetPiece(str(path), part, opening + rows + closing, first_column, width)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            # The sheet is inflated as it is read: a damaged archive shows only now (a wrong
+            # checksum at its end, a stream cut short).
+            raise FileError(
+                f"The workbook is damaged and could not be read to its end ({exc}): open it "
+                "in Excel, save it again and upload that copy."
+            ) from exc
 
     def rows() -> Iterator[tuple[int, list]]:
         for batch in batches(0):
