@@ -293,7 +293,7 @@ class RowReader:
                 chunk.entries.append((number, WARNING, reason, _values(cells, columns)))
         return staged
 
-    def _read_direct(self, rows: list[tuple[int, list]]) -> Direct:
+    def _read_direct(self, rows: list[tuple[int, list]]) -> Chunk:
         """Rows for the list's own tables (see Direct): plain rows through the reader written
         for the plan (fastrow), the others through the generic one."""
         chunk = Chunk(payload=None)

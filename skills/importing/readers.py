@@ -559,9 +559,10 @@ def _first_shared_strings(content: bytes, count: int) -> bytes:
     """The shared-strings part with its first ``count`` strings, or a few more (all of them
     when it cannot be cut: no plain ``<si>`` elements, a prefix).
 
-    The first piece is read in the process that feeds the database, for the header, while
-    the readers wait: a workbook written by Excel keeps every distinct text of the sheet
-    there (6 MB for 100,000 rows), which calamine reads before the first row.
+    A workbook written by Excel keeps every distinct text of the sheet there (6 MB for
+    100,000 rows), which calamine reads for each piece before its first row: the first piece
+    (read for the header while the readers wait) gets the strings it uses, the others those
+    up to the ones their last rows use (see SheetPiece.rows).
     """
     last = content.rfind(b"</si>")
     if last == -1 or b"<si>" not in content[: 64 << 10]:

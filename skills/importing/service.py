@@ -859,15 +859,8 @@ def _repeated_ids(
             if not flagged:
                 counts.flagged += 1
         else:
-            _reject_id(
-                spool,
-                counts,
-                row_no,
-                ext,
-                flagged,
-                f"is repeated: row {kept} already has it (IDs must be unique in a list; choose "
-                "Replace to let later rows update it).",
-            )
+            spool.append(normalise.repeated_id_entry(row_no, ext, kept))
+            _count_rejected(counts, flagged)
     _delete_rows(stage, drop)
 
 
