@@ -650,6 +650,14 @@ class UploadJobAdmin(FixedParentMixin, TenantAdmin):
                 for z in bu.allowed_time_zones
             }
         )
+        if add:
+            # One way on from the upload: the mapping page (response_add), whatever is clicked.
+            context.update(show_save_and_add_another=False, show_save_and_continue=False)
+        elif obj is not None and obj.status != UploadJob.Status.PENDING:
+            # Everything but the list is read-only once queued: nothing to save.
+            context.update(
+                show_save=False, show_save_and_add_another=False, show_save_and_continue=False
+            )
         if obj is not None:
             total = max(obj.rows_total, obj.rows_processed)
             context["upload_counts"] = (

@@ -345,13 +345,29 @@ class UploadJob(models.Model):
         default=dict, blank=True, help_text="File column -> system or custom field."
     )
     no_zone_policy = models.CharField(
-        max_length=8, choices=NoZonePolicy.choices, default=NoZonePolicy.REJECT
+        max_length=8,
+        choices=NoZonePolicy.choices,
+        default=NoZonePolicy.REJECT,
+        help_text="For a row whose zone neither a TimeZone column, its zip nor its numbers give: "
+        "reject it (it is listed in the error report) or give it the default zone below.",
     )
-    default_time_zone = models.CharField(max_length=64, blank=True)
+    default_time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text='With "Use the default zone": an IANA zone (America/Chicago) or one of the '
+        "business unit's custom zones.",
+    )
     expires_on = models.DateField(
         null=True, blank=True, help_text="Batch expiration; an ExpirationDate column overrides it."
     )
-    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.APPEND)
+    mode = models.CharField(
+        max_length=8,
+        choices=Mode.choices,
+        default=Mode.APPEND,
+        help_text="Append: a row whose ExternalId the list has already is an error row. Replace: "
+        "it updates that record and its numbers (of rows sharing an ID, the last wins); records "
+        "not in the file stay as they are.",
+    )
     start_skill = models.ForeignKey(
         "Skill",
         null=True,

@@ -118,6 +118,13 @@ def test_the_mapping_page_refuses_a_mapping_without_a_phone(browser, calling_lis
     assert not Record.objects.exists()
 
 
+def test_the_mapping_page_says_how_many_rows_with_thousands_separated(browser, calling_list):
+    lines = ["ExternalId,Phone"] + [f"R{i},312-555-{i % 10_000:04d}" for i in range(1_234)]
+    response = upload(browser, calling_list, "big.csv", data="\n".join(lines).encode())
+    page = browser.get(response["Location"]).content.decode()
+    assert "about 1,234 rows, 2 columns" in page
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [

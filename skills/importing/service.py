@@ -107,6 +107,10 @@ class Preview:
     mapping: dict
     total: int
 
+    @property
+    def total_text(self) -> str:
+        return f"{self.total:,}"
+
 
 @contextlib.contextmanager
 def local_path(field_file, name: str = "") -> Iterator[Path]:

@@ -52,11 +52,15 @@ def test_upload_map_import_and_download_the_report(page, login, staff_member, ca
         "#id_file",
         files=[{"name": "spring.csv", "mimeType": "text/csv", "buffer": LIST_CSV.encode()}],
     )
+    # One way on from here: the mapping page.
+    expect(page.locator(".submit-row input[type=submit]")).to_have_count(1)
+    expect(page.locator("input[name=_save]")).to_have_value("Upload and map the columns")
     page.click("input[name=_save]")
 
     # The mapping page proposes what the headers say and shows the first rows.
     page.wait_for_url("**/mapping/")
     expect(page.locator(".upload-preview")).to_contain_text("(312) 555-0123")
+    expect(page.locator("#content-main")).to_contain_text("about 5 rows, 7 columns")
     assert _field_select(page, "id").input_value() == "ExternalId"
     assert _field_select(page, "FName").input_value() == "FirstName"
     assert _field_select(page, "Phone").input_value() == "PhoneNumber"
@@ -73,6 +77,8 @@ def test_upload_map_import_and_download_the_report(page, login, staff_member, ca
     page.wait_for_url("**/change/")
     expect(page.locator("#upload-status-text")).to_have_text("Completed")
     expect(page.locator("#upload-counts")).to_contain_text("5 of 5 rows: 3 valid, 2 invalid")
+    # A finished import's settings are history: nothing on its page to save.
+    expect(page.locator("input[name=_save]")).to_have_count(0)
     report = page.locator("#upload-report")
     expect(report).to_be_visible()
     with page.expect_download() as download:
