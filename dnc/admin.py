@@ -22,10 +22,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from dnc.importing import FORMATS, FileError, dnc_import, export_csv_lines
+from dnc.importing import FORMATS, FileError, dnc_import, export_rows
 from dnc.models import DncEntry, DncGroup
 from dnc.services import dnc_group_set_active
 from pcsms.admin_base import FixedParentMixin, PhoneSearchMixin, TenantAdmin, scoped
+from pcsms.csvexport import csv_download
 
 # --- DNC --------------------------------------------------------------------------------------
 
@@ -64,10 +65,8 @@ _REPORT_TOKEN = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _csv_response(groups, name: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(export_csv_lines(groups), content_type="text/csv")
     stamp = timezone.localdate().isoformat()
-    response["Content-Disposition"] = f'attachment; filename="dnc-{slugify(name)}-{stamp}.csv"'
-    return response
+    return csv_download(export_rows(groups), f"dnc-{slugify(name)}-{stamp}.csv")
 
 
 @admin.register(DncGroup)

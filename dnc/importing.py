@@ -38,6 +38,7 @@ from django.utils import timezone
 from phonenumber_field.phonenumber import PhoneNumber
 
 from dnc.models import DncEntry, DncGroup
+from pcsms.csvexport import csv_lines
 from pcsms.files import FORMATS, FileError, detect_format
 
 __all__ = ["FORMATS", "FileError", "dnc_import", "export_csv_lines"]
@@ -395,14 +396,6 @@ def export_rows(groups) -> Iterator[list[str]]:
         ]
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def export_csv_lines(groups) -> Iterator[str]:
     """The export as CSV text, line by line (for a streaming response or a file)."""
-    writer = csv.writer(_Echo())
-    yield "\ufeff"  # Excel reads the file as UTF-8 with a byte-order mark
-    for row in export_rows(groups):
-        yield writer.writerow(row)
+    return csv_lines(export_rows(groups))

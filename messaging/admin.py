@@ -15,6 +15,7 @@ from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
@@ -32,6 +33,7 @@ from messaging.models import (
 )
 from messaging.selectors import (
     merged_variable_texts,
+    message_export_rows,
     template_business_units,
     template_calling_lists,
     template_preview_records,
@@ -54,6 +56,7 @@ from pcsms.admin_base import (
     TenantTabularInline,
     scoped,
 )
+from pcsms.csvexport import csv_download
 
 SYSTEM_FIELDSET = ("System", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]})
 
@@ -430,6 +433,7 @@ class OutboundMessageAdmin(PhoneSearchMixin, SystemWrittenMixin, TenantAdmin):
         "withdraw_reason",
         scoped("business_unit"),
         scoped("transport_code"),
+        scoped("attempt__skill"),
         "created_at",
     ]
     # Exact matches use the (business_unit, to, status) index and the unique carrier id.
@@ -488,6 +492,13 @@ class OutboundMessageAdmin(PhoneSearchMixin, SystemWrittenMixin, TenantAdmin):
     ]
     # Non-editable model fields must be named here to appear in the fieldsets.
     readonly_fields = ["created_at", "updated_at"]
+    actions = ["export_csv"]
+
+    # "Select all" exports every message the filters match, streamed (see pcsms.csvexport).
+    @admin.action(description="Export the selected messages as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        stamp = timezone.localtime().strftime("%Y-%m-%d-%H%M")
+        return csv_download(message_export_rows(queryset), f"messages-{stamp}.csv")
 
 
 @admin.register(MessageEvent)

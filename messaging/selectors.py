@@ -9,14 +9,20 @@ declares on messaging's and pcsms's models (``business_unit.calling_lists``,
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from messaging import templating
-from messaging.models import MessageTemplate, template_fields_for
+from messaging.models import (
+    MessageStatus,
+    MessageTemplate,
+    OutboundMessage,
+    WithdrawReason,
+    template_fields_for,
+)
 from pcsms.models import BusinessUnit, visible_to
 
 # --- Templates ------------------------------------------------------------------------------
@@ -211,3 +217,107 @@ def merged_variable_texts(
     return [
         (name, templating.parse("{" + name + "}").render(values)) for name in compiled.variables
     ]
+
+
+# --- Message export -----------------------------------------------------------------------------
+
+MESSAGE_EXPORT_HEADER = [
+    "message id",
+    "created",
+    "business unit",
+    "skill",
+    "campaign",
+    "record external id",
+    "number field",
+    "from",
+    "to",
+    "status",
+    "reason",
+    "error code",
+    "carrier status",
+    "carrier message id",
+    "segments",
+    "encoding",
+    "send attempts",
+    "sent",
+    "delivered",
+    "finished",
+    "body",
+]
+_EXPORT_COLUMNS = (
+    "pk",
+    "created_at",
+    "business_unit__name",
+    # The skill's side through the reverse relation skills declares (see the module's note).
+    "attempt__skill__name",
+    "attempt__skill__campaign__name",
+    "attempt__record__external_id",
+    "attempt__destination__source_field",
+    "transport_code__number",
+    "to",
+    "status",
+    "withdraw_reason",
+    "error_code",
+    "error_text",
+    "carrier_status",
+    "carrier_sid",
+    "segments",
+    "encoding",
+    "send_attempts",
+    "sent_at",
+    "delivered_at",
+    "finished_at",
+    "body",
+)
+
+
+def message_reason(status: str, withdraw_reason: str, error_code: str, error_text: str) -> str:
+    """Why a message ended as it did, in plain words ("" for a delivered or pending one)."""
+    if status == MessageStatus.WITHDRAWN:
+        label = WithdrawReason(withdraw_reason).label if withdraw_reason else ""
+        return f"Withdrawn before sending: {label}" if label else "Withdrawn before sending"
+    if error_code or error_text:
+        return f"Error {error_code}: {error_text}" if error_code else error_text
+    if status == MessageStatus.UNKNOWN:
+        return "The carrier's answer was lost; the outcome is being reconciled"
+    return ""
+
+
+def _when(value: dt.datetime | None) -> str:
+    return timezone.localtime(value).isoformat(sep=" ", timespec="seconds") if value else ""
+
+
+def message_export_rows(messages: QuerySet[OutboundMessage]) -> Iterator[list[object]]:
+    """The CSV rows of a message export, a header first, oldest message first.
+
+    Streamed from the database in chunks: an export may hold a skill's whole run.
+    """
+    yield MESSAGE_EXPORT_HEADER
+    status_labels = dict(MessageStatus.choices)
+    rows = messages.order_by("created_at", "pk").values_list(*_EXPORT_COLUMNS)
+    for (pk, created, bu, skill, campaign, external_id, field, sender, to, status, withdrawn,
+         code, text, carrier_status, sid, segments, encoding, attempts, sent, delivered,
+         finished, body) in rows.iterator(chunk_size=2000):  # fmt: skip
+        yield [
+            pk,
+            _when(created),
+            bu,
+            skill or "",
+            campaign or "",
+            external_id or "",
+            field or "",
+            sender,
+            to,
+            status_labels.get(status, status),
+            message_reason(status, withdrawn, code, text),
+            code,
+            carrier_status,
+            sid or "",
+            segments,
+            encoding,
+            attempts,
+            _when(sent),
+            _when(delivered),
+            _when(finished),
+            body,
+        ]

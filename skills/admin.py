@@ -28,6 +28,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from messaging.models import OutboundMessage
+from messaging.selectors import message_export_rows
 from pcsms import timezones
 from pcsms.admin_base import (
     FixedParentMixin,
@@ -38,6 +40,7 @@ from pcsms.admin_base import (
     TenantTabularInline,
     scoped,
 )
+from pcsms.csvexport import csv_download
 from pcsms.models import BusinessUnit, visible_to
 from skills.models import (
     Attempt,
@@ -969,9 +972,18 @@ class AttemptAdmin(PhoneSearchMixin, SystemWrittenMixin, TenantAdmin):
     readonly_fields = ["created_at"]
     show_full_result_count = False
 
+    actions = ["export_csv"]
+
     @admin.display(description="message status", ordering="message__status")
     def message_status(self, obj):
         return obj.message.get_status_display() if obj.message else "-"
+
+    # The attempts' texts, as the message log exports them.
+    @admin.action(description="Export the selected attempts' texts as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        texts = OutboundMessage.objects.filter(attempt__in=queryset)
+        stamp = timezone.localtime().strftime("%Y-%m-%d-%H%M")
+        return csv_download(message_export_rows(texts), f"texts-{stamp}.csv")
 
 
 # --- Shared reference data --------------------------------------------------------------------
