@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -60,10 +60,13 @@ from skills.models import (
     TimeZoneBound,
     UploadJob,
 )
+from skills.selectors import skill_priority_table
 from skills.services import (
     SkillStateError,
     skill_apply_defaults,
     skill_pause,
+    skill_priorities_set,
+    skill_queue_reprioritise,
     skill_start,
     skill_stop,
 )
@@ -808,6 +811,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     ]
     save_on_top = True
     actions = ["start_skills", "pause_skills", "stop_skills"]
+    change_list_template = "admin/skills/skill/change_list.html"  # links the priorities page
     fieldsets = [
         (
             None,
@@ -876,6 +880,8 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
         super().save_related(request, form, formsets, change)
         if not change:
             skill_apply_defaults(skill=form.instance)
+        elif "priority" in form.changed_data:
+            skill_queue_reprioritise(skill=form.instance)  # as the priorities page does
 
     def _change_state(self, request, queryset, service, done: str) -> None:
         for skill in queryset:
@@ -888,6 +894,60 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
             if isinstance(result, tuple):
                 extra = f" ({result[1]} queued texts withdrawn)"
             self.message_user(request, f'Skill "{skill}" {done}{extra}.', messages.SUCCESS)
+
+    # --- The relative-priorities page ----------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.priorities_view)
+        return [path("priorities/", view, name="skills_skill_priorities"), *super().get_urls()]
+
+    def priorities_view(self, request):
+        """Every skill the user may see, with its relative priority and what it is worth."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        skills = self.get_queryset(request)
+        can_change = self.has_change_permission(request)
+        errors: dict[str, list[str]] = {}
+        posted: dict[int, str] = {}
+        if request.method == "POST":
+            if not can_change:
+                raise PermissionDenied
+            posted = _posted_priorities(request.POST)
+            # Only the user's own skills: another unit's id in the form is ignored.
+            mine = {s.pk: s for s in skills.select_related("registration") if s.pk in posted}
+            wanted = {}
+            for pk, skill in mine.items():
+                try:
+                    wanted[skill] = int(posted[pk])
+                except ValueError:
+                    wanted[skill] = posted[pk]  # refused by the service, with its name
+            try:
+                changed = skill_priorities_set(priorities=wanted)
+            except ValidationError as exc:
+                errors = exc.message_dict
+            else:
+                names = ", ".join(f'"{s.name}" {s.priority}' for s in changed)
+                self.message_user(
+                    request,
+                    f"Priorities saved: {names}." if changed else "No priority changed.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(request.path)
+        groups = skill_priority_table(skills)
+        if errors:  # the page shows what was typed, next to the errors
+            for group in groups:
+                for row in group.rows:
+                    row.skill.priority = posted.get(row.skill.pk, row.skill.priority)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Relative priorities",
+            "groups": groups,
+            "choices": range(1, 11),
+            "can_change": can_change,
+            "errors": errors,
+        }
+        return TemplateResponse(request, "admin/skills/skill/priorities.html", context)
 
     @admin.action(description="Start selected skills", permissions=["change"])
     def start_skills(self, request, queryset):
@@ -902,6 +962,16 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     )
     def stop_skills(self, request, queryset):
         self._change_state(request, queryset, skill_stop, "stopped")
+
+
+def _posted_priorities(data) -> dict[int, str]:
+    """``priority_<skill id>`` fields of the priorities page -> {skill id: the value typed}."""
+    posted = {}
+    for key, value in data.items():
+        name, _, pk = key.partition("_")
+        if name == "priority" and pk.isdigit():
+            posted[int(pk)] = value.strip()
+    return posted
 
 
 # The parameter-page rows also have their own changelists, to compare a setting across skills

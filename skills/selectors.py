@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from django.db.models import QuerySet
+
+from messaging.models import TransportCode
 from pcsms.models import BusinessUnit
-from skills.models import CustomField
+from skills.models import CustomField, Skill
 
 
 def custom_field_names(business_unit: BusinessUnit) -> list[str]:
@@ -13,3 +21,59 @@ def custom_field_names(business_unit: BusinessUnit) -> list[str]:
         .values_list("name", flat=True)
         .distinct()
     )
+
+
+# --- Relative priorities ----------------------------------------------------------------------
+
+
+@dataclass
+class PriorityRow:
+    skill: Skill
+    code: TransportCode
+    # The skill's part of its code's pace while every running skill of the code has texts
+    # ready: now if it runs, else if it were started (the planner and the sender split a code
+    # in proportion to priority; a skill alone on its code gets all of it).
+    share: Fraction
+
+    @property
+    def running(self) -> bool:
+        return self.skill.state == Skill.State.RUNNING
+
+    @property
+    def percent(self) -> int:
+        return math.floor(100 * self.share + Fraction(1, 2))  # half up, as the page's script
+
+    @property
+    def rate(self) -> Decimal:
+        """Texts (or segments) per second the share is worth."""
+        share = Decimal(self.share.numerator) / Decimal(self.share.denominator)
+        return (self.code.messages_per_second * share).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+@dataclass
+class PriorityGroup:
+    business_unit: BusinessUnit
+    rows: list[PriorityRow]
+
+
+def skill_priority_table(skills: QuerySet[Skill]) -> list[PriorityGroup]:
+    """The relative-priorities page: ``skills`` by business unit, then transport code."""
+    skills = skills.select_related("business_unit", "registration__transport_code").order_by(
+        "business_unit__name", "registration__transport_code__number", "-priority", "name"
+    )
+    running: dict[int, int] = {}  # transport code id -> the sum of its running skills' priority
+    for skill in skills:
+        if skill.state == Skill.State.RUNNING:
+            code_id = skill.registration.transport_code_id
+            running[code_id] = running.get(code_id, 0) + skill.priority
+    groups: list[PriorityGroup] = []
+    for skill in skills:
+        code = skill.registration.transport_code
+        others = running.get(code.id, 0)
+        if skill.state == Skill.State.RUNNING:
+            others -= skill.priority
+        row = PriorityRow(skill, code, Fraction(skill.priority, others + skill.priority))
+        if not groups or groups[-1].business_unit.id != skill.business_unit_id:
+            groups.append(PriorityGroup(skill.business_unit, []))
+        groups[-1].rows.append(row)
+    return groups

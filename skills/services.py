@@ -117,6 +117,40 @@ def skill_start(*, skill: Skill) -> Skill:
 
 
 @transaction.atomic
+def skill_priorities_set(*, priorities: dict[Skill, int]) -> list[Skill]:
+    """Set the relative priority (1-10) of each skill; returns the skills that changed.
+
+    Queued texts carry their skill's priority (the sender shares a code by it): they take
+    the new one at once, not only the texts planned from now on. All or nothing: one value
+    out of range changes no skill.
+    """
+    errors = {
+        skill.name: f"{value!r} is not a priority from 1 to 10"
+        for skill, value in priorities.items()
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10
+    }
+    if errors:
+        raise ValidationError(errors)
+    changed = [skill for skill, value in priorities.items() if skill.priority != value]
+    for skill in changed:
+        skill.priority = priorities[skill]
+        skill.save(update_fields=["priority", "updated_at"])
+        skill_queue_reprioritise(skill=skill)
+    return changed
+
+
+def skill_queue_reprioritise(*, skill: Skill) -> int:
+    """The skill's queued texts take its current priority (the sender shares a code by the
+    texts' priority); returns how many. Texts already sent keep theirs, as history."""
+    # By code, status and source: the sender's queue index answers it.
+    return OutboundMessage.objects.filter(
+        transport_code_id=skill.registration.transport_code_id,
+        status=MessageStatus.QUEUED,
+        source=f"skill:{skill.pk}",
+    ).update(priority=skill.priority)
+
+
+@transaction.atomic
 def skill_pause(*, skill: Skill) -> Skill:
     """Hold sending and keep the queue: the sender keeps paused skills' texts queued."""
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
