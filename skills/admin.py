@@ -719,6 +719,7 @@ def _mapping_from_post(data, columns: list[str]) -> dict[str, dict[str, str]]:
 
 class CadenceStepInline(TenantTabularInline):
     model = CadenceStep
+    tab = "cadence"  # the skill page's tab (SkillAdmin.tabs)
     verbose_name_plural = "2. Cadence settings: numbers texted, in order"
     fields = [
         "position",
@@ -734,24 +735,28 @@ class CadenceStepInline(TenantTabularInline):
 
 class CpaRuleInline(TenantTabularInline):
     model = CpaRule
+    tab = "cpa"  # the skill page's tab (SkillAdmin.tabs)
     verbose_name_plural = "4. CPA management: carrier outcomes"
     fields = ["match", "outcome", "description", "bad_number_after"]
 
 
 class FilterConditionInline(TenantTabularInline):
     model = FilterCondition
+    tab = "filter"  # the skill page's tab (SkillAdmin.tabs)
     verbose_name_plural = "6. Filter: conditions (all must hold)"
     fields = ["position", "field", "operator", "value"]
 
 
 class SortCriterionInline(TenantTabularInline):
     model = SortCriterion
+    tab = "list"  # the skill page's tab (SkillAdmin.tabs)
     verbose_name_plural = "7. List management: sort order"
     fields = ["position", "field", "direction"]
 
 
 class ScheduleDayInline(TenantTabularInline):
     model = ScheduleDay
+    tab = "schedule"  # the skill page's tab (SkillAdmin.tabs)
     verbose_name_plural = "8. Schedule: days (in the BU's time zone)"
     fields = ["weekday", "is_active", "start_time", "end_time"]
     max_num = 7
@@ -759,6 +764,7 @@ class ScheduleDayInline(TenantTabularInline):
 
 class TimeZoneBoundInline(TenantTabularInline):
     model = TimeZoneBound
+    tab = "zones"  # the skill page's tab (SkillAdmin.tabs)
     verbose_name_plural = "9. Time zone bounding"
     fields = ["time_zone", "is_active", "start_time", "end_time", "preset"]
 
@@ -811,7 +817,24 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     ]
     save_on_top = True
     actions = ["start_skills", "pause_skills", "stop_skills"]
+    change_form_template = "admin/skills/skill/change_form.html"  # the parameter pages as tabs
     change_list_template = "admin/skills/skill/change_list.html"  # links the priorities page
+    # The parameter pages of SPEC section 2, one tab each (static/skills/skill_tabs.js; without
+    # JavaScript every section shows, one under the other). A fieldset joins a tab by its
+    # class, an inline by its ``tab``.
+    tabs = [
+        ("skill", "Skill"),
+        ("general", "1. General"),
+        ("cadence", "2. Cadence"),
+        ("delivery", "3. Delivery"),
+        ("cpa", "4. CPA"),
+        ("retry", "5. Retry"),
+        ("filter", "6. Filter"),
+        ("list", "7. List management"),
+        ("schedule", "8. Schedule"),
+        ("zones", "9. Time zones"),
+        ("xs", "10. XS"),
+    ]
     fieldsets = [
         (
             None,
@@ -824,7 +847,8 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
                     "template",
                     "calling_lists",
                     "priority",
-                ]
+                ],
+                "classes": ["skill-tab-skill"],
             },
         ),
         (
@@ -838,13 +862,20 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
                     "contact_expiration_days",
                     "feed",
                     "end_of_list_email",
-                ]
+                ],
+                "classes": ["skill-tab-general"],
             },
         ),
-        ("2. Cadence settings", {"fields": ["attempt_mode", "record_mode"]}),
+        (
+            "2. Cadence settings",
+            {"fields": ["attempt_mode", "record_mode"], "classes": ["skill-tab-cadence"]},
+        ),
         (
             "3. Delivery preferences",
-            {"fields": ["receipt_mode", "receipt_wait_minutes", "max_segments"]},
+            {
+                "fields": ["receipt_mode", "receipt_wait_minutes", "max_segments"],
+                "classes": ["skill-tab-delivery"],
+            },
         ),
         (
             "5. Retry settings",
@@ -854,17 +885,33 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
                     "restricted_window_count",
                     "restricted_window_minutes",
                     "stale_minutes",
-                ]
+                ],
+                "classes": ["skill-tab-retry"],
             },
         ),
-        ("6. Filter", {"fields": ["filter_active", "filter_change_action"]}),
-        ("8. Schedule", {"fields": ["schedule_enabled"]}),
+        (
+            "6. Filter",
+            {"fields": ["filter_active", "filter_change_action"], "classes": ["skill-tab-filter"]},
+        ),
+        ("8. Schedule", {"fields": ["schedule_enabled"], "classes": ["skill-tab-schedule"]}),
         (
             "10. XS settings",
-            {"fields": ["xs_enabled", "xs_api_key", "xs_webhook_url", "xs_refill_threshold"]},
+            {
+                "fields": ["xs_enabled", "xs_api_key", "xs_webhook_url", "xs_refill_threshold"],
+                "classes": ["skill-tab-xs"],
+            },
         ),
-        ("DNC groups", {"fields": ["scrubbed_dnc_groups", "contributing_dnc_groups"]}),
-        SYSTEM_FIELDSET,
+        (
+            "DNC groups",
+            {
+                "fields": ["scrubbed_dnc_groups", "contributing_dnc_groups"],
+                "classes": ["skill-tab-skill"],
+            },
+        ),
+        (
+            SYSTEM_FIELDSET[0],
+            {**SYSTEM_FIELDSET[1], "classes": [*SYSTEM_FIELDSET[1]["classes"], "skill-tab-skill"]},
+        ),
     ]
 
     @admin.display(description="CRM API key")
@@ -875,6 +922,24 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     def get_inlines(self, request, obj):
         # A new skill gets its default rows when saved (save_related); editing starts from them.
         return self.inlines if obj is not None else []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Each tab: what it shows, as CSS selectors within the form (read by skill_tabs.js).
+        inlines = context.get("inline_admin_formsets", [])
+        context["skill_tabs"] = [
+            {
+                "key": key,
+                "title": title,
+                "selectors": [f"fieldset.skill-tab-{key}"]
+                + [
+                    f"#{inline.formset.prefix}-group"
+                    for inline in inlines
+                    if getattr(inline.opts, "tab", None) == key
+                ],
+            }
+            for key, title in self.tabs
+        ]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
