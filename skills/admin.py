@@ -60,7 +60,7 @@ from skills.models import (
     TimeZoneBound,
     UploadJob,
 )
-from skills.selectors import skill_priority_table
+from skills.selectors import skill_filter_preview, skill_priority_table
 from skills.services import (
     SkillStateError,
     skill_apply_defaults,
@@ -930,7 +930,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
             {
                 "key": key,
                 "title": title,
-                "selectors": [f"fieldset.skill-tab-{key}"]
+                "selectors": [f"fieldset.skill-tab-{key}", f".skill-tab-{key}-extra"]
                 + [
                     f"#{inline.formset.prefix}-group"
                     for inline in inlines
@@ -963,8 +963,42 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     # --- The relative-priorities page ----------------------------------------------------------
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.priorities_view)
-        return [path("priorities/", view, name="skills_skill_priorities"), *super().get_urls()]
+        def view(func):
+            return self.admin_site.admin_view(func)
+
+        return [
+            path("priorities/", view(self.priorities_view), name="skills_skill_priorities"),
+            path(
+                "<int:pk>/filter-preview/",
+                view(self.filter_preview_view),
+                name="skills_skill_filter_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def filter_preview_view(self, request, pk):
+        """JSON: how many open records the filter rows now in the form (saved or not) match."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        skill = self.get_object(request, str(pk))  # scoped to the user's business units
+        if skill is None:
+            raise Http404("No such skill in your business units.")
+        if not self.has_view_permission(request, skill):
+            raise PermissionDenied
+        try:
+            conditions = _posted_conditions(request.POST, FilterConditionInline)
+        except ValidationError as exc:
+            return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+        preview = skill_filter_preview(skill=skill, conditions=conditions)
+        return JsonResponse(
+            {
+                "matching": preview.matching,
+                "total": preview.total,
+                "approximate": preview.approximate,
+                "problems": preview.problems,
+                "text": preview.text,
+            }
+        )
 
     def priorities_view(self, request):
         """Every skill the user may see, with its relative priority and what it is worth."""
@@ -1027,6 +1061,36 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     )
     def stop_skills(self, request, queryset):
         self._change_state(request, queryset, skill_stop, "stopped")
+
+
+def _posted_conditions(data, inline) -> list[FilterCondition]:
+    """The filter rows of a posted skill form (its inline formset), unsaved and checked.
+
+    Rows marked for deletion and rows left empty are skipped, as saving would.
+    """
+    prefix = FilterCondition._meta.get_field("skill").remote_field.get_accessor_name()
+    operators = {value for value, _label in FilterCondition.Operator.choices}
+    try:
+        rows = int(data.get(f"{prefix}-TOTAL_FORMS", 0))
+    except ValueError:
+        raise ValidationError("The filter rows could not be read.") from None
+    conditions = []
+    for i in range(min(rows, inline.max_num or 1000)):
+        row = f"{prefix}-{i}-"
+        field = data.get(row + "field", "").strip()
+        if data.get(row + "DELETE") or not field:
+            continue
+        operator = data.get(row + "operator", "")
+        if operator not in operators:
+            raise ValidationError(f'Row {i + 1}: choose an operator for "{field}".')
+        value = data.get(row + "value", "")
+        condition = FilterCondition(field=field, operator=operator, value=value)
+        try:
+            condition.clean()
+        except ValidationError as exc:
+            raise ValidationError(f'Row {i + 1} ("{field}"): ' + " ".join(exc.messages)) from None
+        conditions.append(condition)
+    return conditions
 
 
 def _posted_priorities(data) -> dict[int, str]:

@@ -195,7 +195,7 @@ def _split_values(raw: str) -> list[str]:
     return [v.strip() for v in (raw or "").split(",") if v.strip()]
 
 
-def _custom_field_types(list_ids: Iterable[int]) -> dict[str, dict[int, tuple[str, str]]]:
+def custom_field_types(list_ids: Iterable[int]) -> dict[str, dict[int, tuple[str, str]]]:
     """Lower-case custom field name -> {list id: (name as stored, type)}."""
     types: dict[str, dict[int, tuple[str, str]]] = {}
     for list_id, name, field_type in CustomField.objects.filter(
@@ -613,7 +613,7 @@ class _Pass:
         if skill.filter_active:
             self.filter = RecordFilter(
                 skill.filter_conditions.all(),
-                custom_types=_custom_field_types(self.list_ids),
+                custom_types=custom_field_types(self.list_ids),
                 phone_region=self.bu.phone_region,
             )
             result.warnings.extend(self.filter.problems)

@@ -11,7 +11,8 @@ from django.db.models import QuerySet
 
 from messaging.models import TransportCode
 from pcsms.models import BusinessUnit
-from skills.models import CustomField, Skill
+from skills.models import CustomField, FilterCondition, Record, Skill
+from skills.planner import RecordFilter, active_list_ids, custom_field_types
 
 
 def custom_field_names(business_unit: BusinessUnit) -> list[str]:
@@ -77,3 +78,53 @@ def skill_priority_table(skills: QuerySet[Skill]) -> list[PriorityGroup]:
             groups.append(PriorityGroup(skill.business_unit, []))
         groups[-1].rows.append(row)
     return groups
+
+
+# --- Filter preview ---------------------------------------------------------------------------
+
+PREVIEW_SCAN_LIMIT = 200_000  # records checked in Python at most (see skill_filter_preview)
+
+
+@dataclass
+class FilterPreview:
+    matching: int
+    total: int  # the open records of the skill's active lists
+    approximate: bool  # only the first PREVIEW_SCAN_LIMIT candidates were checked
+    problems: list[str]
+
+    @property
+    def text(self) -> str:
+        about = "about " if self.approximate else ""
+        return f"{about}{self.matching:,} of {self.total:,} open records match the filter."
+
+
+def skill_filter_preview(
+    *, skill: Skill, conditions: list[FilterCondition], scan_limit: int = PREVIEW_SCAN_LIMIT
+) -> FilterPreview:
+    """How many open records of the skill's lists ``conditions`` (saved or not) let through.
+
+    The planner's own filter (RecordFilter) does the work, so the count is what the skill
+    would text. Conditions on custom numbers and yes/no values are checked in Python, record
+    by record, as the planner does: past ``scan_limit`` candidates the count is extrapolated.
+    """
+    list_ids = active_list_ids(skill)
+    records = Record.objects.filter(calling_list_id__in=list_ids, is_final=False)
+    total = records.count()
+    record_filter = RecordFilter(
+        conditions,
+        custom_types=custom_field_types(list_ids),
+        phone_region=skill.business_unit.phone_region,
+    )
+    candidates = record_filter.apply(records)
+    if not record_filter.checks:
+        return FilterPreview(candidates.count(), total, False, record_filter.problems)
+    matching = 0
+    rows = candidates.order_by("pk").iterator(chunk_size=2000)
+    for scanned, record in enumerate(rows, start=1):
+        matching += record_filter.passes(record)
+        if scanned >= scan_limit:
+            share = matching / scanned
+            return FilterPreview(
+                round(share * candidates.count()), total, True, record_filter.problems
+            )
+    return FilterPreview(matching, total, False, record_filter.problems)

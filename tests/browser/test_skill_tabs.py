@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from skills.services import skill_apply_defaults
-from tests.factories import SkillFactory
+from tests.factories import CallingListFactory, RecordFactory, SkillFactory
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -86,3 +86,29 @@ def test_the_last_tab_opens_again_after_save_and_continue(page, login, staff_mem
     expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
     expect(_tab(page, "3. Delivery")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#id_max_segments")).to_have_value("4")
+
+
+def test_the_filter_page_counts_the_records_its_rows_let_through(
+    page, login, staff_member, skill, bu
+):
+    calling_list = CallingListFactory(business_unit=bu)
+    for state in ("IL", "IL", "TX"):
+        RecordFactory(calling_list=calling_list, state=state)
+    skill.calling_lists.add(calling_list)
+    login(staff_member)
+    page.goto(reverse("admin:skills_skill_change", args=[skill.pk]))
+
+    _tab(page, "6. Filter").click()
+    page.locator("#filter_conditions-group .add-row a").click()
+    page.fill("#id_filter_conditions-0-field", "State")
+    page.select_option("#id_filter_conditions-0-operator", "eq")
+    page.fill("#id_filter_conditions-0-value", "il")
+    page.get_by_role("button", name="Count the records that match").click()
+
+    expect(page.locator(".skill-filter-preview output")).to_have_text(
+        "2 of 3 open records match the filter."
+    )
+    # Counting saved nothing; the preview belongs to the Filter page only.
+    assert not skill.filter_conditions.exists()
+    _tab(page, "Skill").click()
+    expect(page.get_by_role("button", name="Count the records that match")).to_be_hidden()
