@@ -124,6 +124,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PHONENUMBER_DEFAULT_REGION = env.str("PHONENUMBER_DEFAULT_REGION", default="US")
 PHONENUMBER_DEFAULT_FORMAT = "E164"
 
+# --- E-mail (the end-of-list notification) ----------------------------------------------------
+# EMAIL_URL as django-environ reads it: smtp://user:password@host:587 (+tls), or the default,
+# which prints the e-mails on the console (the demo). Tests use Django's in-memory outbox.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="pcsms <pcsms@localhost>")
+
 # --- SMS ------------------------------------------------------------------------------------
 SMS_BACKEND = env.str("SMS_BACKEND", default="messaging.backends.simulator.SimulatorBackend")
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")

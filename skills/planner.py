@@ -1012,12 +1012,9 @@ def skill_complete_if_finished(*, skill: Skill, now: dt.datetime | None = None) 
         skill.state = Skill.State.COMPLETED
         logger.info("Skill %s (%s) completed: no record left to text", skill.id, skill.name)
         if skill.end_of_list_email:
-            # Future work: the end-of-list notification e-mail.
-            logger.info(
-                "Skill %s: end-of-list notification to %s not sent (not built yet)",
-                skill.id,
-                skill.end_of_list_email,
-            )
+            from skills.tasks import end_of_list_enqueue
+
+            end_of_list_enqueue(skill_id=skill.id)
     return bool(changed)
 
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
-from messaging.models import TransportCode
+from messaging.models import MessageStatus, OutboundMessage, TransportCode
 from pcsms.models import BusinessUnit
-from skills.models import CustomField, FilterCondition, Record, Skill
+from skills.models import CustomField, FilterCondition, FinalReason, Record, Skill
 from skills.planner import RecordFilter, active_list_ids, custom_field_types
 
 
@@ -128,3 +128,47 @@ def skill_filter_preview(
                 round(share * candidates.count()), total, True, record_filter.problems
             )
     return FilterPreview(matching, total, False, record_filter.problems)
+
+
+# --- A skill's progress -----------------------------------------------------------------------
+
+
+@dataclass
+class SkillProgress:
+    records: int  # of the skill's active calling lists
+    open: int
+    finalized: list[tuple[str, int]]  # (reason, records), in FinalReason's order, none empty
+    texts: list[tuple[str, int]]  # (status, texts the skill planned), in MessageStatus' order
+
+
+def skill_progress(skill: Skill) -> SkillProgress:
+    """Records of the skill's lists by outcome, and the skill's texts by status."""
+    reasons = dict(FinalReason.choices)
+    finals: dict[str, int] = {}
+    records = open_records = 0
+    rows = (
+        Record.objects.filter(calling_list_id__in=active_list_ids(skill))
+        .values_list("is_final", "final_reason")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for is_final, reason, n in rows:
+        records += n
+        if is_final:
+            finals[reason] = finals.get(reason, 0) + n
+        else:
+            open_records += n
+    # Through the attempts (indexed by skill): a skill's texts, on whichever code they went.
+    statuses = dict(
+        OutboundMessage.objects.filter(attempt__skill=skill)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return SkillProgress(
+        records=records,
+        open=open_records,
+        finalized=[(reasons[r], finals[r]) for r in reasons if finals.get(r)]
+        + [(r or "unknown", n) for r, n in finals.items() if r not in reasons],
+        texts=[(label, statuses[s]) for s, label in MessageStatus.choices if statuses.get(s)],
+    )

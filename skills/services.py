@@ -182,3 +182,51 @@ def skill_stop(*, skill: Skill) -> tuple[Skill, int]:
     )
     withdrawn = withdraw(queued, WithdrawReason.SKILL_STOPPED)
     return skill, withdrawn
+
+
+def skill_end_of_list_notify(*, skill_id: int) -> bool:
+    """E-mail the skill's end-of-list address that its list is done, with the outcomes.
+
+    Run as a task once the skill is marked completed (planner.skill_complete_if_finished).
+    Returns False when the skill has no address (or is gone).
+    """
+    from zoneinfo import ZoneInfo
+
+    from django.conf import settings
+    from django.core.mail import send_mail
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+
+    from pcsms.timezones import resolve_zone
+    from skills.selectors import skill_progress
+
+    skill = Skill.objects.select_related("business_unit").filter(pk=skill_id).first()
+    if skill is None or not skill.end_of_list_email:
+        return False
+    progress = skill_progress(skill)
+    zone = skill.business_unit.default_time_zone or settings.TIME_ZONE
+    tzinfo = resolve_zone(zone, skill.business_unit) or ZoneInfo(settings.TIME_ZONE)
+    completed_at = timezone.localtime(skill.state_changed_at or timezone.now(), tzinfo)
+    body = render_to_string(
+        "skills/email/end_of_list.txt",
+        {
+            "skill": skill,
+            "progress": progress,
+            "texts_total": sum(n for _status, n in progress.texts),
+            "lists": list(
+                skill.calling_lists.filter(status=CallingList.Status.ACTIVE)
+                .order_by("name")
+                .values_list("name", flat=True)
+            ),
+            "completed_at": completed_at,
+            "zone": zone,
+            "url": settings.PUBLIC_BASE_URL + reverse("admin:skills_skill_change", args=[skill.pk]),
+        },
+    )
+    send_mail(
+        f'pcsms: skill "{skill.name}" has finished its list',
+        body,
+        None,  # DEFAULT_FROM_EMAIL
+        [skill.end_of_list_email],
+    )
+    return True

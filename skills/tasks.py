@@ -31,3 +31,22 @@ def upload_job_enqueue(*, job: UploadJob) -> None:
             group="imports",
         )
     )
+
+
+def notify_end_of_list(skill_id: int) -> None:
+    from skills.services import skill_end_of_list_notify
+
+    skill_end_of_list_notify(skill_id=skill_id)
+
+
+def end_of_list_enqueue(*, skill_id: int) -> None:
+    """The end-of-list e-mail, sent by a worker once the completion is committed (a slow mail
+    server must not hold the planner's pass)."""
+    transaction.on_commit(
+        lambda: async_task(
+            "skills.tasks.notify_end_of_list",
+            skill_id,
+            task_name=f"end-of-list e-mail of skill {skill_id}",
+            group="notifications",
+        )
+    )
