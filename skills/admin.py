@@ -64,6 +64,7 @@ from skills.selectors import skill_filter_preview, skill_priority_table
 from skills.services import (
     SkillStateError,
     skill_apply_defaults,
+    skill_filter_changed,
     skill_pause,
     skill_priorities_set,
     skill_queue_reprioritise,
@@ -945,8 +946,20 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
         super().save_related(request, form, formsets, change)
         if not change:
             skill_apply_defaults(skill=form.instance)
-        elif "priority" in form.changed_data:
-            skill_queue_reprioritise(skill=form.instance)  # as the priorities page does
+        else:
+            if "priority" in form.changed_data:
+                skill_queue_reprioritise(skill=form.instance)  # as the priorities page does
+            filter_rows = [f for f in formsets if f.model is FilterCondition]
+            if "filter_active" in form.changed_data or any(f.has_changed() for f in filter_rows):
+                withdrawn = skill_filter_changed(skill=form.instance)
+                if withdrawn:
+                    self.message_user(
+                        request,
+                        f"The filter changed: {withdrawn} queued text(s) withdrawn "
+                        f'("{form.instance.get_filter_change_action_display()}"); their '
+                        "records go back to the list.",
+                        messages.INFO,
+                    )
 
     def _change_state(self, request, queryset, service, done: str) -> None:
         for skill in queryset:

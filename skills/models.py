@@ -547,7 +547,15 @@ class Skill(models.Model):
     # 6. Filter (conditions are FilterCondition rows)
     filter_active = models.BooleanField(default=False)
     filter_change_action = models.CharField(
-        max_length=8, choices=FilterChange.choices, default=FilterChange.NOTHING
+        "when the filter changes",
+        max_length=8,
+        choices=FilterChange.choices,
+        default=FilterChange.NOTHING,
+        help_text="What becomes of texts already queued when the filter is changed and saved. "
+        "Leave: they are sent as planned. Withdraw: all are withdrawn and their records go "
+        "back to the list, to be planned again under the new filter. Pause until re-planned: "
+        "they are held while checked against the new filter; those whose record no longer "
+        "passes are withdrawn, the others keep their place.",
     )
     # 8. Schedule (days are ScheduleDay rows)
     schedule_enabled = models.BooleanField(

@@ -15,6 +15,7 @@ from skills.models import (
     CadenceStep,
     CallingList,
     CpaRule,
+    Record,
     ScheduleDay,
     Skill,
     SortCriterion,
@@ -182,6 +183,36 @@ def skill_stop(*, skill: Skill) -> tuple[Skill, int]:
     )
     withdrawn = withdraw(queued, WithdrawReason.SKILL_STOPPED)
     return skill, withdrawn
+
+
+def skill_filter_changed(*, skill: Skill) -> int:
+    """Apply the skill's "when the filter changes" choice to its queued texts, after its filter
+    (the switch or a condition) was changed; returns how many texts were withdrawn.
+
+    Withdrawn texts give their attempt back: the record returns to the list and the next pass
+    plans it again if it passes the new filter (skills.outcomes).
+    """
+    from skills.planner import RecordFilter, active_list_ids, custom_field_types
+
+    action = skill.filter_change_action
+    if action == Skill.FilterChange.NOTHING:
+        return 0
+    # Through the attempts (indexed by skill): the skill's texts on whichever code.
+    queued = OutboundMessage.objects.filter(attempt__skill=skill, status=MessageStatus.QUEUED)
+    if action == Skill.FilterChange.FLUSH:
+        return withdraw(list(queued.values_list("id", flat=True)), WithdrawReason.FILTERED)
+    if not skill.filter_active:
+        return 0  # no filter any more: every queued text passes
+    rows = list(queued.values_list("id", "attempt__record_id"))
+    list_ids = active_list_ids(skill)
+    record_filter = RecordFilter(
+        skill.filter_conditions.all(),
+        custom_types=custom_field_types(list_ids),
+        phone_region=skill.business_unit.phone_region,
+    )
+    candidates = record_filter.apply(Record.objects.filter(pk__in={r for _m, r in rows}))
+    passing = {record.pk for record in candidates if record_filter.passes(record)}
+    return withdraw([m for m, r in rows if r not in passing], WithdrawReason.FILTERED)
 
 
 def skill_end_of_list_notify(*, skill_id: int) -> bool:

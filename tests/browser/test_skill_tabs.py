@@ -112,3 +112,28 @@ def test_the_filter_page_counts_the_records_its_rows_let_through(
     assert not skill.filter_conditions.exists()
     _tab(page, "Skill").click()
     expect(page.get_by_role("button", name="Count the records that match")).to_be_hidden()
+
+
+def test_saving_a_changed_filter_applies_the_choice_to_queued_texts(page, login, staff_member, bu):
+    from messaging.models import MessageStatus, OutboundMessage
+    from tests.factories import AttemptFactory
+
+    texted = SkillFactory(business_unit=bu, name="Texted")
+    calling_list = CallingListFactory(business_unit=bu)
+    texted.calling_lists.add(calling_list)
+    for state in ("IL", "TX"):  # a queued text each, planned before the filter
+        AttemptFactory(skill=texted, record__calling_list=calling_list, record__state=state)
+    login(staff_member)
+    page.goto(reverse("admin:skills_skill_change", args=[texted.pk]))
+
+    _tab(page, "6. Filter").click()
+    page.check("#id_filter_active")
+    page.select_option("#id_filter_change_action", label="Pause until re-planned")
+    page.locator("#filter_conditions-group .add-row a").click()
+    page.fill("#id_filter_conditions-0-field", "State")
+    page.fill("#id_filter_conditions-0-value", "IL")
+    page.locator("input[name=_continue]").last.click()
+
+    expect(page.locator(".messagelist")).to_contain_text("1 queued text(s) withdrawn")
+    queued = OutboundMessage.objects.filter(status=MessageStatus.QUEUED)
+    assert list(queued.values_list("attempt__record__state", flat=True)) == ["IL"]
