@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # thousands separators on the dashboards
     "django_q",
     "phonenumber_field",
     "pcsms",

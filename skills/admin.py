@@ -60,7 +60,12 @@ from skills.models import (
     TimeZoneBound,
     UploadJob,
 )
-from skills.selectors import skill_filter_preview, skill_priority_table
+from skills.selectors import (
+    campaign_dashboard,
+    skill_dashboard,
+    skill_filter_preview,
+    skill_priority_table,
+)
 from skills.services import (
     SkillStateError,
     skill_apply_defaults,
@@ -80,7 +85,14 @@ SYSTEM_FIELDSET = ("System", {"fields": ["created_at", "updated_at"], "classes":
 
 @admin.register(Campaign)
 class CampaignAdmin(FixedParentMixin, TenantAdmin):
-    list_display = ["name", "business_unit", "is_active", "skill_count", "created_at"]
+    list_display = [
+        "name",
+        "business_unit",
+        "is_active",
+        "skill_count",
+        "dashboard_link",
+        "created_at",
+    ]
     list_filter = [scoped("business_unit"), "is_active"]
     search_fields = ["name", "description"]
     list_select_related = ["business_unit"]  # shown on every row
@@ -93,6 +105,42 @@ class CampaignAdmin(FixedParentMixin, TenantAdmin):
     @admin.display(description="skills", ordering="skill_count")
     def skill_count(self, obj):
         return obj.skill_count
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, obj):
+        url = reverse("admin:skills_campaign_dashboard", args=[obj.pk])
+        return format_html('<a href="{}">Dashboard</a>', url)
+
+    def get_urls(self):
+        def view(func):
+            return self.admin_site.admin_view(func)
+
+        return [
+            path(
+                "<int:pk>/dashboard/", view(self.dashboard_view), name="skills_campaign_dashboard"
+            ),
+            path(
+                "<int:pk>/dashboard/data/",
+                view(self.dashboard_data_view),
+                name="skills_campaign_dashboard_data",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _viewable(self, request, pk):
+        obj = self.get_object(request, str(pk))  # scoped to the user's business units
+        if obj is None:
+            raise Http404("Not found in your business units.")
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def dashboard_view(self, request, pk):
+        campaign = self._viewable(request, pk)
+        return _dashboard_page(self, request, campaign, campaign_dashboard(campaign), "campaign")
+
+    def dashboard_data_view(self, request, pk):
+        return JsonResponse(campaign_dashboard(self._viewable(request, pk)).as_json())
 
 
 class CustomFieldInline(TenantTabularInline):
@@ -799,6 +847,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
         "registration",
         "template",
         "schedule_enabled",
+        "dashboard_link",
         "updated_at",
     ]
     list_filter = [scoped("business_unit"), "state", scoped("campaign"), "schedule_enabled"]
@@ -986,8 +1035,34 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
                 view(self.filter_preview_view),
                 name="skills_skill_filter_preview",
             ),
+            path("<int:pk>/dashboard/", view(self.dashboard_view), name="skills_skill_dashboard"),
+            path(
+                "<int:pk>/dashboard/data/",
+                view(self.dashboard_data_view),
+                name="skills_skill_dashboard_data",
+            ),
             *super().get_urls(),
         ]
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, obj):
+        url = reverse("admin:skills_skill_dashboard", args=[obj.pk])
+        return format_html('<a href="{}">Dashboard</a>', url)
+
+    def _viewable(self, request, pk):
+        obj = self.get_object(request, str(pk))  # scoped to the user's business units
+        if obj is None:
+            raise Http404("Not found in your business units.")
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def dashboard_view(self, request, pk):
+        skill = self._viewable(request, pk)
+        return _dashboard_page(self, request, skill, skill_dashboard(skill), "skill")
+
+    def dashboard_data_view(self, request, pk):
+        return JsonResponse(skill_dashboard(self._viewable(request, pk)).as_json())
 
     def filter_preview_view(self, request, pk):
         """JSON: how many open records the filter rows now in the form (saved or not) match."""
@@ -1074,6 +1149,36 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     )
     def stop_skills(self, request, queryset):
         self._change_state(request, queryset, skill_stop, "stopped")
+
+
+def _dashboard_page(model_admin, request, obj, dashboard, kind: str):
+    """The live dashboard of a skill or a campaign (static/skills/dashboard.js polls its data)."""
+    opts = model_admin.opts
+    prefix = f"admin:{opts.app_label}_{opts.model_name}"
+    data = dashboard.as_json()
+    peak = max(dashboard.per_minute) or 1
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": opts,
+        "title": f"Dashboard: {obj}",
+        "object": obj,
+        "kind": kind,
+        "dashboard": dashboard,
+        "data": data,
+        "bars": [
+            {
+                "x": 10 * i,
+                "y": 100 - round(100 * n / peak),
+                "height": round(100 * n / peak),
+                "count": n,
+            }
+            for i, n in enumerate(dashboard.per_minute)
+        ],
+        "peak": peak,
+        "data_url": reverse(f"{prefix}_dashboard_data", args=[obj.pk]),
+        "change_url": reverse(f"{prefix}_change", args=[obj.pk]),
+    }
+    return TemplateResponse(request, "admin/skills/dashboard.html", context)
 
 
 def _posted_conditions(data, inline) -> list[FilterCondition]:

@@ -932,6 +932,8 @@ class Attempt(models.Model):
         indexes = [
             # Dashboard counts and "attempts so far" per record.
             models.Index(fields=["skill", "record"], name="attempt_skill_record_idx"),
+            # The dashboard's texts per minute: a skill's attempts of the last hours only.
+            models.Index(fields=["skill", "created_at"], name="attempt_skill_created_idx"),
         ]
 
     def __str__(self) -> str:

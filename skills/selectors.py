@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage, TransportCode
 from pcsms.models import BusinessUnit
-from skills.models import CustomField, FilterCondition, FinalReason, Record, Skill
+from skills.models import Campaign, CustomField, FilterCondition, FinalReason, Record, Skill
 from skills.planner import RecordFilter, active_list_ids, custom_field_types
 
 
@@ -171,4 +173,129 @@ def skill_progress(skill: Skill) -> SkillProgress:
         finalized=[(reasons[r], finals[r]) for r in reasons if finals.get(r)]
         + [(r or "unknown", n) for r, n in finals.items() if r not in reasons],
         texts=[(label, statuses[s]) for s, label in MessageStatus.choices if statuses.get(s)],
+    )
+
+
+# --- Dashboards -------------------------------------------------------------------------------
+
+THROUGHPUT_MINUTES = 60  # the chart: texts sent per minute over the last hour
+RATE_MINUTES = 15  # the rate behind the ETA
+# A text is sent within this long of being planned (the planner keeps minutes of work queued
+# and re-plans what waits longer than the skill's stale minutes): bounds the index scan.
+SEND_LAG_BOUND = dt.timedelta(hours=6)
+
+
+@dataclass
+class Dashboard:
+    title: str
+    states: list[str]  # of the skill, or of the campaign's skills
+    progress: SkillProgress
+    waiting: int  # open records that may still be texted (attempts left)
+    per_minute: list[int]  # texts sent in each of the last THROUGHPUT_MINUTES minutes
+    opted_out: int
+    now: dt.datetime
+
+    @property
+    def rate(self) -> float:
+        """Texts per minute over the last RATE_MINUTES minutes."""
+        return sum(self.per_minute[-RATE_MINUTES:]) / RATE_MINUTES
+
+    @property
+    def eta_minutes(self) -> int | None:
+        """Minutes until every waiting record has had a text at the current rate."""
+        if not self.waiting:
+            return 0
+        return math.ceil(self.waiting / self.rate) if self.rate else None
+
+    @property
+    def finalized(self) -> int:
+        return sum(n for _reason, n in self.progress.finalized)
+
+    def as_json(self) -> dict:
+        return {
+            "title": self.title,
+            "states": self.states,
+            "records": self.progress.records,
+            "open": self.progress.open,
+            "finalized": self.finalized,
+            "percent_done": round(100 * self.finalized / self.progress.records)
+            if self.progress.records
+            else 0,
+            "outcomes": self.progress.finalized,
+            "texts": self.progress.texts,
+            "waiting": self.waiting,
+            "per_minute": self.per_minute,
+            "rate": round(self.rate, 1),
+            "eta_minutes": self.eta_minutes,
+            "opted_out": self.opted_out,
+            "at": self.now.isoformat(timespec="seconds"),
+        }
+
+
+def _per_minute(skills: list[Skill], now: dt.datetime) -> list[int]:
+    start = now - dt.timedelta(minutes=THROUGHPUT_MINUTES)
+    counts = [0] * THROUGHPUT_MINUTES
+    sent = OutboundMessage.objects.filter(
+        attempt__skill__in=skills,
+        attempt__created_at__gte=start - SEND_LAG_BOUND,
+        sent_at__gt=start,
+        sent_at__lte=now,
+    ).values_list("sent_at", flat=True)
+    for when in sent.iterator(chunk_size=5000):
+        minute = int((when - start).total_seconds() // 60)
+        counts[min(max(minute, 0), THROUGHPUT_MINUTES - 1)] += 1
+    return counts
+
+
+def _waiting(skills: list[Skill]) -> int:
+    total = 0
+    for skill in skills:
+        total += Record.objects.filter(
+            calling_list_id__in=active_list_ids(skill),
+            is_final=False,
+            attempts__lt=skill.max_attempts,
+        ).count()
+    return total
+
+
+def skill_dashboard(skill: Skill, now: dt.datetime | None = None) -> Dashboard:
+    now = now or timezone.now()
+    progress = skill_progress(skill)
+    return Dashboard(
+        title=skill.name,
+        states=[skill.get_state_display()],
+        progress=progress,
+        waiting=_waiting([skill]),
+        per_minute=_per_minute([skill], now),
+        opted_out=dict(progress.finalized).get(FinalReason.OPTED_OUT.label, 0),
+        now=now,
+    )
+
+
+def campaign_dashboard(campaign: Campaign, now: dt.datetime | None = None) -> Dashboard:
+    """The campaign's skills together (a list two skills share counts once per skill)."""
+    now = now or timezone.now()
+    skills = list(campaign.skills.select_related("business_unit").order_by("name"))
+    parts = [skill_progress(skill) for skill in skills]
+    finalized: dict[str, int] = {}
+    texts: dict[str, int] = {}
+    for part in parts:
+        for reason, n in part.finalized:
+            finalized[reason] = finalized.get(reason, 0) + n
+        for status, n in part.texts:
+            texts[status] = texts.get(status, 0) + n
+    progress = SkillProgress(
+        records=sum(p.records for p in parts),
+        open=sum(p.open for p in parts),
+        finalized=list(finalized.items()),
+        texts=[(label, texts[label]) for _s, label in MessageStatus.choices if texts.get(label)],
+    )
+    return Dashboard(
+        title=campaign.name,
+        states=[f"{s.name}: {s.get_state_display()}" for s in skills],
+        progress=progress,
+        waiting=_waiting(skills),
+        per_minute=_per_minute(skills, now) if skills else [0] * THROUGHPUT_MINUTES,
+        opted_out=finalized.get(FinalReason.OPTED_OUT.label, 0),
+        now=now,
     )
