@@ -227,9 +227,26 @@ class Dashboard:
             "per_minute": self.per_minute,
             "rate": round(self.rate, 1),
             "eta_minutes": self.eta_minutes,
+            "eta_text": eta_text(self.eta_minutes),
             "opted_out": self.opted_out,
-            "at": self.now.isoformat(timespec="seconds"),
+            "at": timezone.localtime(self.now).strftime("%H:%M:%S"),
         }
+
+
+def eta_text(minutes: int | None) -> str:
+    """``minutes`` as a person reads a time left: "-", "done", "45 min", "3 h 20 min",
+    "4 d 22 h"."""
+    if minutes is None:
+        return "-"
+    if minutes == 0:
+        return "done"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days:,} d {hours} h" if hours else f"{days:,} d"
 
 
 def _per_minute(skills: list[Skill], now: dt.datetime) -> list[int]:

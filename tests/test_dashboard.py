@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage
 from skills.models import Skill
-from skills.selectors import campaign_dashboard, skill_dashboard
+from skills.selectors import campaign_dashboard, eta_text, skill_dashboard
 from tests.factories import (
     AttemptFactory,
     CallingListFactory,
@@ -130,3 +130,19 @@ def test_another_units_dashboards_are_not_found(operator, other_bu):
         assert operator.get(reverse(name, args=[theirs.pk])).status_code == 404
     for name in ("admin:skills_campaign_dashboard", "admin:skills_campaign_dashboard_data"):
         assert operator.get(reverse(name, args=[theirs.campaign.pk])).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("minutes", "text"),
+    [
+        (None, "-"),
+        (0, "done"),
+        (45, "45 min"),
+        (60, "1 h"),
+        (200, "3 h 20 min"),
+        (7098, "4 d 22 h"),
+        (2880, "2 d"),
+    ],
+)
+def test_the_time_left_reads_as_a_person_says_it(minutes, text):
+    assert eta_text(minutes) == text

@@ -55,8 +55,7 @@
     el("percent_done").textContent = data.percent_done;
     el("progress").value = data.percent_done;
     el("rate").textContent = data.rate;
-    el("eta").textContent =
-      data.eta_minutes === null ? "-" : data.eta_minutes === 0 ? "done" : `${fmt.format(data.eta_minutes)} min`;
+    el("eta").textContent = data.eta_text;
     rows(el("outcomes"), data.outcomes);
     rows(el("texts"), data.texts);
     chart(data.per_minute);
