@@ -1,0 +1,86 @@
+"""``manage.py config export|apply``: the system's configuration as a TOML file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from pcsms.models import BusinessUnit
+from skills.config import ConfigError, config_apply, config_export
+
+
+class Command(BaseCommand):
+    help = (
+        "Export the configuration (business units, custom zones, DNC groups, transport codes, "
+        "registrations, templates, campaigns, skills with their parameters) as TOML, or apply "
+        "such a file: all of it or, on any error, nothing. See skills/config.py."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        export = sub.add_parser("export", help="Print (or write) the configuration as TOML.")
+        export.add_argument(
+            "--business-unit",
+            action="append",
+            dest="units",
+            metavar="NAME",
+            help="Only this business unit (repeatable). Default: all.",
+        )
+        export.add_argument("--output", "-o", help="Write to this file instead of stdout.")
+        apply = sub.add_parser("apply", help="Apply a TOML file.")
+        apply.add_argument("path", help="The TOML file.")
+        apply.add_argument(
+            "--dry-run", action="store_true", help="Check and count, then change nothing."
+        )
+        apply.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args, action, **options):
+        if action == "export":
+            return self._export(options)
+        return self._apply(options)
+
+    def _export(self, options):
+        units = BusinessUnit.objects.all()
+        names = options.get("units")
+        if names:
+            units = units.filter(name__in=names)
+            missing = sorted(set(names) - set(units.values_list("name", flat=True)))
+            if missing:
+                raise CommandError(f"No business unit named {missing[0]!r}.")
+        text = config_export(units)
+        if options.get("output"):
+            Path(options["output"]).write_text(text, encoding="utf-8")
+        else:
+            self.stdout.write(text, ending="")
+
+    def _apply(self, options):
+        path = Path(options["path"])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"Cannot read {path}: {exc}") from None
+        try:
+            result = config_apply(text, dry_run=options["dry_run"])
+        except ConfigError as exc:
+            if options["json"]:
+                self.stdout.write(json.dumps({"applied": False, "errors": exc.errors}))
+            raise CommandError(
+                f"{path}: nothing was applied ({len(exc.errors)} problem(s)):\n"
+                + "\n".join(f"  {e}" for e in exc.errors)
+            ) from None
+        if options["json"]:
+            self.stdout.write(json.dumps({"applied": not result.dry_run, **result.as_json()}))
+            return
+        verb = "Would apply" if result.dry_run else "Applied"
+        parts = []
+        for label, counter in (
+            ("created", result.created),
+            ("updated", result.updated),
+            ("unchanged", result.unchanged),
+        ):
+            if counter:
+                items = ", ".join(f"{n} {what}" for what, n in sorted(counter.items()))
+                parts.append(f"{label}: {items}")
+        self.stdout.write(f"{verb} {path}. " + ("; ".join(parts) or "Nothing in it.") + ".")

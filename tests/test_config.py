@@ -1,0 +1,217 @@
+"""Configuration as TOML: ``manage.py config export`` and ``config apply`` (skills/config.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from dnc.models import DncGroup
+from messaging.models import MessageTemplate, SmsRegistration, TransportCode
+from pcsms.models import BusinessUnit, CustomTimeZone
+from skills.config import ConfigError, config_apply, config_export
+from skills.models import CadenceStep, CallingList, CpaRule, CustomField, Skill
+
+# What an engineer writes to set up a new contact centre.
+CONFIG = """
+[[business_units]]
+name = "Northwind"
+default_time_zone = "America/Chicago"
+allowed_time_zones = ["America/Chicago", "America/New_York", "Plant Time"]
+business_name = "Northwind Clinic"
+
+[[business_units.custom_time_zones]]
+name = "Plant Time"
+utc_offset_minutes = -300
+
+[[business_units.dnc_groups]]
+name = "Northwind DNC"
+is_default = true
+
+[[business_units.transport_codes]]
+number = "+13125550000"
+kind = "long"
+messages_per_second = 4.5
+provisioning_status = "provisioned"
+provisioned_on = 2026-11-02
+
+[[business_units.registrations]]
+name = "Northwind 10DLC"
+transport_code = "+13125550000"
+stop_dnc_group = "Northwind DNC"
+
+[[business_units.calling_lists]]
+name = "Patients"
+custom_fields = [{ name = "Visit", field_type = "date" }]
+
+[[business_units.templates]]
+name = "Visit reminder"
+body = "Hi {FirstName|there}, see you on {Visit}. Reply STOP to opt out."
+
+[[business_units.campaigns]]
+name = "Winter"
+
+[[business_units.skills]]
+name = "Visits"
+campaign = "Winter"
+registration = "Northwind 10DLC"
+template = "Visit reminder"
+priority = 7
+max_attempts = 2
+calling_lists = ["Patients", "Walk-ins"]
+scrubbed_dnc_groups = ["Northwind DNC"]
+cadence = [
+    { position = 0, phone_field = "SMSPhoneNumber", attempts = 2, rest_minutes = 30 },
+    { position = 1, phone_field = "PhoneNumber", attempts = 1, rest_minutes = 0 },
+]
+schedule = [{ weekday = 0, is_active = true, start_time = 09:00:00, end_time = 17:30:00 }]
+"""
+
+
+def test_a_file_sets_up_a_whole_contact_centre(db):
+    result = config_apply(CONFIG)
+
+    bu = BusinessUnit.objects.get(name="Northwind")
+    assert bu.default_time_zone == "America/Chicago" and "Plant Time" in bu.allowed_time_zones
+    assert CustomTimeZone.objects.get(business_unit=bu).utc_offset_minutes == -300
+    assert DncGroup.objects.get(business_unit=bu).is_default
+    code = TransportCode.objects.get(number="+13125550000")
+    assert (code.messages_per_second, code.provisioned_on) == (
+        Decimal("4.50"),
+        dt.date(2026, 11, 2),
+    )
+    registration = SmsRegistration.objects.get(name="Northwind 10DLC")
+    assert registration.stop_dnc_group.name == "Northwind DNC"
+    assert CustomField.objects.get(calling_list__name="Patients").field_type == "date"
+    skill = Skill.objects.get(name="Visits")
+    assert (skill.priority, skill.max_attempts, skill.state) == (7, 2, Skill.State.STOPPED)
+    assert sorted(skill.calling_lists.values_list("name", flat=True)) == ["Patients", "Walk-ins"]
+    steps = CadenceStep.objects.filter(skill=skill).order_by("position")
+    assert [(s.phone_field, s.attempts, s.rest_minutes) for s in steps] == [
+        ("SMSPhoneNumber", 2, 30),
+        ("PhoneNumber", 1, 0),
+    ]
+    schedule = skill.schedule_days.get()
+    assert (schedule.start_time, schedule.end_time) == (dt.time(9), dt.time(17, 30))
+    # Pages the file leaves out get the admin's defaults (the carrier outcome rules).
+    assert CpaRule.objects.filter(skill=skill, match="21610").exists()
+    assert result.created["skills"] == 1 and result.created["calling lists"] == 2
+
+
+def test_applying_again_changes_nothing_and_export_gives_the_same_back(db):
+    config_apply(CONFIG)
+    exported = config_export()
+
+    again = config_apply(CONFIG)
+    round_trip = config_apply(exported)
+
+    assert not again.created and not again.updated
+    assert not round_trip.created and not round_trip.updated
+    assert config_export() == exported
+
+
+def test_a_changed_value_and_changed_rows_are_updated(db):
+    config_apply(CONFIG)
+    changed = CONFIG.replace("priority = 7", "priority = 3").replace(
+        "attempts = 2, rest_minutes = 30", "attempts = 3, rest_minutes = 45"
+    )
+
+    result = config_apply(changed)
+
+    skill = Skill.objects.get(name="Visits")
+    assert skill.priority == 3
+    assert CadenceStep.objects.get(skill=skill, position=0).attempts == 3
+    assert result.updated == {"skills": 1}
+    assert result.created == {"cadence steps": 2}  # the skill's cadence rows were replaced
+
+
+def test_applying_never_starts_or_stops_a_skill(db):
+    config_apply(CONFIG)
+    Skill.objects.filter(name="Visits").update(state=Skill.State.RUNNING)
+
+    config_apply(CONFIG.replace("priority = 7", "priority = 8"))
+
+    assert Skill.objects.get(name="Visits").state == Skill.State.RUNNING
+    with pytest.raises(ConfigError, match="unknown key 'state'"):
+        config_apply(CONFIG.replace("priority = 7", 'priority = 7\nstate = "running"'))
+
+
+def test_a_bad_file_changes_nothing_and_says_where(db):
+    bad = CONFIG.replace("max_attempts = 2", "max_attempts = 0").replace(
+        'template = "Visit reminder"', 'template = "No such template"'
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        config_apply(bad)
+
+    errors = caught.value.errors
+    assert any(
+        e.startswith("business_units[0].skills[0]: template: no message template") for e in errors
+    )
+    assert not BusinessUnit.objects.filter(name="Northwind").exists()
+    assert not MessageTemplate.objects.exists()
+
+
+def test_a_value_the_field_refuses_is_reported_with_its_place(db):
+    bad = CONFIG.replace("attempts = 2, rest_minutes = 30", "attempts = 0, rest_minutes = 30")
+
+    with pytest.raises(ConfigError) as caught:
+        config_apply(bad)
+
+    assert any(
+        e.startswith("business_units[0].skills[0].cadence[0]: ") for e in caught.value.errors
+    )
+    assert not Skill.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("business_units = 3", "The file has no [[business_units]] tables."),
+        ("[[business_units]\nname=", "The file is not valid TOML"),
+        ('[[business_units]]\nname = "X"\ncolour = "red"', "unknown key 'colour'"),
+        ('[[business_units]]\nname = ""', "a business unit needs a name"),
+    ],
+)
+def test_unreadable_files(db, text, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        config_apply(text)
+    assert not BusinessUnit.objects.exists()
+
+
+def test_a_dry_run_counts_and_changes_nothing(db):
+    result = config_apply(CONFIG, dry_run=True)
+
+    assert result.created["skills"] == 1
+    assert not BusinessUnit.objects.exists()
+    assert not CallingList.objects.exists()
+
+
+def test_the_command_exports_one_unit_and_applies_a_file(db, tmp_path):
+    config_apply(CONFIG)
+    BusinessUnit.objects.create(name="Other")
+    out = StringIO()
+
+    call_command("config", "export", "--business-unit", "Northwind", stdout=out)
+    assert 'name = "Northwind"' in out.getvalue() and 'name = "Other"' not in out.getvalue()
+
+    path = tmp_path / "config.toml"
+    path.write_text(out.getvalue().replace("priority = 7", "priority = 9"), encoding="utf-8")
+    printed = StringIO()
+    call_command("config", "apply", str(path), "--json", stdout=printed)
+    assert json.loads(printed.getvalue())["updated"] == {"skills": 1}
+    assert Skill.objects.get(name="Visits").priority == 9
+
+
+def test_the_command_refuses_a_bad_file_with_the_problems(db, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[[business_units]]\nname = "X"\ncolour = 1\n', encoding="utf-8")
+
+    with pytest.raises(CommandError, match=r"(?s)nothing was applied.*unknown key 'colour'"):
+        call_command("config", "apply", str(path))
+    with pytest.raises(CommandError, match="No business unit named 'Nobody'"):
+        call_command("config", "export", "--business-unit", "Nobody")
