@@ -10,4 +10,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("", include("messaging.urls")),  # carrier callbacks: /sms/twilio/status/ and inbound
+    path("", include("skills.urls")),  # the CRM endpoint: /xs/skills/<id>/records/
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -76,6 +77,7 @@ from skills.services import (
     skill_start,
     skill_stop,
 )
+from skills.xs import skill_xs_key_issue
 
 SYSTEM_FIELDSET = ("System", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]})
 
@@ -856,7 +858,14 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     list_select_related = ["business_unit", "campaign", "registration", "template"]
     filter_horizontal = ["calling_lists", "scrubbed_dnc_groups", "contributing_dnc_groups"]
     # The state moves only through start/stop/pause, which also plan or withdraw messages.
-    readonly_fields = ["state", "state_changed_at", "xs_api_key", "created_at", "updated_at"]
+    readonly_fields = [
+        "state",
+        "state_changed_at",
+        "xs_api_key",
+        "xs_endpoint",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [
         CadenceStepInline,
         CpaRuleInline,
@@ -866,7 +875,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
         TimeZoneBoundInline,
     ]
     save_on_top = True
-    actions = ["start_skills", "pause_skills", "stop_skills"]
+    actions = ["start_skills", "pause_skills", "stop_skills", "issue_xs_keys"]
     change_form_template = "admin/skills/skill/change_form.html"  # the parameter pages as tabs
     change_list_template = "admin/skills/skill/change_list.html"  # links the priorities page
     # The parameter pages of SPEC section 2, one tab each (static/skills/skill_tabs.js; without
@@ -947,7 +956,13 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
         (
             "10. XS settings",
             {
-                "fields": ["xs_enabled", "xs_api_key", "xs_webhook_url", "xs_refill_threshold"],
+                "fields": [
+                    "xs_enabled",
+                    "xs_endpoint",
+                    "xs_api_key",
+                    "xs_webhook_url",
+                    "xs_refill_threshold",
+                ],
                 "classes": ["skill-tab-xs"],
             },
         ),
@@ -967,7 +982,20 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     @admin.display(description="CRM API key")
     def xs_api_key(self, obj):
         # Only a hash is stored; the key itself is shown once, when it is issued.
-        return "set" if obj is not None and obj.xs_api_key_hash else "not set"
+        if obj is not None and obj.xs_api_key_hash:
+            return "set (issue a new one with the action of the skill list)"
+        return 'not set: issue one with the skill list\'s action "Issue a new CRM API key"'
+
+    @admin.display(description="CRM endpoint")
+    def xs_endpoint(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        url = settings.PUBLIC_BASE_URL + reverse("xs_records", args=[obj.pk])
+        return format_html(
+            "POST <code>{}</code> with <code>Authorization: Bearer &lt;key&gt;</code> and a "
+            'JSON body <code>{{"records": [{{"ExternalId": ..., "PhoneNumber": ...}}]}}</code>',
+            url,
+        )
 
     def get_inlines(self, request, obj):
         # A new skill gets its default rows when saved (save_related); editing starts from them.
@@ -1135,6 +1163,18 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
             "errors": errors,
         }
         return TemplateResponse(request, "admin/skills/skill/priorities.html", context)
+
+    @admin.action(
+        description="Issue a new CRM API key (the old one stops working)", permissions=["change"]
+    )
+    def issue_xs_keys(self, request, queryset):
+        for skill in queryset:
+            key = skill_xs_key_issue(skill=skill)
+            self.message_user(
+                request,
+                f'CRM API key of "{skill}": {key} (shown this once: store it in the CRM).',
+                messages.WARNING,
+            )
 
     @admin.action(description="Start selected skills", permissions=["change"])
     def start_skills(self, request, queryset):

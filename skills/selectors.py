@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -13,7 +15,16 @@ from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage, TransportCode
 from pcsms.models import BusinessUnit
-from skills.models import Campaign, CustomField, FilterCondition, FinalReason, Record, Skill
+from skills.importing.report import HEADER as REPORT_HEADER
+from skills.models import (
+    Campaign,
+    CustomField,
+    FilterCondition,
+    FinalReason,
+    Record,
+    Skill,
+    UploadJob,
+)
 from skills.planner import RecordFilter, active_list_ids, custom_field_types
 
 
@@ -316,3 +327,19 @@ def campaign_dashboard(campaign: Campaign, now: dt.datetime | None = None) -> Da
         opted_out=finalized.get(FinalReason.OPTED_OUT.label, 0),
         now=now,
     )
+
+
+# --- Upload jobs ------------------------------------------------------------------------------
+
+
+def upload_job_report_entries(job: UploadJob) -> list[dict]:
+    """The rows of the job's error report: {row, outcome, reason, values}, in row order."""
+    if not job.error_report:
+        return []
+    with job.error_report.open("rb") as handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+        rows = list(csv.reader(text))
+    entries = [dict(zip(REPORT_HEADER, r, strict=False)) for r in rows[1:]]
+    for entry in entries:
+        entry["row"] = int(entry["row"])
+    return entries

@@ -204,19 +204,9 @@ class Command(BaseCommand):
         sys.exit(EXIT_FILE_ERROR)
 
     def _report(self, job: UploadJob, options) -> None:
-        from skills.importing.report import HEADER
+        from skills.selectors import upload_job_report_entries
 
-        entries = []
-        if job.error_report:
-            import csv
-            import io
-
-            with job.error_report.open("rb") as handle:
-                text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-                rows = list(csv.reader(text))
-            entries = [dict(zip(HEADER, r, strict=False)) for r in rows[1:]]
-            for entry in entries:
-                entry["row"] = int(entry["row"])
+        entries = upload_job_report_entries(job)
         if options["json"]:
             self.stdout.write(
                 json.dumps(

@@ -1,0 +1,74 @@
+"""The skills' own URLs outside the admin: the CRM endpoint of the XS settings (skills/xs.py).
+
+Thin: authenticate, read the JSON, call the service, answer JSON. A wrong or missing key and an
+unknown skill get the same 401, so the endpoint does not tell which skills exist.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from skills.models import Skill
+from skills.selectors import upload_job_report_entries
+from skills.xs import XsError, skill_xs_key_matches, skill_xs_records_add
+
+_HEADER_ROWS = 2  # the CSV made of the records: its header is row 1, records[0] is row 2
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@csrf_exempt  # a server-to-server call, authenticated by its key, not a browser form
+@require_POST
+def xs_records(request, skill_id: int):
+    auth = request.headers.get("Authorization", "")
+    scheme, _, key = auth.partition(" ")
+    skill = Skill.objects.select_related("business_unit").filter(pk=skill_id).first()
+    if (
+        scheme.lower() != "bearer"
+        or skill is None
+        or not skill_xs_key_matches(skill=skill, key=key.strip())
+    ):
+        return _error(401, "Unknown skill or wrong API key (send Authorization: Bearer <key>).")
+    if not skill.xs_enabled:
+        return _error(403, f'The CRM endpoint of skill "{skill.name}" is switched off.')
+    try:
+        body = json.loads(request.body or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _error(400, f"The body is not JSON: {exc}.")
+    if not isinstance(body, dict):
+        return _error(400, 'The body must be an object with "records".')
+    try:
+        job = skill_xs_records_add(
+            skill=skill,
+            records=body.get("records"),
+            mode=body.get("mode") or "replace",
+            default_time_zone=body.get("default_time_zone") or "",
+        )
+    except XsError as exc:
+        status = 413 if "at most" in str(exc) else 400
+        return _error(status, str(exc))
+    entries = upload_job_report_entries(job)
+    for entry in entries:  # the record's place in the request, not a file's row
+        entry["index"] = entry.pop("row") - _HEADER_ROWS
+    return JsonResponse(
+        {
+            "status": job.status,
+            "upload_job": job.pk,
+            "calling_list": job.calling_list.name,
+            "skill_state": skill.state,
+            "processed": job.rows_processed,
+            "valid": job.rows_valid,
+            "invalid": job.rows_invalid,
+            "flagged": job.rows_flagged,
+            "message": job.message,
+            "errors": [e for e in entries if e["outcome"] == "rejected"],
+            "warnings": [e for e in entries if e["outcome"] != "rejected"],
+        },
+        status=200 if job.status == "completed" else 422,
+    )
