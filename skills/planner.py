@@ -648,16 +648,7 @@ class _Pass:
         # Only records with an open number in a zone whose window is open (or about to be):
         # at night nothing is read, and numbers that are never texted (unknown zone, zone not
         # allowed) do not fill every pass's scan.
-        numbers = Destination.objects.filter(record=OuterRef("pk"), is_final=False)
-        if self.cadence.steps:
-            columns = Q()
-            for step in self.cadence.steps:
-                columns |= Q(source_field__iexact=step.row.phone_field.strip())
-            numbers = numbers.filter(columns)
-        records = records.filter(
-            Exists(numbers.filter(time_zone__in=self.open_zones))
-            | (Q(time_zone__in=self.open_zones) & Exists(numbers.filter(time_zone="")))
-        )
+        records = records.filter(with_open_number_q(self.open_zones, self.cadence))
         if self.filter is not None:
             records = self.filter.apply(records)
         return records
@@ -992,16 +983,42 @@ def sweep_skill(*, skill: Skill, now: dt.datetime) -> tuple[int, Counter]:
     return stale, sweep_records(skill=skill, now=now)
 
 
+def with_open_number_q(zones: list[str], cadence: Cadence) -> Q:
+    """Records with an open number of the cadence's columns in one of ``zones`` (a number
+    without a zone of its own takes its record's)."""
+    numbers = Destination.objects.filter(record=OuterRef("pk"), is_final=False)
+    if cadence.steps:
+        columns = Q()
+        for step in cadence.steps:
+            columns |= Q(source_field__iexact=step.row.phone_field.strip())
+        numbers = numbers.filter(columns)
+    return Q(Exists(numbers.filter(time_zone__in=zones))) | (
+        Q(time_zone__in=zones) & Exists(numbers.filter(time_zone=""))
+    )
+
+
+def textable_records(skill: Skill, records: QuerySet) -> QuerySet:
+    """Of ``records``, those the skill could still text some day: attempts left and an open
+    number in a zone it may text (not an unknown zone, nor one the BU or the skill's time-zone
+    bounding shuts)."""
+    zones = WindowPolicy.for_skill(skill).textable_zones()
+    return records.filter(attempts__lt=skill.max_attempts).filter(
+        with_open_number_q(zones, Cadence.for_skill(skill))
+    )
+
+
 def skill_complete_if_finished(*, skill: Skill, now: dt.datetime | None = None) -> bool:
     """Mark a running skill completed when every record of its active lists is final, or when
-    nothing can ever be planned again (the rest used every attempt and nothing is pending)."""
+    nothing can ever be planned again: the rest used every attempt or has no number the skill
+    may text, and nothing is pending. Those records stay open (the end-of-list e-mail and the
+    dashboard count them)."""
     now = now or timezone.now()
     list_ids = active_list_ids(skill)
     if not list_ids:
         return False
     open_records = Record.objects.filter(calling_list_id__in=list_ids, is_final=False)
     if open_records.exists():
-        if open_records.filter(attempts__lt=skill.max_attempts).exists():
+        if textable_records(skill, open_records).exists():
             return False
         if Attempt.objects.filter(pending_q(skill, now), skill=skill).exists():
             return False

@@ -25,7 +25,12 @@ from skills.models import (
     Skill,
     UploadJob,
 )
-from skills.planner import RecordFilter, active_list_ids, custom_field_types
+from skills.planner import (
+    RecordFilter,
+    active_list_ids,
+    custom_field_types,
+    textable_records,
+)
 
 
 def custom_field_names(business_unit: BusinessUnit) -> list[str]:
@@ -276,13 +281,11 @@ def _per_minute(skills: list[Skill], now: dt.datetime) -> list[int]:
 
 
 def _waiting(skills: list[Skill]) -> int:
+    """Open records the skills can still text (records that never can do not wait)."""
     total = 0
     for skill in skills:
-        total += Record.objects.filter(
-            calling_list_id__in=active_list_ids(skill),
-            is_final=False,
-            attempts__lt=skill.max_attempts,
-        ).count()
+        records = Record.objects.filter(calling_list_id__in=active_list_ids(skill), is_final=False)
+        total += textable_records(skill, records).count()
     return total
 
 

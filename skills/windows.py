@@ -192,6 +192,21 @@ class WindowPolicy:
                     names.add(iana)
         return sorted(names)
 
+    def textable_zones(self) -> list[str]:
+        """The zones the skill may ever text, whatever the hour: the BU's allowed zones whose
+        time-zone bounding row (if any) is active, as named and as IANA names. A record with
+        no open number in these can never be texted by this skill."""
+        names = set()
+        for zone_name in self.business_unit.allowed_time_zones or []:
+            bound = self._bound(zone_name)
+            if bound is not None and not bound.is_active:
+                continue
+            names.add(zone_name)
+            iana = timezones.normalise_zone_name(zone_name)
+            if iana:
+                names.add(iana)
+        return sorted(names)
+
     def presets_for(self, *, state: str = "", phone_number: str = "") -> tuple:
         """The presets that apply to a recipient: by the record's state and the area code."""
         found = {p.pk: p for p in self.presets_by_state.get((state or "").strip().upper(), [])}

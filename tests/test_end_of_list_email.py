@@ -61,3 +61,26 @@ def test_no_address_no_e_mail(skill, django_capture_on_commit_callbacks):
 
     assert _finish(skill, django_capture_on_commit_callbacks).completed
     assert mail.outbox == []
+
+
+def test_records_no_number_of_which_may_be_texted_do_not_keep_the_skill_running(
+    skill, django_capture_on_commit_callbacks
+):
+    # One more record whose only number is in a zone the business unit does not allow.
+    add_record(skill, external_id="R4", zone="Pacific/Guam")
+
+    assert _finish(skill, django_capture_on_commit_callbacks).completed
+    assert Record.objects.get(external_id="R4").is_final is False  # left open, not finalized
+    [email] = mail.outbox
+    assert "Records: 4 (1 not finalized: every attempt used, or no number in a zone" in email.body
+
+
+def test_a_zone_the_skill_bounds_off_is_not_waited_for(skill, django_capture_on_commit_callbacks):
+    from skills.models import TimeZoneBound
+
+    add_record(skill, external_id="R4", zone="America/Denver")
+    TimeZoneBound.objects.update_or_create(
+        skill=skill, time_zone="America/Denver", defaults={"is_active": False}
+    )
+
+    assert _finish(skill, django_capture_on_commit_callbacks).completed

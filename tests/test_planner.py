@@ -442,6 +442,9 @@ def test_unknown_and_inactive_zones_are_never_texted(skill):
     assert (result.planned, result.scanned) == (0, 0), "not even read"
     assert "America/Denver" not in result.zones_open
     assert "America/Chicago" in result.zones_open
+    # Nothing it may ever text: such records do not keep the skill running.
+    assert result.completed
+    Skill.objects.filter(pk=skill.pk).update(state=Skill.State.RUNNING)
     # Checked one by one too: a number in an inactive zone of a record whose other number
     # is open.
     record = add_record(skill, zone="America/Chicago", phones=[])
