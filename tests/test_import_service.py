@@ -104,6 +104,18 @@ def calling_list(bu):
 # --- Formats ----------------------------------------------------------------------------------
 
 
+def test_the_garbage_collector_is_back_on_after_an_import_ends_well_or_badly(calling_list):
+    # The import holds the collector off while it reads (service._read): a worker that stayed
+    # without it would keep every reference cycle it ever made.
+    import gc
+
+    assert gc.isenabled()
+    run_import(calling_list, "basic.csv")
+    assert gc.isenabled()
+    failed = run_import(calling_list, "junk.csv")
+    assert failed.status == UploadJob.Status.FAILED and gc.isenabled()
+
+
 @pytest.mark.parametrize("name", ["basic.csv", "basic_bom.csv", "basic.txt", "basic.xlsx"])
 def test_each_format_imports_the_same_records(calling_list, name):
     job = run_import(calling_list, name)

@@ -308,20 +308,21 @@ class RowReader:
         numbers: list[str] = []
         first_row: dict[str, int] = {}  # ID -> the row that has it in this chunk
         head, tail = self.s.record_constants
+        plain = 0  # rows the fast reader answered (counted here, not per row on the chunk)
         for number, cells in rows:
             if len(cells) < width:
                 cells = list(cells) + [""] * (width - len(cells))
             # A row the fast reader answers has an ID: it is not blank.
             got = fast(cells) if fast is not None else None
-            if got is None and _blank(cells):
-                continue  # a blank row (often trailing): not a record, not an error
-            chunk.rows += 1
             if got is not None:
-                chunk.valid += 1
+                plain += 1
                 external_id, record_line, lines = got
                 flagged = False
                 key = f"{number}\t{external_id}\tf\n"  # a plain row's ID needs no escaping
             else:
+                if _blank(cells):
+                    continue  # a blank row (often trailing): not a record, not an error
+                chunk.rows += 1
                 staged = self._generic(number, cells, chunk)
                 if staged is None:
                     continue
@@ -346,6 +347,8 @@ class RowReader:
             for line in lines:
                 owners.append(owner)
                 numbers.append(line)
+        chunk.rows += plain
+        chunk.valid += plain
         chunk.payload = Direct("".join(keys), external_ids, records, owners, numbers)
         chunk.fast = self.phones.fast - fast0
         chunk.slow = self.phones.slow - slow0

@@ -20,7 +20,7 @@ import itertools
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +58,7 @@ class Lines:
         return out
 
 
-def as_rows(batch) -> list[tuple[int, list]]:
+def as_rows(batch) -> Iterable[tuple[int, list]]:
     """A batch's (row number, cells): a list of them, or Lines / a SheetPiece to read first."""
     return batch if isinstance(batch, list) else batch.rows()
 
@@ -486,7 +486,7 @@ class SheetPiece:
     shared_strings: int | None = None
     sheet_name: str = ""
 
-    def rows(self) -> list[tuple[int, list]]:
+    def rows(self) -> Iterable[tuple[int, list]]:
         from python_calamine import CalamineWorkbook
 
         guessed = False
@@ -520,6 +520,10 @@ class SheetPiece:
             except ElementTree.ParseError:
                 cells = set()  # calamine read it; a cell we cannot place keeps calamine's ""
             self.formulas_without_value = _within(cells, self.first_column, width)
+        if shift == 0 and (not data or len(data[0]) <= width):
+            # The common case: the piece's rows as they are (calamine's rows are all as wide
+            # as the sheet), numbered as they come, without a tuple per row made up front.
+            return zip(itertools.count(start_row + 1), data)
         out = []
         for number, cells in enumerate(data, start=start_row + 1):
             if shift > 0:

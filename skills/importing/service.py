@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -505,8 +506,14 @@ def _read(
     last = 0.0
     writing = 0.0
     # Closed on the way out, error or cancel included: its thread and processes stop before
-    # the file is closed and the transaction rolled back.
-    with contextlib.closing(_read_chunks(table, settings, workers)) as chunks:
+    # the file is closed and the transaction rolled back. The collector waits meanwhile: the
+    # chunks are lists of strings, freed by reference counting, and its passes over them (and
+    # the worker's whole heap) are time the database writes wait for (see normalise's readers).
+    with contextlib.ExitStack() as stack:
+        if gc.isenabled():
+            gc.disable()
+            stack.callback(gc.enable)
+        chunks = stack.enter_context(contextlib.closing(_read_chunks(table, settings, workers)))
         for chunk in chunks:
             w0 = time.monotonic()
             write(chunk)
