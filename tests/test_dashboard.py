@@ -147,3 +147,22 @@ def test_another_units_dashboards_are_not_found(operator, other_bu):
 )
 def test_the_time_left_reads_as_a_person_says_it(minutes, text):
     assert eta_text(minutes) == text
+
+
+def test_the_skill_command_reports_what_the_dashboard_shows(skill):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, as_json = StringIO(), StringIO()
+    args = ["skill", "report", "Flu shots", "--business-unit", "Acme"]
+    call_command(*args, stdout=out)
+    call_command(*args, "--json", stdout=as_json)
+
+    text = out.getvalue()
+    assert 'Skill "Flu shots" (Acme): Running' in text
+    assert "records: 4, finalized 3 (75%), waiting for a text 1" in text
+    assert "    Opted out: 1" in text and "    Delivered: 4" in text
+    data = json.loads(as_json.getvalue())
+    assert (data["skill"], data["records"], data["opted_out"]) == ("Flu shots", 4, 1)

@@ -13,10 +13,13 @@ from skills.services import SkillStateError, skill_pause, skill_start, skill_sto
 
 
 class Command(BaseCommand):
-    help = "Start, pause, stop a skill, or show its status (texts by status, records open)."
+    help = (
+        "Start, pause, stop a skill, show its status (texts by status, records open), or its "
+        "report (records by outcome, texts by status, rate, time left, opt-outs: the dashboard)."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=["start", "pause", "stop", "status"])
+        parser.add_argument("action", choices=["start", "pause", "stop", "status", "report"])
         parser.add_argument("name", help="The skill's name.")
         parser.add_argument(
             "--business-unit", required=True, help="Name of the business unit the skill is in."
@@ -30,6 +33,8 @@ class Command(BaseCommand):
             )
         except Skill.DoesNotExist:
             raise CommandError(f'No skill "{name}" in business unit "{business_unit}".') from None
+        if action == "report":
+            return self._report(skill, options)
         withdrawn = None
         try:
             if action == "start":
@@ -66,3 +71,26 @@ class Command(BaseCommand):
         self.stdout.write(f"  records: {summary['records']} ({summary['records_final']} finalized)")
         for status, n in sorted(texts.items()):
             self.stdout.write(f"  texts {status}: {n}")
+
+    def _report(self, skill: Skill, options) -> None:
+        from skills.selectors import skill_dashboard
+
+        data = skill_dashboard(skill).as_json()
+        if options["json"]:
+            self.stdout.write(json.dumps({"skill": skill.name, **data}))
+            return
+        write = self.stdout.write
+        write(f'Skill "{skill.name}" ({skill.business_unit.name}): {", ".join(data["states"])}')
+        write(
+            f"  records: {data['records']:,}, finalized {data['finalized']:,} "
+            f"({data['percent_done']}%), waiting for a text {data['waiting']:,}"
+        )
+        for reason, n in data["outcomes"]:
+            write(f"    {reason}: {n:,}")
+        write(f"  texts: {sum(n for _s, n in data['texts']):,}")
+        for status, n in data["texts"]:
+            write(f"    {status}: {n:,}")
+        write(
+            f"  last 15 minutes: {data['rate']} texts a minute; time left: {data['eta_text']}; "
+            f"opted out: {data['opted_out']:,}"
+        )
