@@ -129,20 +129,12 @@ class CampaignAdmin(FixedParentMixin, TenantAdmin):
             *super().get_urls(),
         ]
 
-    def _viewable(self, request, pk):
-        obj = self.get_object(request, str(pk))  # scoped to the user's business units
-        if obj is None:
-            raise Http404("Not found in your business units.")
-        if not self.has_view_permission(request, obj):
-            raise PermissionDenied
-        return obj
-
     def dashboard_view(self, request, pk):
-        campaign = self._viewable(request, pk)
+        campaign = _viewable(self, request, pk)
         return _dashboard_page(self, request, campaign, campaign_dashboard(campaign), "campaign")
 
     def dashboard_data_view(self, request, pk):
-        return JsonResponse(campaign_dashboard(self._viewable(request, pk)).as_json())
+        return JsonResponse(campaign_dashboard(_viewable(self, request, pk)).as_json())
 
 
 class CustomFieldInline(TenantTabularInline):
@@ -1077,30 +1069,18 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
         url = reverse("admin:skills_skill_dashboard", args=[obj.pk])
         return format_html('<a href="{}">Dashboard</a>', url)
 
-    def _viewable(self, request, pk):
-        obj = self.get_object(request, str(pk))  # scoped to the user's business units
-        if obj is None:
-            raise Http404("Not found in your business units.")
-        if not self.has_view_permission(request, obj):
-            raise PermissionDenied
-        return obj
-
     def dashboard_view(self, request, pk):
-        skill = self._viewable(request, pk)
+        skill = _viewable(self, request, pk)
         return _dashboard_page(self, request, skill, skill_dashboard(skill), "skill")
 
     def dashboard_data_view(self, request, pk):
-        return JsonResponse(skill_dashboard(self._viewable(request, pk)).as_json())
+        return JsonResponse(skill_dashboard(_viewable(self, request, pk)).as_json())
 
     def filter_preview_view(self, request, pk):
         """JSON: how many open records the filter rows now in the form (saved or not) match."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        skill = self.get_object(request, str(pk))  # scoped to the user's business units
-        if skill is None:
-            raise Http404("No such skill in your business units.")
-        if not self.has_view_permission(request, skill):
-            raise PermissionDenied
+        skill = _viewable(self, request, pk)
         try:
             conditions = _posted_conditions(request.POST, FilterConditionInline)
         except ValidationError as exc:
@@ -1189,6 +1169,17 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     )
     def stop_skills(self, request, queryset):
         self._change_state(request, queryset, skill_stop, "stopped")
+
+
+def _viewable(model_admin, request, pk):
+    """The object of a custom admin page: one of the user's business units (else 404), which
+    the user may view (else 403)."""
+    obj = model_admin.get_object(request, str(pk))  # scoped to the user's business units
+    if obj is None:
+        raise Http404("Not found in your business units.")
+    if not model_admin.has_view_permission(request, obj):
+        raise PermissionDenied
+    return obj
 
 
 def _dashboard_page(model_admin, request, obj, dashboard, kind: str):
