@@ -346,3 +346,20 @@ def upload_job_report_entries(job: UploadJob) -> list[dict]:
     for entry in entries:
         entry["row"] = int(entry["row"])
     return entries
+
+
+def upload_job_result(job: UploadJob) -> dict:
+    """A finished job as the import command's --json and the CRM endpoint answer it."""
+    entries = upload_job_report_entries(job)
+    return {
+        "status": job.status,
+        "upload_job": job.pk,
+        "calling_list": job.calling_list.name,
+        "processed": job.rows_processed,
+        "valid": job.rows_valid,
+        "invalid": job.rows_invalid,
+        "flagged": job.rows_flagged,
+        "message": job.message,
+        "errors": [e for e in entries if e["outcome"] == "rejected"],
+        "warnings": [e for e in entries if e["outcome"] != "rejected"],
+    }

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from skills.models import Skill
-from skills.selectors import upload_job_report_entries
+from skills.selectors import upload_job_result
 from skills.xs import XsError, skill_xs_key_matches, skill_xs_records_add
 
 _HEADER_ROWS = 2  # the CSV made of the records: its header is row 1, records[0] is row 2
@@ -53,22 +53,10 @@ def xs_records(request, skill_id: int):
     except XsError as exc:
         status = 413 if "at most" in str(exc) else 400
         return _error(status, str(exc))
-    entries = upload_job_report_entries(job)
-    for entry in entries:  # the record's place in the request, not a file's row
+    result = upload_job_result(job)
+    for entry in result["errors"] + result["warnings"]:  # the record's place in the request
         entry["index"] = entry.pop("row") - _HEADER_ROWS
     return JsonResponse(
-        {
-            "status": job.status,
-            "upload_job": job.pk,
-            "calling_list": job.calling_list.name,
-            "skill_state": skill.state,
-            "processed": job.rows_processed,
-            "valid": job.rows_valid,
-            "invalid": job.rows_invalid,
-            "flagged": job.rows_flagged,
-            "message": job.message,
-            "errors": [e for e in entries if e["outcome"] == "rejected"],
-            "warnings": [e for e in entries if e["outcome"] != "rejected"],
-        },
+        {**result, "skill_state": skill.state},
         status=200 if job.status == "completed" else 422,
     )

@@ -204,26 +204,13 @@ class Command(BaseCommand):
         sys.exit(EXIT_FILE_ERROR)
 
     def _report(self, job: UploadJob, options) -> None:
-        from skills.selectors import upload_job_report_entries
+        from skills.selectors import upload_job_result
 
-        entries = upload_job_report_entries(job)
+        result = upload_job_result(job)
+        entries = result["errors"] + result["warnings"]
+        entries.sort(key=lambda e: e["row"])
         if options["json"]:
-            self.stdout.write(
-                json.dumps(
-                    {
-                        "status": job.status,
-                        "upload_job": job.pk,
-                        "calling_list": job.calling_list.name,
-                        "processed": job.rows_processed,
-                        "valid": job.rows_valid,
-                        "invalid": job.rows_invalid,
-                        "flagged": job.rows_flagged,
-                        "message": job.message,
-                        "errors": [e for e in entries if e["outcome"] == "rejected"],
-                        "warnings": [e for e in entries if e["outcome"] != "rejected"],
-                    }
-                )
-            )
+            self.stdout.write(json.dumps(result))
             return
         self.stdout.write(
             f"Imported {job.original_name} into list {job.calling_list.name!r}: "
