@@ -60,6 +60,7 @@ from skills.models import (
     SortCriterion,
     TimeZoneBound,
     UploadJob,
+    XsEvent,
 )
 from skills.selectors import (
     campaign_dashboard,
@@ -1332,6 +1333,48 @@ class AttemptAdmin(PhoneSearchMixin, SystemWrittenMixin, TenantAdmin):
         texts = OutboundMessage.objects.filter(attempt__in=queryset)
         stamp = timezone.localtime().strftime("%Y-%m-%d-%H%M")
         return csv_download(message_export_rows(texts), f"texts-{stamp}.csv")
+
+
+@admin.register(XsEvent)
+class XsEventAdmin(SystemWrittenMixin, TenantAdmin):
+    """What the skills' XS webhooks told (or still owe) the CRM; written by pcsms only."""
+
+    list_display = [
+        "created_at",
+        "skill",
+        "kind",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
+    list_filter = [scoped("skill__business_unit"), scoped("skill"), "kind", "status"]
+    search_fields = ["skill__name", "payload__external_id"]
+    list_select_related = ["skill"]  # shown on every row
+    fields = [
+        "skill",
+        "kind",
+        "payload",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    ]
+    readonly_fields = ["created_at"]
+    show_full_result_count = False
+    actions = ["send_again"]
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm("skills.change_skill")
+
+    @admin.action(description="Send again at the next minute", permissions=["resend"])
+    def send_again(self, request, queryset):
+        count = queryset.exclude(status=XsEvent.Status.DELIVERED).update(
+            status=XsEvent.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
+        )
+        self.message_user(request, f"{count} event(s) will be sent again.", messages.SUCCESS)
 
 
 # --- Shared reference data --------------------------------------------------------------------

@@ -70,5 +70,10 @@ def skill_opt_out(opt_out: OptOut) -> None:
         is_final=True, final_reason=FinalReason.OPTED_OUT, updated_at=timezone.now()
     )
     if finalized:
+        from skills.xs import xs_records_finalized
+
+        xs_records_finalized(
+            skill=skill, record_ids=[attempt.record_id], reason=FinalReason.OPTED_OUT
+        )
         opt_out.notes.append(f"finalized record {attempt.record.external_id} (opted out)")
     # The attempt's own outcome (a 21610 failure is "opted out") is skills.outcomes' business.

@@ -17,6 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from dnc.models import DncGroup
 from messaging.models import MessageTemplate, OutboundMessage, SmsRegistration
@@ -938,3 +939,52 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.skill} -> {self.destination}"
+
+
+class XsEvent(models.Model):
+    """Something a skill's CRM is told through the XS webhook: a record was finalized (with its
+    outcome), or the skill has fewer records waiting than its refill threshold.
+
+    Written in the transaction that finalized the record (so a rollback tells nothing), sent in
+    batches per skill by ``skills.xs.xs_deliver`` (every minute), retried with a growing wait
+    when the CRM does not answer 2xx, and given up after XS_MAX_ATTEMPTS (kept, and listed).
+
+        pending --2xx--> delivered
+        pending --error--> pending (later) ... --> failed
+    """
+
+    bu_path = "skill__business_unit"
+
+    class Kind(models.TextChoices):
+        FINALIZED = "finalized", "Record finalized"
+        REFILL = "refill", "More records wanted"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "To send"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Given up"
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="xs_events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "XS webhook event"
+        indexes = [
+            # The sender's question every minute: which events are due?
+            models.Index(
+                fields=["next_attempt_at", "skill"],
+                name="xs_event_due_idx",
+                condition=Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.skill}: {self.get_kind_display()} ({self.get_status_display()})"

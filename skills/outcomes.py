@@ -45,6 +45,7 @@ from skills.models import (
     Record,
     Skill,
 )
+from skills.xs import xs_records_finalized
 
 logger = logging.getLogger(__name__)
 
@@ -216,18 +217,18 @@ def attempt_record_outcome(
         if skill.receipt_mode != Skill.ReceiptMode.SENT:
             return None
         _set_outcome(attempt, OutcomeClass.DELIVERED)
-        _finalize(attempt.record_id, FinalReason.SENT, now, overrides=RECEIPT_OVERRIDES[1:])
+        _finalize(skill, attempt.record_id, FinalReason.SENT, now, overrides=RECEIPT_OVERRIDES[1:])
         return OutcomeClass.DELIVERED
     if status == MessageStatus.DELIVERED:
         _set_outcome(attempt, OutcomeClass.DELIVERED)
-        _finalize(attempt.record_id, FinalReason.DELIVERED, now, overrides=RECEIPT_OVERRIDES)
+        _finalize(skill, attempt.record_id, FinalReason.DELIVERED, now, overrides=RECEIPT_OVERRIDES)
         return OutcomeClass.DELIVERED
 
     outcome, rule = classify(skill, status, error_code)
     _set_outcome(attempt, outcome)
     described = f"{error_code or status}: {rule.description}" if rule else error_code or status
     if outcome == OutcomeClass.DELIVERED:
-        _finalize(attempt.record_id, FinalReason.DELIVERED, now, overrides=RECEIPT_OVERRIDES)
+        _finalize(skill, attempt.record_id, FinalReason.DELIVERED, now, overrides=RECEIPT_OVERRIDES)
         return outcome
     if outcome == OutcomeClass.BAD_NUMBER:
         _number_bad(attempt.destination_id, described)
@@ -257,13 +258,16 @@ def _set_outcome(attempt: Attempt, outcome: str) -> None:
     attempt.outcome = outcome
 
 
-def _finalize(record_id: int, reason: str, now: dt.datetime, overrides=()) -> int:
-    return (
+def _finalize(skill: Skill, record_id: int, reason: str, now: dt.datetime, overrides=()) -> int:
+    changed = (
         Record.objects.filter(pk=record_id)
         .filter(Q(is_final=False) | Q(final_reason__in=overrides))
         .exclude(final_reason=reason)
         .update(is_final=True, final_reason=reason, updated_at=now)
     )
+    if changed:  # the CRM is told (when the skill has a webhook)
+        xs_records_finalized(skill=skill, record_ids=[record_id], reason=reason, now=now)
+    return changed
 
 
 def _number_bad(destination_id: int, reason: str) -> None:
@@ -300,11 +304,11 @@ def _finalize_if_done(skill: Skill, record_id: int, now: dt.datetime) -> None:
         return
     destinations = list(record.destinations.all())
     if destinations and all(d.is_final for d in destinations):
-        _finalize(record_id, FinalReason.BAD_NUMBERS, now)
+        _finalize(skill, record_id, FinalReason.BAD_NUMBERS, now)
     elif skill.finalize_when_exhausted and (
         record.attempts >= skill.max_attempts or Cadence.for_skill(skill).exhausted(destinations)
     ):
-        _finalize(record_id, FinalReason.EXHAUSTED, now)
+        _finalize(skill, record_id, FinalReason.EXHAUSTED, now)
 
 
 def attempts_give_back(*, attempt_ids: Iterable[int]) -> int:

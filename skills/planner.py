@@ -85,6 +85,7 @@ from skills.models import (
     SortCriterion,
 )
 from skills.windows import WindowPolicy, WindowVerdict
+from skills.xs import xs_records_finalized
 
 logger = logging.getLogger(__name__)
 
@@ -572,13 +573,24 @@ def skill_share(skill: Skill, code: TransportCode) -> int:
     return split_by_priority(code_budget(code), priorities)[skill.id]
 
 
-def finalize_records(ids: Iterable[int], reason: str, now: dt.datetime | None = None) -> int:
+def finalize_records(
+    ids: Iterable[int], reason: str, now: dt.datetime | None = None, *, skill: Skill | None = None
+) -> int:
+    """Finalize the open ones of ``ids``; with ``skill``, its CRM webhook hears of them."""
     ids = list(ids)
     if not ids:
         return 0
-    return Record.objects.filter(id__in=ids, is_final=False).update(
-        is_final=True, final_reason=reason, updated_at=now or timezone.now()
-    )
+    now = now or timezone.now()
+    records = Record.objects.filter(id__in=ids, is_final=False)
+    if skill is None or not skill.xs_webhook_url:
+        return records.update(is_final=True, final_reason=reason, updated_at=now)
+    with transaction.atomic():
+        changed = list(records.select_for_update().values_list("id", flat=True))
+        Record.objects.filter(id__in=changed).update(
+            is_final=True, final_reason=reason, updated_at=now
+        )
+        xs_records_finalized(skill=skill, record_ids=changed, reason=reason, now=now)
+    return len(changed)
 
 
 # --- One pass ----------------------------------------------------------------------------------
@@ -854,7 +866,9 @@ class _Pass:
         now, skill = self.now, self.skill
         stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         for reason, records in finals.items():
-            self.result.finalized[reason] += finalize_records([r.id for r in records], reason)
+            self.result.finalized[reason] += finalize_records(
+                [r.id for r in records], reason, skill=skill
+            )
         if not planned:
             return
         pending = set(
@@ -964,13 +978,18 @@ def sweep_records(*, skill: Skill, now: dt.datetime) -> Counter:
         ~Exists(pending)
     )
     stamp = timezone.now()
-    counts[FinalReason.EXPIRED] = open_records.exclude(not_expired_q(skill, now)).update(
-        is_final=True, final_reason=FinalReason.EXPIRED, updated_at=stamp
-    )
+    sweeps = [(FinalReason.EXPIRED, open_records.exclude(not_expired_q(skill, now)))]
     if skill.finalize_when_exhausted:
-        counts[FinalReason.EXHAUSTED] = open_records.filter(
-            attempts__gte=skill.max_attempts
-        ).update(is_final=True, final_reason=FinalReason.EXHAUSTED, updated_at=stamp)
+        sweeps.append(
+            (FinalReason.EXHAUSTED, open_records.filter(attempts__gte=skill.max_attempts))
+        )
+    for reason, records in sweeps:
+        if skill.xs_webhook_url:  # the CRM is told which: the ids first, then the update
+            counts[reason] = finalize_records(
+                records.values_list("id", flat=True), reason, stamp, skill=skill
+            )
+        else:
+            counts[reason] = records.update(is_final=True, final_reason=reason, updated_at=stamp)
     return +counts
 
 
@@ -1078,6 +1097,11 @@ def plan_skill(
         result.completed = skill_complete_if_finished(skill=skill, now=now)
         if result.completed:
             result.state = Skill.State.COMPLETED
+        elif skill.xs_webhook_url:
+            from skills.xs import xs_refill_check
+
+            skill.state = result.state
+            xs_refill_check(skill=skill, now=now)  # fewer waiting than the threshold: ask
     result.seconds = time.monotonic() - started
     if result.planned or result.finalized or result.stale_withdrawn:
         logger.info(

@@ -50,3 +50,10 @@ def end_of_list_enqueue(*, skill_id: int) -> None:
             group="notifications",
         )
     )
+
+
+def xs_deliver() -> None:
+    """The XS webhooks' due events, sent (the schedule runs this every minute)."""
+    from skills.xs import xs_deliver as deliver
+
+    deliver()

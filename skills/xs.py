@@ -1,4 +1,4 @@
-"""The CRM endpoint of a skill's XS settings (SPEC section 2, page 10): writes.
+"""A skill's XS settings (SPEC section 2, page 10): the CRM endpoint and the webhook.
 
 A CRM pushes records to a skill over HTTP (``POST /xs/skills/<id>/records/``, skills/views.py)
 with the skill's API key. The records go into the skill's own CRM list ("<skill> (CRM)", made
@@ -8,15 +8,25 @@ the admin shows every push like any upload. A CRM sends updates more than new li
 default mode is replace: a record it sends again is updated, not refused.
 
 The key is shown once when issued; only its SHA-256 is stored.
+
+The other way, the webhook tells the CRM each record the skill finalizes (with its outcome)
+and asks for more records when fewer than the refill threshold are waiting: events are written
+where records are finalized, and ``xs_deliver`` (a django-q2 schedule, every minute) posts them
+in batches, signed, retrying until the CRM answers 2xx.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import hmac
 import io
+import json
+import logging
 import secrets
+import urllib.error
+import urllib.request
 
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -26,7 +36,9 @@ from pcsms.timezones import normalise_zone_name
 from skills.importing.mapping import MappingError, build_plan
 from skills.importing.readers import FileError
 from skills.importing.service import upload_job_preview, upload_job_run
-from skills.models import CallingList, Skill, UploadJob
+from skills.models import CallingList, Record, Skill, UploadJob, XsEvent
+
+logger = logging.getLogger(__name__)
 
 XS_MAX_RECORDS = 10_000  # per request; a CRM with more sends several, or uploads a file
 _SCALARS = (str, int, float, bool, type(None))
@@ -159,3 +171,157 @@ def skill_xs_records_add(
     upload_job_run(job_id=job.pk, workers=1)
     job.refresh_from_db()
     return job
+
+
+# --- The XS webhook: finalized records and refill requests, told to the CRM ---------------------
+
+XS_BATCH = 500  # events in one call
+XS_MAX_ATTEMPTS = 12  # then given up: about a day of retries
+XS_TIMEOUT_SECONDS = 10
+REFILL_QUIET = dt.timedelta(minutes=10)  # one refill request at most this often
+
+
+def xs_records_finalized(
+    *, skill: Skill, record_ids: list[int], reason: str, now: dt.datetime | None = None
+) -> int:
+    """Events for records the skill has just finalized (in the caller's transaction).
+
+    Nothing for a skill without a webhook: the finalizing paths (receipts, sweeps, opt-outs)
+    call this on every finalization, so that case costs no query.
+    """
+    if not skill.xs_webhook_url or not record_ids:
+        return 0
+    now = now or timezone.now()
+    stamp = now.isoformat(timespec="seconds")
+    rows = Record.objects.filter(pk__in=record_ids).values_list("external_id", "calling_list__name")
+    events = [
+        XsEvent(
+            skill=skill,
+            kind=XsEvent.Kind.FINALIZED,
+            payload={
+                "external_id": external_id,
+                "calling_list": list_name,
+                "outcome": reason,
+                "finalized_at": stamp,
+            },
+            next_attempt_at=now,
+        )
+        for external_id, list_name in rows
+    ]
+    XsEvent.objects.bulk_create(events)
+    return len(events)
+
+
+def xs_refill_check(*, skill: Skill, now: dt.datetime | None = None) -> bool:
+    """Ask the CRM for more records when the running skill has fewer waiting than its refill
+    threshold (at most once every REFILL_QUIET); True when asked."""
+    from skills.planner import active_list_ids, textable_records
+
+    threshold = skill.xs_refill_threshold or 0
+    if not skill.xs_webhook_url or threshold <= 0 or skill.state != Skill.State.RUNNING:
+        return False
+    now = now or timezone.now()
+    if XsEvent.objects.filter(
+        skill=skill, kind=XsEvent.Kind.REFILL, created_at__gte=now - REFILL_QUIET
+    ).exists():
+        return False
+    open_records = Record.objects.filter(calling_list_id__in=active_list_ids(skill), is_final=False)
+    # Counted up to the threshold only: a large list answers at once.
+    waiting = textable_records(skill, open_records).values("pk")[:threshold].count()
+    if waiting >= threshold:
+        return False
+    XsEvent.objects.create(
+        skill=skill,
+        kind=XsEvent.Kind.REFILL,
+        payload={
+            "waiting": waiting,
+            "threshold": threshold,
+            "at": now.isoformat(timespec="seconds"),
+        },
+        next_attempt_at=now,
+    )
+    return True
+
+
+def xs_signature(skill: Skill, body: bytes) -> str:
+    """HMAC-SHA256 of the body, keyed with the SHA-256 (hex) of the skill's API key: the CRM,
+    which holds the key, can check it; pcsms stores only that hash."""
+    return "sha256=" + hmac.new(skill.xs_api_key_hash.encode(), body, hashlib.sha256).hexdigest()
+
+
+def xs_deliver(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Send the due events, a call per skill with up to XS_BATCH of them; returns counts."""
+    now = now or timezone.now()
+    counts = {"delivered": 0, "retry": 0, "failed": 0}
+    due = (
+        XsEvent.objects.filter(status=XsEvent.Status.PENDING, next_attempt_at__lte=now)
+        .values_list("skill_id", flat=True)
+        .distinct()
+    )
+    for skill_id in list(due):
+        with transaction.atomic():
+            events = list(
+                XsEvent.objects.select_for_update(skip_locked=True)
+                .filter(skill_id=skill_id, status=XsEvent.Status.PENDING, next_attempt_at__lte=now)
+                .select_related("skill")
+                .order_by("id")[:XS_BATCH]
+            )
+            if not events:
+                continue
+            skill = events[0].skill
+            error = _post(skill, events) if skill.xs_webhook_url else "the skill has no webhook URL"
+            _settle(events, error, now, counts)
+    return counts
+
+
+def _post(skill: Skill, events: list[XsEvent]) -> str:
+    """POST the events; "" when the CRM answered 2xx, else why not."""
+    body = json.dumps(
+        {
+            "skill": skill.name,
+            "skill_id": skill.pk,
+            "business_unit": skill.business_unit.name,
+            "events": [{"id": e.pk, "type": e.kind, **e.payload} for e in events],
+        }
+    ).encode()
+    request = urllib.request.Request(  # noqa: S310 (an http(s) URL the model validated)
+        skill.xs_webhook_url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "pcsms-xs-webhook",
+            "X-Pcsms-Signature": xs_signature(skill, body),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=XS_TIMEOUT_SECONDS) as response:  # noqa: S310
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"no answer: {getattr(exc, 'reason', exc)}"
+    return "" if 200 <= status < 300 else f"HTTP {status}"
+
+
+def _settle(events: list[XsEvent], error: str, now: dt.datetime, counts: dict) -> None:
+    ids = [e.pk for e in events]
+    if not error:
+        XsEvent.objects.filter(pk__in=ids).update(
+            status=XsEvent.Status.DELIVERED, delivered_at=now, last_error=""
+        )
+        counts["delivered"] += len(ids)
+        return
+    for event in events:
+        event.attempts += 1
+        event.last_error = error[:500]
+        if event.attempts >= XS_MAX_ATTEMPTS:
+            event.status = XsEvent.Status.FAILED
+            counts["failed"] += 1
+        else:
+            # 1, 2, 4 ... minutes, at most 4 hours between tries.
+            wait = min(2 ** (event.attempts - 1), 240)
+            event.next_attempt_at = now + dt.timedelta(minutes=wait)
+            counts["retry"] += 1
+    XsEvent.objects.bulk_update(events, ["attempts", "last_error", "status", "next_attempt_at"])
+    logger.warning("XS webhook of skill %s: %s (%d events)", events[0].skill_id, error, len(events))

@@ -40,6 +40,7 @@ from skills.models import (
     SortCriterion,
     TimeZoneBound,
     UploadJob,
+    XsEvent,
 )
 
 SAME_BU = factory.SelfAttribute("..business_unit")
@@ -310,6 +311,15 @@ class AttemptFactory(factory.django.DjangoModelFactory):
     )
 
 
+class XsEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = XsEvent
+
+    skill = factory.SubFactory(SkillFactory)
+    kind = XsEvent.Kind.FINALIZED
+    payload = factory.LazyFunction(lambda: {"external_id": "C-1", "outcome": "delivered"})
+
+
 # Model -> factory, for tests that walk every model (e.g. the admin isolation test).
 FACTORIES = {
     f._meta.model: f
@@ -341,5 +351,6 @@ FACTORIES = {
         TimeZoneBoundFactory,
         SendingWindowPresetFactory,
         AttemptFactory,
+        XsEventFactory,
     ]
 }

@@ -305,3 +305,23 @@ def test_carrier_unsubscribed_21610_is_an_opt_out_not_an_exhausted_record(skill,
     assert Attempt.objects.get().outcome == OutcomeClass.OPTED_OUT
     record.refresh_from_db()
     assert record.final_reason == FinalReason.OPTED_OUT
+
+
+def test_an_opt_out_and_a_delivery_are_events_of_the_skills_webhook(skill, bu):
+    from skills.models import XsEvent
+
+    skill.xs_webhook_url = "https://crm.example.com/pcsms"
+    skill.save()
+    DncGroupFactory(business_unit=bu, is_default=True)
+    out = add_record(skill, external_id="OUT")
+    report(plan_and_send(skill), "failed", "21610")
+    add_record(skill, external_id="OK")
+    report(plan_and_send(skill, NOW + dt.timedelta(minutes=1)), "delivered")
+
+    events = XsEvent.objects.order_by("id")
+    assert [(e.payload["external_id"], e.payload["outcome"]) for e in events] == [
+        ("OUT", "opted_out"),
+        ("OK", "delivered"),
+    ]
+    out.refresh_from_db()
+    assert out.final_reason == FinalReason.OPTED_OUT
