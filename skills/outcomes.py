@@ -38,12 +38,14 @@ from messaging.models import MessageStatus, OutboundMessage
 from pcsms.db import execute_prepared
 from skills.models import (
     Attempt,
+    CallingList,
     CpaRule,
     Destination,
     FinalReason,
     OutcomeClass,
     Record,
     Skill,
+    XsEvent,
 )
 from skills.xs import xs_records_finalized
 
@@ -96,6 +98,7 @@ def _receipt_record(*, message_id: int, status: str) -> None:
     :func:`attempt_record_outcome` does it. This is most of what the status URL does."""
     delivered = status == MessageStatus.DELIVERED
     overrides = RECEIPT_OVERRIDES if delivered else RECEIPT_OVERRIDES[1:]
+    now = timezone.now()
     execute_prepared(
         _RECEIPT_SQL.get("sql") or _receipt_sql(),
         {
@@ -104,7 +107,8 @@ def _receipt_record(*, message_id: int, status: str) -> None:
             "delivered": OutcomeClass.DELIVERED.value,
             "reason": (FinalReason.DELIVERED if delivered else FinalReason.SENT).value,
             "overrides": [reason.value for reason in overrides],
-            "now": timezone.now(),
+            "now": now,
+            "stamp": now.isoformat(timespec="seconds"),  # as skills.xs writes it
         },
         fetch=False,
     )
@@ -169,7 +173,9 @@ def _receipt_sql(name: str = "sql") -> str:
         JOIN {skill} AS s ON s.{column(Skill, "id")} = a.{column(Attempt, "skill")}
         WHERE a.{column(Attempt, "message")} = %(message)s::bigint
     """  # noqa: S608
-    # "sent" counts only for a skill in "sent" receipt mode; "delivered" always.
+    # "sent" counts only for a skill in "sent" receipt mode; "delivered" always. A record it
+    # finalizes is an event of the skill's XS webhook when it has one (skills.xs).
+    event, calling_list = quote(XsEvent._meta.db_table), quote(CallingList._meta.db_table)
     sql = f"""
         WITH attempt AS (
             UPDATE {attempt} AS a SET {column(Attempt, "outcome")} = %(delivered)s::text
@@ -178,16 +184,32 @@ def _receipt_sql(name: str = "sql") -> str:
               AND s.{column(Skill, "id")} = a.{column(Attempt, "skill")}
               AND (%(status)s::text = '{MessageStatus.DELIVERED.value}'
                    OR s.{column(Skill, "receipt_mode")} = '{Skill.ReceiptMode.SENT.value}')
-            RETURNING a.{column(Attempt, "record")} AS record_id
+            RETURNING a.{column(Attempt, "record")} AS record_id,
+                a.{column(Attempt, "skill")} AS skill_id,
+                s.{column(Skill, "xs_webhook_url")} <> '' AS told
+        ), finalized AS (
+            UPDATE {record} AS r SET {column(Record, "is_final")} = true,
+                {column(Record, "final_reason")} = %(reason)s::text,
+                {column(Record, "updated_at")} = %(now)s
+            FROM attempt
+            WHERE r.{column(Record, "id")} = attempt.record_id
+              AND (NOT r.{column(Record, "is_final")}
+                   OR r.{column(Record, "final_reason")} = ANY(%(overrides)s::text[]))
+              AND r.{column(Record, "final_reason")} <> %(reason)s::text
+            RETURNING r.{column(Record, "external_id")} AS external_id,
+                r.{column(Record, "calling_list")} AS list_id, attempt.skill_id, attempt.told
         )
-        UPDATE {record} AS r SET {column(Record, "is_final")} = true,
-            {column(Record, "final_reason")} = %(reason)s::text,
-            {column(Record, "updated_at")} = %(now)s
-        FROM attempt
-        WHERE r.{column(Record, "id")} = attempt.record_id
-          AND (NOT r.{column(Record, "is_final")}
-               OR r.{column(Record, "final_reason")} = ANY(%(overrides)s::text[]))
-          AND r.{column(Record, "final_reason")} <> %(reason)s::text
+        INSERT INTO {event} ({column(XsEvent, "skill")}, {column(XsEvent, "kind")},
+            {column(XsEvent, "payload")}, {column(XsEvent, "status")},
+            {column(XsEvent, "attempts")}, {column(XsEvent, "next_attempt_at")},
+            {column(XsEvent, "last_error")}, {column(XsEvent, "created_at")})
+        SELECT f.skill_id, '{XsEvent.Kind.FINALIZED.value}', jsonb_build_object(
+                'external_id', f.external_id, 'calling_list', l.{column(CallingList, "name")},
+                'outcome', %(reason)s::text, 'finalized_at', %(stamp)s::text),
+            '{XsEvent.Status.PENDING.value}', 0, %(now)s, '', %(now)s
+        FROM finalized AS f
+        JOIN {calling_list} AS l ON l.{column(CallingList, "id")} = f.list_id
+        WHERE f.told
     """  # noqa: S608
     _RECEIPT_SQL["sql"] = sql
     return _RECEIPT_SQL[name]
