@@ -32,6 +32,7 @@ from tests.factories import (
     DncEntryFactory,
     DncGroupFactory,
     OutboundMessageFactory,
+    SkillFactory,
     SmsRegistrationFactory,
 )
 
@@ -389,6 +390,36 @@ def test_skill_guards_judge_each_text_of_one_slot_on_its_own(registration):
         scrubbed.message_id: ("withdrawn", WithdrawReason.DNC),
         off.message_id: ("sent", ""),
         unplanned.id: ("sent", ""),
+    }
+
+
+def test_a_record_that_no_longer_passes_the_skills_filter_is_not_texted(registration):
+    """SPEC section 3: the filter holds at the moment of sending. A CRM changed one record
+    after its text was planned; that text is withdrawn, the other goes out."""
+    from skills.models import FilterCondition, Record
+
+    skill = SkillFactory(
+        business_unit=registration.business_unit,
+        registration=registration,
+        state=Skill.State.RUNNING,
+        filter_active=True,
+    )
+    FilterCondition.objects.create(skill=skill, field="State", operator="eq", value="IL")
+
+    def planned(state):
+        return AttemptFactory(skill=skill, message__registration=registration, record__state=state)
+
+    stays, moved = planned("IL"), planned("IL")
+    Record.objects.filter(pk=moved.record_id).update(state="TX")
+    _send_all(registration.transport_code_id)
+
+    outcome = {
+        m.id: (m.status, m.withdraw_reason)
+        for m in OutboundMessage.objects.filter(registration=registration)
+    }
+    assert outcome == {
+        stays.message_id: ("sent", ""),
+        moved.message_id: ("withdrawn", WithdrawReason.FILTERED),
     }
 
 
