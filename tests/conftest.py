@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 
 from tests.factories import BusinessUnitFactory, MembershipFactory, UserFactory
 
@@ -26,3 +27,12 @@ def staff_member(bu):
 @pytest.fixture
 def superuser(db):
     return UserFactory(username="root", is_superuser=True)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (the dashboards keep their figures a few seconds,
+    and SQLite may give the next test's objects the same ids)."""
+    cache.clear()
+    yield
+    cache.clear()

@@ -166,3 +166,17 @@ def test_the_skill_command_reports_what_the_dashboard_shows(skill):
     assert "    Opted out: 1" in text and "    Delivered: 4" in text
     data = json.loads(as_json.getvalue())
     assert (data["skill"], data["records"], data["opted_out"]) == ("Flu shots", 4, 1)
+
+
+def test_the_data_is_counted_once_per_interval_for_every_viewer(operator, skill, monkeypatch):
+    from skills import admin as skills_admin
+
+    calls = []
+    real = skills_admin.skill_dashboard
+    monkeypatch.setattr(skills_admin, "skill_dashboard", lambda s: calls.append(s.pk) or real(s))
+    url = reverse("admin:skills_skill_dashboard_data", args=[skill.pk])
+
+    first, second = operator.get(url).json(), operator.get(url).json()
+
+    assert calls == [skill.pk]  # the second viewer got the same figures
+    assert first == second and first["next_seconds"] >= 5

@@ -1,5 +1,6 @@
-// The dashboard of a skill or a campaign: its figures again every 5 seconds (the server's
-// JSON, skills.selectors.Dashboard.as_json), the chart of texts per minute redrawn.
+// The dashboard of a skill or a campaign: its figures again every few seconds (the server's
+// JSON, skills.selectors.Dashboard.as_json), the chart of texts per minute redrawn. The server
+// says when to ask next (longer for a list whose figures take long to count).
 (function () {
   "use strict";
   const root = document.querySelector(".dashboard[data-url]");
@@ -62,16 +63,22 @@
   }
 
   async function poll() {
+    let wait = 5;
     try {
       const response = await fetch(root.dataset.url, {
         headers: { Accept: "application/json" },
         credentials: "same-origin",
       });
-      if (response.ok) show(await response.json());
+      if (response.ok) {
+        const data = await response.json();
+        show(data);
+        wait = data.next_seconds || wait;
+        el("next_seconds").textContent = wait;
+      }
     } catch (err) {
       // the server did not answer: the figures stay as they were until the next try
     }
-    setTimeout(poll, 5000);
+    setTimeout(poll, wait * 1000);
   }
   setTimeout(poll, 5000);
 })();
