@@ -5,12 +5,16 @@ they are shared by every tenant, so no BU's staff may see or change them.
 """
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 from pcsms.admin_base import SuperuserOnlyAdmin, TenantAdmin, TenantTabularInline, scoped
 from pcsms.models import BusinessUnit, CustomTimeZone, Membership
+from pcsms.selectors import USER_BU_PATH, permissions_grantable_by, user_manageable_by
 
 User = get_user_model()
 
@@ -102,21 +106,60 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class BusinessUnitUserAdmin(TenantAdmin, UserAdmin):
-    """Users who share one of your business units; only superusers grant superuser powers."""
+    """Users who share one of your business units.
 
-    bu_path = "memberships__business_unit"
+    A BU's staff may manage (change, deactivate, delete, set the password of) a user only when
+    every BU of that user is theirs and the user holds no permission they lack; anyone else is
+    read-only, and memberships of other BUs are never shown (pcsms/selectors.py,
+    docs/security.md). Only superusers give staff or superuser status or groups.
+    """
+
+    bu_path = USER_BU_PATH
     inlines = [MembershipInline]
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
-            fields += ["is_superuser", "user_permissions", "groups", "last_login", "date_joined"]
+            fields += ["is_staff", "is_superuser", "groups", "last_login", "date_joined"]
         return fields
+
+    def get_list_filter(self, request):
+        # Groups are shared by every tenant: their names are for superusers only.
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return [f for f in filters if f != "groups"]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "user_permissions":
+            kwargs["queryset"] = permissions_grantable_by(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        if obj is None or not allowed:
+            return allowed
+        return user_manageable_by(user=obj, actor=request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        if obj is None or not allowed:
+            return allowed
+        return user_manageable_by(user=obj, actor=request.user)
 
     # A user created by a non-superuser would have no BU yet and vanish from their view.
     def has_add_permission(self, request):
         return request.user.is_superuser
+
+    def history_view(self, request, object_id, extra_context=None):
+        # A user's history holds what was done from every BU they belong or belonged to,
+        # e.g. "Added membership: Sam in <other BU>".
+        if not request.user.is_superuser:
+            if self.get_object(request, unquote(object_id)) is None:
+                raise Http404("No such user in your business units.")
+            raise PermissionDenied("A user's history is shown to superusers only.")
+        return super().history_view(request, object_id, extra_context)
 
 
 def _make_superuser_only(model) -> None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import phonenumbers
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404
 
 from pcsms.models import bu_of, visible_to
+from pcsms.selectors import users_visible_to
 
 
 def _scoped(queryset, request):
@@ -29,19 +31,34 @@ def _scoped(queryset, request):
     return queryset
 
 
+def _scoped_choices(related, request):
+    """The rows of ``related`` a form may offer the user, or ``None`` when it is not tenant data.
+
+    Users belong to BUs through their memberships: only those who share a BU with the user are
+    offered, so no form can attach another tenant's user (or learn of one by its id).
+    """
+    if related is get_user_model():
+        return users_visible_to(request.user)
+    if hasattr(related, "bu_path"):
+        return visible_to(related._default_manager.all(), request.user)
+    return None
+
+
 class TenantFormfieldMixin:
     """Limits every foreign-key and many-to-many choice to the user's business units."""
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        related = db_field.remote_field.model
-        if "queryset" not in kwargs and hasattr(related, "bu_path"):
-            kwargs["queryset"] = visible_to(related._default_manager.all(), request.user)
+        if "queryset" not in kwargs:
+            choices = _scoped_choices(db_field.remote_field.model, request)
+            if choices is not None:
+                kwargs["queryset"] = choices
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
-        related = db_field.remote_field.model
-        if "queryset" not in kwargs and hasattr(related, "bu_path"):
-            kwargs["queryset"] = visible_to(related._default_manager.all(), request.user)
+        if "queryset" not in kwargs:
+            choices = _scoped_choices(db_field.remote_field.model, request)
+            if choices is not None:
+                kwargs["queryset"] = choices
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
@@ -75,9 +92,17 @@ class TenantAdmin(TenantFormfieldMixin, admin.ModelAdmin):
 
 
 class TenantInline(TenantFormfieldMixin):
-    """Mixed into inlines so their choices are scoped like the parent form's."""
+    """Mixed into inlines so their rows and choices are scoped like the parent form's."""
 
     extra = 0
+
+    def get_queryset(self, request):
+        # A parent shared by several BUs (a user) has children in each: show and accept only
+        # the rows of the user's own BUs. The formset checks posted row ids against this too.
+        queryset = super().get_queryset(request)
+        if hasattr(queryset.model, "bu_path"):
+            return visible_to(queryset, request.user)
+        return queryset
 
 
 class TenantTabularInline(TenantInline, admin.TabularInline):
