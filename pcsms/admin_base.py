@@ -62,7 +62,14 @@ class TenantFormfieldMixin:
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
-class TenantAdmin(TenantFormfieldMixin, admin.ModelAdmin):
+class MissingIs404Mixin:
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Django redirects to the index with "doesn't exist"; for another tenant's object that
+        # is the same answer as for a missing one, but a plain 404 is what users and tests expect.
+        raise Http404(f"No {opts.verbose_name} with ID {object_id!r} in your business units.")
+
+
+class TenantAdmin(MissingIs404Mixin, TenantFormfieldMixin, admin.ModelAdmin):
     """Base admin for tenant data; ``bu_path`` defaults to the model's."""
 
     bu_path: str | None = None
@@ -72,11 +79,6 @@ class TenantAdmin(TenantFormfieldMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return visible_to(super().get_queryset(request), request.user, self.bu_path)
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        # Django redirects to the index with "doesn't exist"; for another tenant's object that
-        # is the same answer as for a missing one, but a plain 404 is what users and tests expect.
-        raise Http404(f"No {opts.verbose_name} with ID {object_id!r} in your business units.")
 
     def save_model(self, request, obj, form, change):
         # The scoped choices already stop this; this guards forms that bypass them.
@@ -113,7 +115,7 @@ class TenantStackedInline(TenantInline, admin.StackedInline):
     pass
 
 
-class SuperuserOnlyAdmin(admin.ModelAdmin):
+class SuperuserOnlyAdmin(MissingIs404Mixin, admin.ModelAdmin):
     """Shared machinery: visible and editable by superusers only."""
 
     def has_module_permission(self, request):
@@ -132,7 +134,7 @@ class SuperuserOnlyAdmin(admin.ModelAdmin):
         return request.user.is_active and request.user.is_superuser
 
 
-class ReferenceDataAdmin(admin.ModelAdmin):
+class ReferenceDataAdmin(MissingIs404Mixin, admin.ModelAdmin):
     """Shared reference data: every staff user may read it, only superusers change it."""
 
     def has_view_permission(self, request, obj=None):
