@@ -64,9 +64,36 @@ class DncGroup(models.Model):
             and not self.is_active
             and DncGroup.objects.filter(pk=self.pk, is_active=True).exists()
         ):
-            from dnc.services import dnc_group_check_deactivation
+            self.check_can_deactivate()
 
-            dnc_group_check_deactivation(group=self)
+    def skill_names(self) -> list[str]:
+        """Names of the skills that scrub against or contribute to this group.
+
+        Read through the reverse relations the skills app declares (``scrubbing_skills`` and
+        ``contributing_skills``), so ``dnc`` does not import ``skills``.
+        """
+        if self.pk is None:
+            return []
+        names: set[str] = set()
+        for relation in ("scrubbing_skills", "contributing_skills"):
+            manager = getattr(self, relation, None)
+            if manager is not None:
+                names.update(manager.values_list("name", flat=True))
+        return sorted(names)
+
+    def check_can_deactivate(self) -> None:
+        """Raise ``ValidationError`` (naming the skills) if the group may not be made inactive."""
+        users = self.skill_names()
+        if users:
+            raise ValidationError(
+                {
+                    "is_active": (
+                        f"DNC group '{self.name}' is used by skill(s) {', '.join(users)}: "
+                        "remove it from their scrubbed and contributing DNC groups first."
+                    )
+                },
+                code="group_in_use",
+            )
 
 
 class DncEntry(models.Model):

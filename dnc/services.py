@@ -230,37 +230,6 @@ def dnc_entries_remove(*, entry_ids: Iterable[int], sources: Iterable[str] | Non
 # --- groups --------------------------------------------------------------------------------
 
 
-def dnc_group_users(*, group: DncGroup) -> list[str]:
-    """Names of the skills that scrub against or contribute to ``group``.
-
-    Read through the reverse relations the skills app declares (``scrubbing_skills`` and
-    ``contributing_skills``), so ``dnc`` does not import ``skills``.
-    """
-    if group.pk is None:
-        return []
-    names: set[str] = set()
-    for relation in ("scrubbing_skills", "contributing_skills"):
-        manager = getattr(group, relation, None)
-        if manager is not None:
-            names.update(manager.values_list("name", flat=True))
-    return sorted(names)
-
-
-def dnc_group_check_deactivation(*, group: DncGroup) -> None:
-    """Raise ``ValidationError`` (naming the skills) if ``group`` may not be made inactive."""
-    users = dnc_group_users(group=group)
-    if users:
-        raise ValidationError(
-            {
-                "is_active": (
-                    f"DNC group '{group.name}' is used by skill(s) {', '.join(users)}: remove "
-                    "it from their scrubbed and contributing DNC groups first."
-                )
-            },
-            code="group_in_use",
-        )
-
-
 def dnc_group_set_active(*, group: DncGroup, is_active: bool) -> DncGroup:
     """Activate or deactivate a group; deactivation is refused while a skill uses it."""
     with transaction.atomic():
@@ -270,7 +239,7 @@ def dnc_group_set_active(*, group: DncGroup, is_active: bool) -> DncGroup:
                 raise ValidationError(
                     {"is_active": "The default DNC group must stay active."}, code="default"
                 )
-            dnc_group_check_deactivation(group=group)
+            group.check_can_deactivate()
         group.is_active = is_active
         group.save(update_fields=["is_active", "updated_at"])
     return group
