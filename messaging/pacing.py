@@ -1,6 +1,6 @@
 """Exact pacing for one transport code.
 
-The rule (SPEC section 3): over any one-second window the code never carries more than its
+The rule (docs/spec.md section 10): in any one-second window a code never carries more than its
 messages (or segments) per second. The :class:`Pacer` hands out start times that keep it:
 
 * a grid spaces texts evenly, ``cost / rate`` apart, so a busy code runs at its full rate

@@ -2,7 +2,7 @@
 
 Carriers bill and pace by *segment*, not by message, so the sender charges each text its segment
 count against the transport code's per-second budget, and the template page shows the same figures
-live. The rules (COMPLIANCE.md, "Segments"):
+live. The rules (docs/spec.md section 5):
 
 - A text made only of GSM 03.38 characters is sent as GSM-7: 160 septets in one part, 153 per part
   when split (the other 7 carry the concatenation header). Extension characters (``^{}\\[~]|€``

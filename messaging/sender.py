@@ -2,7 +2,7 @@
 at the code's pace, each only if it may still be sent at that moment.
 
 One sender per transport code at a time, whatever the number of worker processes and hosts: it
-holds the code's :class:`~messaging.models.SenderLease` (see there for why handovers cannot
+holds the code's :class:`~messaging.models.SenderLease` (see there for why a new holder cannot
 break the pace). A process runs one thread per code it holds (:class:`Dispatcher`).
 
 How a text leaves (one batch = the texts of one pacing slot)::
@@ -921,7 +921,7 @@ class CodeSender:
 
     def _recheck_opt_outs(self, messages: list[OutboundMessage]) -> list[OutboundMessage]:
         """Opt-outs once more, right before the hand-over: the guards ran up to GUARD_LEAD
-        ago, and a STOP stored since then must still stop its text (SPEC: at once)."""
+        ago, and a STOP stored since then must still stop its text (docs/spec.md section 12)."""
         from dnc.selectors import opted_out_numbers
 
         by_bu: dict[int, set[str]] = {}

@@ -39,7 +39,7 @@ __all__ = [
     "validate",
 ]
 
-# Twilio refuses bodies longer than this (COMPLIANCE.md, "Segments").
+# Twilio refuses bodies longer than this (docs/spec.md section 5).
 MAX_BODY_LENGTH = 1600
 
 SYSTEM_FIELDS: tuple[str, ...] = (

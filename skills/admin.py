@@ -1,6 +1,6 @@
 """Admin for campaigns, calling lists and their records, upload jobs, skills and attempts.
 
-The skill's change page groups its settings by the SPEC's parameter pages (fieldsets for the
+The skill's page groups its settings by parameter page (docs/spec.md section 7; fieldsets for the
 pages that are fields, inlines for the pages that are lists) until the tabbed page replaces it.
 """
 
@@ -764,7 +764,7 @@ def _mapping_from_post(data, columns: list[str]) -> dict[str, dict[str, str]]:
 
 
 # --- Skills and their parameter pages ---------------------------------------------------------
-# Inlines in the order of the SPEC's parameter pages.
+# Inlines in the order of the parameter pages (docs/spec.md section 7).
 
 
 class CadenceStepInline(TenantTabularInline):
@@ -877,7 +877,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     actions = ["start_skills", "pause_skills", "stop_skills", "issue_xs_keys"]
     change_form_template = "admin/skills/skill/change_form.html"  # the parameter pages as tabs
     change_list_template = "admin/skills/skill/change_list.html"  # links the priorities page
-    # The parameter pages of SPEC section 2, one tab each (static/skills/skill_tabs.js; without
+    # Parameter pages (docs/spec.md section 7), one tab each (static/skills/skill_tabs.js; without
     # JavaScript every section shows, one under the other). A fieldset joins a tab by its
     # class, an inline by its ``tab``.
     tabs = [

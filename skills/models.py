@@ -1,7 +1,7 @@
 """Campaigns, skills with their parameter pages, calling lists and their records.
 
 ``skills`` decides what to send to whom and when, and hands merged messages to ``messaging``.
-The skill's parameter pages (SPEC section 2) are fields on :class:`Skill` where a page is a
+The skill's parameter pages (docs/spec.md section 7) are fields on :class:`Skill` where a page is a
 handful of settings, and child rows where a page is a list (cadence, CPA rules, filter
 conditions, sort order, schedule days, time-zone bounds).
 """
@@ -639,7 +639,7 @@ class OutcomeClass(models.TextChoices):
     BLOCKED = "blocked", "Blocked/spam: pause the skill and alert"
 
 
-# Defaults for the CPA page, from the carrier error codes in COMPLIANCE.md.
+# Defaults for the CPA page: the carrier error codes of docs/spec.md section 13.
 DEFAULT_CPA_RULES: list[tuple[str, str, str]] = [
     ("delivered", OutcomeClass.DELIVERED, "Carrier receipt: delivered"),
     ("21211", OutcomeClass.BAD_NUMBER, "Invalid To number"),
@@ -829,7 +829,7 @@ class ScheduleDay(models.Model):
 
 
 class SendingWindowPreset(models.Model):
-    """A state's stricter sending hours (COMPLIANCE.md), kept as data the compliance owner edits."""
+    """A state's stricter sending hours (docs/spec.md section 9), data compliance owners edit."""
 
     code = models.CharField(max_length=8, unique=True, help_text="e.g. FL, or US for federal.")
     name = models.CharField(max_length=100)

@@ -1,4 +1,4 @@
-"""The planner: what to send to whom, and when (DESIGN.md, "The data's way through").
+"""The planner: what to send to whom, and when (the rules: docs/spec.md section 8).
 
 One pass for one running skill::
 

@@ -31,7 +31,7 @@ def skill_apply_defaults(*, skill: Skill) -> None:
     """Give a new skill the default rows of its list-like parameter pages.
 
     Only pages that are still empty are filled, so calling it again never overwrites what an
-    administrator changed. Defaults: the CPA rules of COMPLIANCE.md, SMS number then main number,
+    administrator changed. Defaults: CPA rules of docs/spec.md section 13, SMS then main number,
     Monday-Saturday 08:00-21:00, every allowed zone of the BU active at the TCPA window, and
     records taken oldest first.
     """

@@ -1,4 +1,4 @@
-"""A skill's XS settings (SPEC section 2, page 10): the CRM endpoint and the webhook.
+"""A skill's XS settings (docs/spec.md section 15): the CRM endpoint and the webhook.
 
 A CRM pushes records to a skill over HTTP (``POST /xs/skills/<id>/records/``, skills/views.py)
 with the skill's API key. The records go into the skill's own CRM list ("<skill> (CRM)", made

@@ -1,4 +1,4 @@
-"""What becomes of a skill's queued texts when its filter changes (SPEC section 2, page 6)."""
+"""What a filter change does to a skill's queued texts (docs/spec.md section 7, page 6)."""
 
 from __future__ import annotations
 

@@ -394,7 +394,7 @@ def test_skill_guards_judge_each_text_of_one_slot_on_its_own(registration):
 
 
 def test_a_record_that_no_longer_passes_the_skills_filter_is_not_texted(registration):
-    """SPEC section 3: the filter holds at the moment of sending. A CRM changed one record
+    """docs/spec.md section 10: the filter holds at the moment of sending. A CRM changed one record
     after its text was planned; that text is withdrawn, the other goes out."""
     from skills.models import FilterCondition, Record
 

@@ -1,6 +1,6 @@
 """The calling-list fields a file column can be mapped to, their aliases and value types.
 
-System field names are the SPEC's (and the message templates' variables): ``{FirstName}``.
+System field names are docs/spec.md section 4's (also the templates' variables): ``{FirstName}``.
 A column no alias matches becomes a custom field of the list, with a type guessed from its
 values that the user can change on the mapping page.
 """
@@ -16,7 +16,7 @@ from skills.models import FieldType
 
 @dataclass(frozen=True)
 class SystemField:
-    name: str  # the SPEC's name, as in templates
+    name: str  # the name in docs/spec.md section 4, as in templates
     attribute: str  # the Record column ("" for phone fields: they become destinations)
     field_type: str
     max_length: int | None = None

@@ -1,4 +1,4 @@
-"""Seed the sending-window presets from COMPLIANCE.md (editable data, not code)."""
+"""Seed the sending-window presets of docs/spec.md section 9 (editable data, not code)."""
 
 import datetime as dt
 

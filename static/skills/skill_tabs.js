@@ -1,4 +1,4 @@
-// The skill page's parameter pages as tabs (SPEC section 2). The server lists each tab's
+// The skill page's parameter pages as tabs (docs/spec.md section 7). The server lists each tab's
 // sections (SkillAdmin.render_change_form); without this script they all show in a column.
 // A tab holding an error is marked and opened first; otherwise the tab last used for this
 // skill opens again (after "Save and continue editing", say).
