@@ -32,7 +32,7 @@ def fresh_postgres(name: str) -> str:
     """Drop and create a database; returns its URL.
 
     ``name`` is a database name on the server ``BENCH_PG`` (default the local one), or a full
-    ``postgres://`` URL (a bench's ``--database-url``), so parallel sessions can keep apart.
+    ``postgres://`` URL (a bench's ``--database-url``), so benches run at once can keep apart.
     """
     if "://" in name:
         server, name = name.rsplit("/", 1)

@@ -119,7 +119,7 @@ def main() -> None:
         by_code[row["from"]].append(row["t"])
     worst = max((h.max_per_window(ts) for ts in by_code.values()), default=0)
     # The same over the steady state alone: while worker processes start and stop, their CPU
-    # bursts starve the fake carrier on this shared machine, and its clock bunches arrivals.
+    # bursts starve the fake carrier on a machine with two cores, and its clock bunches arrivals.
     worst_steady = max(
         (
             h.max_per_window([t for t in ts if steady and steady[0] <= t <= steady[-1]])
