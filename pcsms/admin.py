@@ -1,7 +1,8 @@
 """Admin for business units, memberships, custom time zones and users.
 
-It also re-registers the admins of Django's groups and django-q2's queues as superuser-only:
-they are shared by every tenant, so no BU's staff may see or change them.
+It also re-registers the admins of Django's groups, django-q2's queues and django-axes' login
+attempts as superuser-only: they are shared by every tenant, so no BU's staff may see or change
+them.
 """
 
 from django.contrib import admin
@@ -170,5 +171,6 @@ def _make_superuser_only(model) -> None:
 
 _make_superuser_only(Group)
 for _model in list(admin.site._registry):
-    if _model._meta.app_label == "django_q":
+    # The worker queues and the login-attempt logs (django-axes) span every tenant.
+    if _model._meta.app_label in ("django_q", "axes"):
         _make_superuser_only(_model)
