@@ -13,10 +13,13 @@ requested plus the sorted POST parameters, keyed with the account's auth token):
   Django's own ``build_absolute_uri()`` (right when the proxy passes Host and
   ``X-Forwarded-Proto`` and ``BEHIND_TLS_PROXY`` is on).
 
-Unsigned or wrongly signed requests get 403 and change nothing. Everything else is answered 200
-with TwiML (even an unknown message or number, logged, so the carrier stops retrying); replays
-are harmless because ``message_record_status`` only moves forward and ``inbound_receive`` acts
-once per carrier id.
+Unsigned or wrongly signed requests get 403 and change nothing. So does a request whose form
+cannot be read, refused before its signature is checked: not the urlencoded form Twilio posts
+(415), a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (413) or more than
+``DATA_UPLOAD_MAX_NUMBER_FIELDS`` parameters (400). Everything else is answered 200 with TwiML
+(even an unknown message or number, logged, so the carrier stops retrying); replays are harmless
+because ``message_record_status`` only moves forward and ``inbound_receive`` acts once per
+carrier id.
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ from collections.abc import Iterable
 from functools import reduce
 
 from django.conf import settings
-from django.core.exceptions import DisallowedHost, ImproperlyConfigured
+from django.core.exceptions import (
+    DisallowedHost,
+    ImproperlyConfigured,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+)
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.utils.html import escape
@@ -169,6 +177,34 @@ def _forbidden(request: HttpRequest, what: str) -> HttpResponse:
     )
 
 
+def _plain(status: int, text: str) -> HttpResponse:
+    return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+
+
+def _unreadable(request: HttpRequest, what: str) -> HttpResponse | None:
+    """The answer to a request whose form cannot be read, or ``None`` when it can.
+
+    Read here once, so that the limits give a plain answer (not Django's generic 400 page, with an
+    error logged for each) and nothing below meets a half-read request.
+    """
+    # Twilio posts a urlencoded form. A multipart body's files are not bound by
+    # DATA_UPLOAD_MAX_MEMORY_SIZE: parsing one would stream it, of any size, to disk unsigned.
+    if request.content_type != "application/x-www-form-urlencoded":
+        logger.warning("Refused %s: Content-Type %r", what, request.content_type)
+        return _plain(415, "Send the parameters as application/x-www-form-urlencoded.")
+    try:
+        request.GET, request.POST  # noqa: B018 (parsed for their limits)
+    except RequestDataTooBig:
+        logger.warning("Refused %s: body over DATA_UPLOAD_MAX_MEMORY_SIZE", what)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _plain(413, f"The body is too large: larger than {limit:,} bytes.")
+    except TooManyFieldsSent:
+        logger.warning("Refused %s: over DATA_UPLOAD_MAX_NUMBER_FIELDS parameters", what)
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return _plain(400, f"Too many parameters: more than {limit:,}.")
+    return None
+
+
 def twiml(message: str = "") -> HttpResponse:
     """A TwiML answer: ``<Response/>``, or one ``<Message>`` replying to the sender."""
     inner = f"<Message>{escape(message)}</Message>" if message else ""
@@ -189,6 +225,8 @@ def _our_id(value: str | None) -> int | None:
 @require_POST
 def twilio_status(request: HttpRequest) -> HttpResponse:
     """Twilio's StatusCallback: one carrier status report for one outbound message."""
+    if refused := _unreadable(request, "status callback"):
+        return refused
     form = request.POST
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     status = form.get("MessageStatus") or form.get("SmsStatus") or ""
@@ -231,6 +269,8 @@ def twilio_inbound(request: HttpRequest) -> HttpResponse:
     Stored once per carrier id and classified (``messaging.services.inbound_classify``); the
     reply it prepares (opt-out or opt-in confirmation, HELP) is the TwiML ``<Message>``.
     """
+    if refused := _unreadable(request, "inbound text"):
+        return refused
     form = request.POST
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     to_number = form.get("To", "")

@@ -5,7 +5,9 @@ with the skill's API key. The records go into the skill's own CRM list ("<skill>
 and attached on first use) through the calling-list import itself: the same normalising
 (E.164, time zones, typed custom fields), the same error rows, one upload job per request, so
 the admin shows every push like any upload. A CRM sends updates more than new lists, so the
-default mode is replace: a record it sends again is updated, not refused.
+default mode is replace: a record it sends again is updated, not refused. A request that cannot
+be taken (unreadable, too large, or refused by the import before any row) stores nothing: no
+upload job, no list, no record.
 
 The key is shown once when issued; only its SHA-256 is stored.
 
@@ -41,11 +43,42 @@ from skills.models import CallingList, Record, Skill, UploadJob, XsEvent
 logger = logging.getLogger(__name__)
 
 XS_MAX_RECORDS = 10_000  # per request; a CRM with more sends several, or uploads a file
+# Per request, checked before the body is read: XS_MAX_RECORDS of about 1 KB each. The endpoint's
+# own, so that a DATA_UPLOAD_MAX_MEMORY_SIZE raised for the admin's forms does not let a CRM
+# have a larger body read into memory and parsed (the lower of the two applies).
+XS_MAX_BODY_BYTES = 10 * 1024 * 1024
 _SCALARS = (str, int, float, bool, type(None))
 
 
 class XsError(Exception):
-    """The request cannot be taken; the message says why (nothing was imported)."""
+    """The request cannot be taken; the message says why (nothing was stored)."""
+
+    status = 400
+
+
+class XsTooLarge(XsError):
+    """More than one request may carry (records or bytes): the CRM should split it."""
+
+    status = 413
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def xs_body_parse(body: bytes) -> dict:
+    """The request's JSON object; XsError for anything else."""
+    try:
+        # Integers kept as written: records become text anyway, a long numeric id keeps every
+        # digit, and one of thousands of digits is no longer refused by int() (a ValueError).
+        data = json.loads(body or b"null", parse_int=str, parse_constant=_no_constant)
+    except RecursionError:  # "[[[[..." nested past the interpreter's limit
+        raise XsError("The body is not JSON: it is nested too deeply.") from None
+    except ValueError as exc:  # not JSON, not UTF-8, or NaN / Infinity
+        raise XsError(f"The body is not JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise XsError('The body must be an object with "records".')
+    return data
 
 
 def xs_key_hash(key: str) -> str:
@@ -83,7 +116,7 @@ def _records_csv(records: list) -> bytes:
     if not isinstance(records, list) or not records:
         raise XsError('"records" must be a non-empty array of objects.')
     if len(records) > XS_MAX_RECORDS:
-        raise XsError(
+        raise XsTooLarge(
             f"{len(records):,} records in one request; at most {XS_MAX_RECORDS:,} (send the "
             "rest in further requests)."
         )
@@ -98,13 +131,21 @@ def _records_csv(records: list) -> bytes:
                 raise XsError(
                     f"records[{index}].{key}: a value must be text, a number or true/false."
                 )
+            # The import would refuse the whole CSV as a binary file; say where it is instead.
+            if "\0" in key or (isinstance(value, str) and "\0" in value):
+                raise XsError(f"records[{index}].{key}: a NUL character is not text.")
             header.setdefault(key, None)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
     for record in records:
         writer.writerow(["" if record.get(k) is None else _text(record.get(k)) for k in header])
-    return out.getvalue().encode("utf-8")
+    try:
+        return out.getvalue().encode("utf-8")
+    except UnicodeEncodeError:  # JSON may escape half a surrogate pair ("\ud800"): not text
+        raise XsError(
+            "The records hold text that is not Unicode (an unpaired surrogate such as \\ud800)."
+        ) from None
 
 
 def _text(value) -> str:
@@ -127,6 +168,8 @@ def skill_xs_records_add(
     """
     if mode not in UploadJob.Mode.values:
         raise XsError(f'"mode" must be one of: {", ".join(UploadJob.Mode.values)}.')
+    if not isinstance(default_time_zone, str):
+        raise XsError('"default_time_zone" must be text: an IANA name or a custom zone.')
     if default_time_zone:
         bu = skill.business_unit
         zone = normalise_zone_name(default_time_zone) or (
@@ -141,33 +184,36 @@ def skill_xs_records_add(
             )
         default_time_zone = zone
     data = _records_csv(records)
-    calling_list = skill_xs_list(skill=skill)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    job = UploadJob(
-        calling_list=calling_list,
-        original_name=f"crm-{stamp}.csv",
-        file_format=UploadJob.Format.CSV,
-        mode=mode,
-        no_zone_policy=(
-            UploadJob.NoZonePolicy.DEFAULT if default_time_zone else UploadJob.NoZonePolicy.REJECT
-        ),
-        default_time_zone=default_time_zone,
-        status=UploadJob.Status.PENDING,
-    )
-    job.file.save(job.original_name, ContentFile(data), save=False)
-    job.save()
-    try:
-        preview = upload_job_preview(job=job)
-        existing = dict(calling_list.custom_fields.values_list("name", "field_type"))
-        build_plan(preview.header, preview.mapping, existing_types=existing)
-    except (FileError, MappingError) as exc:
-        UploadJob.objects.filter(pk=job.pk).update(
-            status=UploadJob.Status.FAILED, message=str(exc), finished_at=timezone.now()
+    # The list, the job and its file are kept only once the import can read the request: a
+    # refused one (no phone column, say) rolls back and leaves the skill's lists as they were.
+    with transaction.atomic():
+        calling_list = skill_xs_list(skill=skill)
+        job = UploadJob(
+            calling_list=calling_list,
+            original_name=f"crm-{stamp}.csv",
+            file_format=UploadJob.Format.CSV,
+            mode=mode,
+            no_zone_policy=(
+                UploadJob.NoZonePolicy.DEFAULT
+                if default_time_zone
+                else UploadJob.NoZonePolicy.REJECT
+            ),
+            default_time_zone=default_time_zone,
+            status=UploadJob.Status.PENDING,
         )
-        raise XsError(str(exc)) from None
-    job.mapping = preview.mapping
-    job.status = UploadJob.Status.QUEUED
-    job.save(update_fields=["mapping", "status"])
+        job.file.save(job.original_name, ContentFile(data), save=False)
+        job.save()
+        try:
+            preview = upload_job_preview(job=job)
+            existing = dict(calling_list.custom_fields.values_list("name", "field_type"))
+            build_plan(preview.header, preview.mapping, existing_types=existing)
+        except (FileError, MappingError) as exc:
+            job.file.delete(save=False)
+            raise XsError(str(exc)) from None
+        job.mapping = preview.mapping
+        job.status = UploadJob.Status.QUEUED
+        job.save(update_fields=["mapping", "status"])
     upload_job_run(job_id=job.pk, workers=1)
     job.refresh_from_db()
     return job
