@@ -27,6 +27,7 @@ from dnc.models import DncEntry, DncGroup
 from dnc.services import dnc_group_set_active
 from pcsms.admin_base import FixedParentMixin, PhoneSearchMixin, TenantAdmin, scoped
 from pcsms.csvexport import csv_download
+from pcsms.files import validate_upload_size
 
 # --- DNC --------------------------------------------------------------------------------------
 
@@ -57,6 +58,7 @@ class DncImportForm(forms.Form):
         upload = self.cleaned_data["file"]
         if Path(upload.name).suffix.lower() not in FORMATS:
             raise ValidationError("Upload a .csv, .txt or .xlsx file.")
+        validate_upload_size(upload)
         return upload
 
 

@@ -1,7 +1,7 @@
 """Admin for campaigns, calling lists and their records, upload jobs, skills and attempts.
 
 The skill's page groups its settings by parameter page (docs/spec.md section 7; fieldsets for the
-pages that are fields, inlines for the pages that are lists) until the tabbed page replaces it.
+pages that are fields, inlines for the pages that are lists).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from pcsms.admin_base import (
     scoped,
 )
 from pcsms.csvexport import csv_download
+from pcsms.files import validate_upload_size
 from pcsms.models import BusinessUnit, visible_to
 from skills.models import (
     Attempt,
@@ -356,6 +357,12 @@ class UploadJobForm(forms.ModelForm):
         widgets = {"default_time_zone": forms.TextInput(attrs={"list": "pcsms-zone-names"})}
 
     preview = None
+
+    def clean_file(self):
+        upload = self.cleaned_data.get("file")
+        if self.instance.pk is None:  # a saved job's file is already in storage
+            validate_upload_size(upload)
+        return upload
 
     def clean(self):
         cleaned = super().clean()
