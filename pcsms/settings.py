@@ -138,6 +138,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # A good login forgets the earlier typos.
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "pcsms.throttling.lockout_response"
+# Failed logins and lockouts are still logged; not the banner at every manage.py command.
+AXES_VERBOSE = False
 # An idle timeout, not an absolute one: every request pushes the session's end further out.
 SESSION_COOKIE_AGE = env.int("ADMIN_SESSION_IDLE_MINUTES", default=30) * 60
 SESSION_SAVE_EVERY_REQUEST = True

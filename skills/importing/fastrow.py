@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from skills.importing import copytext as n
 from skills.importing.fields import CUSTOM_NAME_RE, PARSERS, BadValue, as_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,8 +36,6 @@ def compile_fast_row(reader: RowReader):
     ``record_line`` is the record's COPY line after its id (what ``RowReader._read_direct``
     makes of ``_record_text``), ``number_lines`` the destinations' lines after their record id.
     """
-    from skills.importing import normalise as n
-
     s = reader.s
     env = {
         "BadValue": BadValue,
@@ -50,7 +49,7 @@ def compile_fast_row(reader: RowReader):
         "as_text": as_text,
         "iso": {},  # a date's text -> its ISO text
         "number_ends": {},  # a zone -> the end of a number's line
-        "json_text": n._json,
+        "json_text": n.json_text,
         "NULL": "\\N",
         "TAB": "\t",
         "BACKSLASH": "\\",
@@ -61,10 +60,10 @@ def compile_fast_row(reader: RowReader):
         "today": s.today,
         "batch_expires": s.batch_expires,
         "default_zone": s.default_zone,
-        "SRC_COLUMN": n._SRC_COLUMN,
-        "SRC_ZIP": n._SRC_ZIP,
-        "SRC_PHONE": n._SRC_PHONE,
-        "SRC_DEFAULT": n._SRC_DEFAULT,
+        "SRC_COLUMN": n.SRC_COLUMN,
+        "SRC_ZIP": n.SRC_ZIP,
+        "SRC_PHONE": n.SRC_PHONE,
+        "SRC_DEFAULT": n.SRC_DEFAULT,
         "CACHE_LIMIT": _CACHE_LIMIT,
     }
     lines = ["def fast(cells):"]
@@ -97,7 +96,7 @@ def compile_fast_row(reader: RowReader):
     # wins when it has a value, as in the generic reader.
     system: dict[str, str] = {}
     for _index, name, field_type, _max_length, _p in reader.system:
-        system[name] = "text" if field_type is n._STRING else field_type
+        system[name] = "text" if field_type is n.STRING else field_type
     for name, kind in system.items():
         emit(f"    f_{name} = ''" if kind == "text" else f"    x_{name} = None")
     if "ExternalId" not in system or system["ExternalId"] != "text":
@@ -106,7 +105,7 @@ def compile_fast_row(reader: RowReader):
         var = f"v{index}"
         read_cell(index, var)
         emit(f"    if {var}:")
-        if field_type is n._STRING:
+        if field_type is n.STRING:
             if name == "Zip":  # a number cell's lost leading zero: the generic reader
                 emit(f"        if type(raw_{var}) is not str: return None")
             if max_length:
@@ -125,7 +124,7 @@ def compile_fast_row(reader: RowReader):
         read_cell(index, var)
         emit(f"    if {var}:")
         key = f'\'"{name}":'
-        if field_type is n._STRING:
+        if field_type is n.STRING:
             emit(f"        if not {var}.isprintable() or '\"' in {var} or '\\\\' in {var}:")
             emit("            return None")
             emit(f"        custom.append({key}\"' + {var} + '\"')")

@@ -11,19 +11,27 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-import json
 import os
 import zoneinfo
 from dataclasses import dataclass, field
 from functools import cache
 
+from skills.importing.copytext import (
+    SRC_COLUMN,
+    SRC_DEFAULT,
+    SRC_PHONE,
+    SRC_ZIP,
+    STRING,
+    copy_escape,
+    json_text,
+)
 from skills.importing.fastrow import compile_fast_row
 from skills.importing.fields import PARSERS, SYSTEM_BY_NAME, BadValue, as_text
 from skills.importing.mapping import ColumnPlan
 from skills.importing.phones import PhoneNormaliser
 from skills.importing.readers import as_rows
 from skills.importing.zones import ZoneResolver
-from skills.models import FieldType, TimeZoneSource
+from skills.models import FieldType
 
 STAGE_COLUMNS = (
     ("row_no", "integer"),
@@ -117,23 +125,6 @@ class Chunk:
     slow: int = 0
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_escape(value) -> str:
-    """A value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    text = value if isinstance(value, str) else str(value)
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        text = text.translate(_COPY_ESCAPES)
-    return text
-
-
 def _values(row: list, columns: list[ColumnPlan]) -> str:
     """The offending values, as ``Column='value'`` pairs, for the report."""
     parts = []
@@ -143,11 +134,10 @@ def _values(row: list, columns: list[ColumnPlan]) -> str:
     return "; ".join(parts)
 
 
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# Plain strings, not the enums: enum attribute access costs more than the rest of a field.
-_STRING = str(FieldType.STRING)
-_SRC_COLUMN, _SRC_ZIP = str(TimeZoneSource.COLUMN.value), str(TimeZoneSource.ZIP.value)
-_SRC_PHONE, _SRC_DEFAULT = str(TimeZoneSource.PHONE.value), str(TimeZoneSource.DEFAULT.value)
+# Short local names: the row loop below reads them for every cell.
+_json = json_text
+_STRING = STRING
+_SRC_COLUMN, _SRC_ZIP, _SRC_PHONE, _SRC_DEFAULT = SRC_COLUMN, SRC_ZIP, SRC_PHONE, SRC_DEFAULT
 
 
 def _custom_json(custom: dict) -> str:

@@ -56,6 +56,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from skills.importing import normalise
+from skills.importing.copytext import copy_escape
 from skills.importing.fields import as_text
 from skills.importing.mapping import (
     ColumnPlan,
@@ -723,7 +724,7 @@ class StreamWriter:
         """The report's entries of the rows left out, in row order."""
         if self.repeats:
             # The first row written with each repeated ID: one pass over the rows written.
-            wanted = {normalise.copy_escape(ext): ext for _, ext, _ in self.repeats}
+            wanted = {copy_escape(ext): ext for _, ext, _ in self.repeats}
             first: dict[str, int] = {}
             self.keys.seek(0)
             for line in self.keys:
