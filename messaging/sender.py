@@ -47,6 +47,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
+from dnc.selectors import opted_out_numbers
 from messaging.backends import get_backend
 from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, SendResult
 from messaging.models import (
@@ -177,8 +178,6 @@ HOLD_SECONDS = 30
 
 def own_guards(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str]:
     """Guards messaging knows itself: the window, the code, the registration, opt-outs."""
-    from dnc.selectors import opted_out_numbers
-
     verdicts: dict[int, str] = {}
     for message in messages:
         if message.window_ends_at is not None and now >= message.window_ends_at:
@@ -922,8 +921,6 @@ class CodeSender:
     def _recheck_opt_outs(self, messages: list[OutboundMessage]) -> list[OutboundMessage]:
         """Opt-outs once more, right before the hand-over: the guards ran up to GUARD_LEAD
         ago, and a STOP stored since then must still stop its text (docs/spec.md section 12)."""
-        from dnc.selectors import opted_out_numbers
-
         by_bu: dict[int, set[str]] = {}
         for message in messages:
             by_bu.setdefault(message.business_unit_id, set()).add(message.to)

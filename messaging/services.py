@@ -15,6 +15,15 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
+from dnc.keywords import Kind, Verdict, classify_for_business_unit
+from dnc.models import DncEntry
+from dnc.services import (
+    OPT_OUT_LISTENERS,
+    dnc_entries_remove,
+    dnc_opt_in,
+    dnc_opt_out,
+    normalise_phone,
+)
 from messaging.models import (
     InboundMessage,
     MessageEvent,
@@ -24,6 +33,7 @@ from messaging.models import (
     WithdrawReason,
 )
 from pcsms.db import execute_prepared
+from pcsms.models import ProbableOptOutPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -413,10 +423,6 @@ def inbound_classify(*, inbound: InboundMessage) -> None:
     prepares the help text. The reply is left on ``inbound.reply_text`` (not stored) for the
     webhook view to answer with TwiML; a replayed webhook creates nothing and so replies nothing.
     """
-    from dnc.keywords import Kind, Verdict, classify_for_business_unit
-    from dnc.models import DncEntry
-    from dnc.services import dnc_opt_in, dnc_opt_out, normalise_phone
-    from pcsms.models import ProbableOptOutPolicy
 
     business_unit, registration = inbound.business_unit, inbound.registration
     verdict = classify_for_business_unit(inbound.body, business_unit)
@@ -519,8 +525,6 @@ def message_carrier_opt_out(*, message: OutboundMessage, status: str, error_code
         MessageStatus.UNDELIVERED,
     ):
         return
-    from dnc.models import DncEntry
-    from dnc.services import dnc_opt_out
 
     registration = message.registration
     opt_out = dnc_opt_out(
@@ -536,7 +540,6 @@ def message_carrier_opt_out(*, message: OutboundMessage, status: str, error_code
 
 def register_handlers() -> None:
     """Wire messaging into the hooks (idempotent; called from ``MessagingConfig.ready``)."""
-    from dnc.services import OPT_OUT_LISTENERS
 
     for hooks, hook in (
         (INBOUND_HANDLERS, inbound_classify),
@@ -580,8 +583,6 @@ def inbound_review_confirm(*, inbound: InboundMessage, user) -> InboundMessage:
     the opt-out happens: entry with the text as evidence, queued texts withdrawn, contributing
     groups and record. No confirmation text is sent at this point.
     """
-    from dnc.models import DncEntry
-    from dnc.services import dnc_opt_out, normalise_phone
 
     with transaction.atomic():
         inbound = (
@@ -618,8 +619,6 @@ def inbound_review_undo(*, inbound: InboundMessage, user) -> InboundMessage:
     those no other un-undone text also stands behind. Texts already withdrawn stay withdrawn and
     a record finalized as opted out stays final: re-queue by hand if wanted.
     """
-    from dnc.models import DncEntry
-    from dnc.services import dnc_entries_remove
 
     with transaction.atomic():
         inbound = InboundMessage.objects.select_for_update().get(pk=inbound.pk)
