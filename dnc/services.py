@@ -1,9 +1,10 @@
 """Writes for DNC: opt-outs, opt-ins, entries, and the groups' active flag.
 
 Other apps take part in an opt-out through :data:`OPT_OUT_LISTENERS` instead of being imported
-here (``dnc`` sits below ``messaging`` and ``skills``): ``messaging`` withdraws the number's
-queued texts, ``skills`` adds the number to the contributing groups of the skill that texted it
-last and finalizes that record.
+here (``dnc`` sits below ``messaging`` and ``skills``): ``skills`` adds the number to the
+contributing groups of the skill that texted it last and finalizes that record. ``messaging``
+calls :func:`dnc_opt_out` only through ``messaging.services.phone_opt_out``, which withdraws the
+number's queued texts first, in the same transaction.
 """
 
 from __future__ import annotations
@@ -50,8 +51,7 @@ class OptOut:
 
 
 # Each is called with the OptOut inside its transaction, *before* the opt-out's own entry is
-# written: messaging first locks and withdraws the number's queued texts, so that no sender can
-# hand one to the carrier once the entry exists (a sender that already holds them finishes first).
+# written (the number's queued texts are already withdrawn: see messaging.services.phone_opt_out).
 OPT_OUT_LISTENERS: list[Callable[[OptOut], None]] = []
 
 
@@ -150,12 +150,15 @@ def dnc_opt_out(
     group: DncGroup | None = None,
     message_id: int | None = None,
     added_by=None,
+    notes: Iterable[str] = (),
 ) -> OptOut:
     """Record that a number must not be texted by this BU any more, and act on it at once.
 
     In one transaction: the listeners run (queued texts withdrawn, skills' contributing groups,
     record finalized), then the number goes into ``group`` (the registration's STOP group) or
     the BU's default group, with ``evidence`` (the inbound text or the carrier error).
+    ``notes``: what the caller already did for this opt-out (messaging: texts withdrawn), shown
+    before the listeners' notes.
     """
     with transaction.atomic():
         had_default = DncGroup.objects.filter(business_unit=business_unit, is_default=True).exists()
@@ -170,6 +173,7 @@ def dnc_opt_out(
         )
         if not had_default and opt_out.group.is_default:
             opt_out.notes.append("the business unit had no default DNC group: created it")
+        opt_out.notes.extend(notes)
         opt_out.already_opted_out = bool(
             opted_out_numbers(business_unit_id=business_unit.id, numbers=[phone_number])
         )

@@ -7,8 +7,8 @@ class MessagingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here: services imports models, which must be loaded first (AppConfig.ready).
         from messaging.services import register_handlers
 
-        # Keyword replies and opt-outs on inbound texts, DNC on carrier error 21610, and the
-        # withdrawal of queued texts on every opt-out.
+        # Keyword replies and opt-outs on inbound texts, and DNC on carrier error 21610.
         register_handlers()

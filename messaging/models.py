@@ -7,7 +7,6 @@ calling lists or skills: those hand it merged messages and read message state ba
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 import phonenumbers
@@ -18,21 +17,16 @@ from django.db import models
 from django.db.models import Q
 
 from dnc.models import DncEntry, DncGroup
-from messaging import templating
+from messaging import hooks, templating
 from pcsms.models import BusinessUnit
 
 SHORT_CODE_RE = re.compile(r"^\d{5,6}$")
-
-# Apps that define merge fields beyond the system ones register a function here: it takes a
-# business unit and returns field names (``skills`` adds its calling lists' custom fields).
-# An explicit hook keeps ``messaging`` from importing ``skills``.
-TEMPLATE_FIELD_PROVIDERS: list[Callable[[BusinessUnit], Iterable[str]]] = []
 
 
 def template_fields_for(business_unit: BusinessUnit) -> list[str]:
     """Every field name a template of this BU may use."""
     names = list(templating.SYSTEM_FIELDS)
-    for provider in TEMPLATE_FIELD_PROVIDERS:
+    for provider in hooks.TEMPLATE_FIELD_PROVIDERS:
         names.extend(provider(business_unit))
     return names
 

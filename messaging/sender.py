@@ -37,31 +37,42 @@ import random
 import socket
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from dnc.selectors import opted_out_numbers
 from messaging.backends import get_backend
-from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, SendResult
+from messaging.backends.base import BaseSmsBackend, SendOutcome, SendResult
+from messaging.guards import HOLD_SECONDS, run_guards
+from messaging.hooks import HOLD
+from messaging.leases import LEASE_SECONDS, lease_acquire, lease_release, lease_renew
 from messaging.models import (
-    MessageEvent,
     MessageStatus,
     OutboundMessage,
-    SenderLease,
     SenderProcess,
     SmsRegistration,
     TransportCode,
     WithdrawReason,
 )
+from messaging.outbox import (
+    add_events,
+    apply_results,
+    load_rows,
+    lock_queued,
+    mark_sending,
+    notify,
+    outgoing,
+    reconcile,
+    withdraw,
+)
 from messaging.pacing import Pacer, StartGate
-from pcsms.db import execute_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +81,14 @@ def _setting(name: str, default):
     return getattr(settings, name, default)
 
 
-LEASE_SECONDS = 6.0  # a dead holder's code is picked up after at most this long
 LEASE_MARGIN = 2.0  # stop sending this long before the lease runs out
 RENEW_EVERY = 1.0
-RELEASE_QUIET = 1.1  # > the pacer's window
 GUARD_LEAD = 0.15  # seconds before its slot that a batch is guarded and marked
 CLAIM_AHEAD_SECONDS = 2.0
 SOURCES_TTL = 5.0
 SLOT_SECONDS = 0.5  # at most this much of the rate per slot (see slot_budget)
 PROCESS_SEEN_WITHIN = 5.0  # a dispatcher not seen for this long no longer counts
 MAX_CLAIM = 500
-MAX_SEND_ATTEMPTS = 6  # carrier "retry" answers before a text is failed
-STATUS_CALLBACK_PATH = "/sms/twilio/status/"
 
 
 def slot_budget(rate: float) -> int:
@@ -112,464 +119,6 @@ _holders = itertools.count(1)
 def holder_name() -> str:
     """Unique per sender: host, process, and a serial (a new sender never inherits a lease)."""
     return f"{socket.gethostname()}:{os.getpid()}:{next(_holders)}"
-
-
-# --- Leases ------------------------------------------------------------------------------------
-
-
-def lease_acquire(code_id: int, holder: str, ttl: float = LEASE_SECONDS) -> bool:
-    """Take the code's lease if it is free, expired or already ours. Atomic on both databases."""
-    now = timezone.now()
-    expires = now + dt.timedelta(seconds=ttl)
-    taken = (
-        SenderLease.objects.filter(transport_code_id=code_id)
-        .filter(Q(expires_at__lt=now) | Q(holder=holder))
-        .update(holder=holder, expires_at=expires, acquired_at=now, renewed_at=now)
-    )
-    if taken:
-        return True
-    if SenderLease.objects.filter(transport_code_id=code_id).exists():
-        return False
-    try:
-        with transaction.atomic():
-            SenderLease.objects.create(
-                transport_code_id=code_id,
-                holder=holder,
-                expires_at=expires,
-                acquired_at=now,
-                renewed_at=now,
-            )
-    except Exception:  # another sender created it first (IntegrityError) - it won
-        return False
-    return True
-
-
-def lease_renew(code_id: int, holder: str, ttl: float = LEASE_SECONDS) -> dt.datetime | None:
-    """Extend our lease; ``None`` if it is no longer ours (then stop sending at once)."""
-    now = timezone.now()
-    expires = now + dt.timedelta(seconds=ttl)
-    renewed = SenderLease.objects.filter(
-        transport_code_id=code_id, holder=holder, expires_at__gt=now
-    ).update(expires_at=expires, renewed_at=now)
-    return expires if renewed else None
-
-
-def lease_release(code_id: int, holder: str) -> None:
-    """Give the lease up. The next holder may start only after our last pacing window has
-    passed: it knows nothing of what we sent in the last second."""
-    SenderLease.objects.filter(transport_code_id=code_id, holder=holder).update(
-        holder="",
-        expires_at=timezone.now()
-        + dt.timedelta(seconds=float(_setting("SENDER_RELEASE_QUIET", RELEASE_QUIET))),
-    )
-
-
-# --- Guards ------------------------------------------------------------------------------------
-
-# A guard takes the locked rows about to be sent and returns {message id: verdict}; a verdict
-# is a WithdrawReason (withdraw it, recording why) or HOLD (keep it queued and look again
-# later, e.g. its skill is paused). Other apps append theirs (skills: skill running, its
-# scrubbed DNC groups) so messaging never imports them.
-HOLD = "hold"
-Guard = Callable[[list[OutboundMessage], dt.datetime], dict[int, str]]
-SEND_GUARDS: list[Guard] = []
-HOLD_SECONDS = 30
-
-
-def own_guards(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str]:
-    """Guards messaging knows itself: the window, the code, the registration, opt-outs."""
-    verdicts: dict[int, str] = {}
-    for message in messages:
-        if message.window_ends_at is not None and now >= message.window_ends_at:
-            verdicts[message.id] = WithdrawReason.OUTSIDE_WINDOW
-        elif message.not_before is not None and now < message.not_before:
-            verdicts[message.id] = HOLD
-        elif not message.transport_code.can_send or not message.registration.is_active:
-            verdicts[message.id] = WithdrawReason.CODE_UNAVAILABLE
-    by_bu: dict[int, set[str]] = {}
-    for message in messages:
-        by_bu.setdefault(message.business_unit_id, set()).add(message.to)
-    for bu_id, numbers in by_bu.items():
-        stopped = opted_out_numbers(business_unit_id=bu_id, numbers=numbers)
-        for message in messages:
-            if message.business_unit_id == bu_id and message.to in stopped:
-                verdicts.setdefault(message.id, WithdrawReason.OPTED_OUT)
-    return verdicts
-
-
-def run_guards(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str]:
-    verdicts = own_guards(messages, now)
-    rest = [m for m in messages if m.id not in verdicts]
-    for guard in SEND_GUARDS:
-        if not rest:
-            break
-        for message_id, verdict in guard(rest, now).items():
-            verdicts.setdefault(message_id, verdict)
-        rest = [m for m in rest if m.id not in verdicts]
-    return verdicts
-
-
-# --- Recording ---------------------------------------------------------------------------------
-
-
-def _events(
-    messages: Iterable[int], status: str, detail: str = "", code: str = "", *, at=None
-) -> None:
-    """Record one transition event per message, in one multi-row INSERT.
-
-    Plain SQL: ``bulk_create`` builds a model per row and asks for the ids back, which cost more
-    than the rest of a slot's database work together. On PostgreSQL the ids go as one array
-    parameter of a prepared statement: a statement with hundreds of placeholders is parsed
-    again by psycopg on every call (it caches only short ones) and planned again by the server.
-    """
-    ids = list(messages)
-    if not ids:
-        return
-    table = MessageEvent._meta.db_table
-    if connection.vendor == "postgresql":
-        execute_prepared(
-            f"INSERT INTO {table} (message_id, kind, status, error_code, detail, at) "  # noqa: S608
-            "SELECT unnest(%s::bigint[]), %s::text, %s::text, %s::text, %s::text, "
-            "%s::timestamptz",
-            [
-                ids,
-                str(MessageEvent.Kind.TRANSITION),
-                status,
-                code[:10],
-                detail[:500],
-                at or timezone.now(),
-            ],
-            fetch=False,
-        )
-        return
-    at = connection.ops.adapt_datetimefield_value(at or timezone.now())
-    row = [str(MessageEvent.Kind.TRANSITION), status, code[:10], detail[:500], at]
-    with connection.cursor() as cursor:
-        for start in range(0, len(ids), 200):  # well under SQLite's bound-parameter limit
-            chunk = ids[start : start + 200]
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
-            params = [p for message_id in chunk for p in (message_id, *row)]
-            cursor.execute(
-                f"INSERT INTO {table} (message_id, kind, status, error_code, detail, at) "  # noqa: S608
-                f"VALUES {values}",
-                params,
-            )
-
-
-def withdraw(ids: list[int], reason: str, *, from_statuses=(MessageStatus.QUEUED,)) -> int:
-    """Withdraw messages that have not left (with the reason); returns how many changed."""
-    if not ids:
-        return 0
-    now = timezone.now()
-    with transaction.atomic():
-        locked = list(
-            OutboundMessage.objects.select_for_update()
-            .filter(id__in=ids, status__in=from_statuses)
-            .values_list("id", flat=True)
-        )
-        OutboundMessage.objects.filter(id__in=locked).update(
-            status=MessageStatus.WITHDRAWN, withdraw_reason=reason, finished_at=now, updated_at=now
-        )
-        _events(locked, MessageStatus.WITHDRAWN, WithdrawReason(reason).label)
-    return len(locked)
-
-
-def _load(model, ids: Iterable[int]) -> dict:
-    """``model.objects.in_bulk(ids)``; on PostgreSQL by one prepared statement (see
-    :func:`_lock_queued`), as the sender loads the code and registrations for every slot."""
-    if connection.vendor != "postgresql":
-        return model.objects.in_bulk(ids)
-    fields = model._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    rows = execute_prepared(
-        f"SELECT {columns} FROM {model._meta.db_table} WHERE id = ANY(%s::bigint[])",  # noqa: S608
-        [list(ids)],
-    )
-    names = [f.attname for f in fields]
-    return {obj.pk: obj for obj in (model.from_db(connection.alias, names, row) for row in rows)}
-
-
-def _lock_queued(ids: list[int]) -> list[OutboundMessage]:
-    """Lock the rows among ``ids`` that are still queued (in id order) and return them.
-
-    On PostgreSQL one prepared statement with the ids as an array, and models built from its
-    rows directly: the ORM's query building and psycopg's parsing of 50 placeholders cost more
-    CPU than the statement itself, once per slot.
-    """
-    if connection.vendor != "postgresql":
-        return list(
-            OutboundMessage.objects.select_for_update()
-            .filter(id__in=ids, status=MessageStatus.QUEUED)
-            .order_by("id")
-        )
-    fields = OutboundMessage._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    rows = execute_prepared(
-        f"SELECT {columns} FROM {OutboundMessage._meta.db_table} "  # noqa: S608
-        "WHERE id = ANY(%s::bigint[]) AND status = %s ORDER BY id FOR UPDATE",
-        [ids, str(MessageStatus.QUEUED)],
-    )
-    names = [f.attname for f in fields]
-    db = connection.alias
-    return [OutboundMessage.from_db(db, names, row) for row in rows]
-
-
-def _mark_sending(ids: list[int], *, holder: str, now: dt.datetime) -> None:
-    """Mark locked rows in flight (ours, claimed now), with their "sending" events."""
-    detail = "handed to the carrier"
-    if connection.vendor != "postgresql":
-        OutboundMessage.objects.filter(id__in=ids).update(
-            status=MessageStatus.SENDING, claimed_at=now, claimed_by=holder, updated_at=now
-        )
-        _events(ids, MessageStatus.SENDING, detail, at=now)
-        return
-    execute_prepared(
-        f"""
-        WITH u AS (
-            UPDATE {OutboundMessage._meta.db_table}
-            SET status = %s, claimed_at = %s, claimed_by = %s, updated_at = %s
-            WHERE id = ANY(%s::bigint[]) RETURNING id
-        )
-        INSERT INTO {MessageEvent._meta.db_table} (message_id, kind, status, error_code, detail, at)
-        SELECT id, %s, %s, '', %s, %s FROM u
-        """,  # noqa: S608 (table names from the models, values bound as parameters)
-        [
-            str(MessageStatus.SENDING),
-            now,
-            holder,
-            now,
-            ids,
-            str(MessageEvent.Kind.TRANSITION),
-            str(MessageStatus.SENDING),
-            detail,
-            now,
-        ],
-        fetch=False,
-    )
-
-
-def _notify(ids: list[int]) -> None:
-    from messaging.services import STATUS_LISTENERS
-
-    if not STATUS_LISTENERS or not ids:
-        return
-    for message in OutboundMessage.objects.filter(id__in=ids):
-        for listener in STATUS_LISTENERS:
-            listener(message=message, status=message.status, error_code=message.error_code)
-
-
-def _mark_accepted(accepted: list[SendResult], *, sent_at: dt.datetime, now: dt.datetime) -> None:
-    """Record carrier ids in one statement: in-flight rows become sent; rows a fast callback
-    already moved on keep their status and only gain the carrier id.
-
-    Plain SQL (``UPDATE ... FROM (VALUES ...)``, PostgreSQL and SQLite >= 3.33): the ORM
-    equivalent, a CASE with one WHEN per row, cost ~2 ms of Python per text to build.
-    ``sent_at`` is when the backend started the request if it says so, else the slot's moment.
-    """
-    table = OutboundMessage._meta.db_table
-    adapt = connection.ops.adapt_datetimefield_value
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(accepted))
-    params: list = []
-    for r in accepted:
-        started = dt.datetime.fromtimestamp(r.started_at, tz=dt.UTC) if r.started_at else sent_at
-        params += [r.message_id, r.carrier_sid, r.carrier_status[:20], adapt(started)]
-    sending, sent = str(MessageStatus.SENDING), str(MessageStatus.SENT)
-    sql = f"""
-        UPDATE {table} SET
-            status = CASE WHEN status = %s THEN %s ELSE status END,
-            carrier_status = CASE WHEN status = %s THEN v.column3 ELSE carrier_status END,
-            carrier_sid = COALESCE(carrier_sid, v.column2),
-            sent_at = COALESCE(sent_at, v.column4),
-            send_attempts = send_attempts + 1,
-            updated_at = %s
-        FROM (VALUES {rows}) AS v
-        WHERE {table}.id = v.column1
-    """  # noqa: S608 (table name from the model, values bound as parameters)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [sending, sent, sending, adapt(now), *params])
-
-
-def _mark_accepted_pg(
-    accepted: list[SendResult], *, sent_at: dt.datetime, now: dt.datetime
-) -> None:
-    """:func:`_mark_accepted` and the texts' "sent" events in one prepared statement, the
-    values as one array per column (see :func:`_events` for why arrays)."""
-    table, events = OutboundMessage._meta.db_table, MessageEvent._meta.db_table
-    fallback = sent_at.timestamp()
-    execute_prepared(
-        f"""
-        WITH v AS (
-            SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::float8[])
-                AS v(id, sid, carrier_status, started)
-        ), u AS (
-            UPDATE {table} SET
-                status = CASE WHEN status = %s THEN %s ELSE status END,
-                carrier_status = CASE WHEN status = %s THEN v.carrier_status
-                                      ELSE {table}.carrier_status END,
-                carrier_sid = COALESCE(carrier_sid, v.sid),
-                sent_at = COALESCE(sent_at, to_timestamp(v.started)),
-                send_attempts = send_attempts + 1,
-                updated_at = %s
-            FROM v WHERE {table}.id = v.id
-        )
-        INSERT INTO {events} (message_id, kind, status, error_code, detail, at)
-        SELECT v.id, %s, %s, '', %s, %s FROM v
-        """,  # noqa: S608 (table names from the models, values bound as parameters)
-        [
-            [r.message_id for r in accepted],
-            [r.carrier_sid for r in accepted],
-            [r.carrier_status[:20] for r in accepted],
-            [r.started_at or fallback for r in accepted],
-            str(MessageStatus.SENDING),
-            str(MessageStatus.SENT),
-            str(MessageStatus.SENDING),
-            now,
-            str(MessageEvent.Kind.TRANSITION),
-            str(MessageStatus.SENT),
-            "accepted by the carrier",
-            now,
-        ],
-        fetch=False,
-    )
-
-
-def record_results(
-    results: list[SendResult], *, attempts: dict[int, int], sent_at: dt.datetime | None = None
-) -> dict[str, int]:
-    """Apply the carrier's answers to messages we marked in flight. Returns counts by outcome.
-
-    Only rows still ``sending`` change: a fast status callback may already have moved a row on
-    (matched by our id in the callback URL), and it must not be moved back.
-    """
-    with transaction.atomic():
-        counts, finished = _record(results, attempts=attempts, sent_at=sent_at)
-    _notify(finished)
-    return counts
-
-
-def _record(
-    results: list[SendResult], *, attempts: dict[int, int], sent_at: dt.datetime | None = None
-) -> tuple[dict[str, int], list[int]]:
-    """:func:`record_results` inside the caller's transaction; returns the counts and the ids
-    that finished (for the status listeners, to be told after the commit)."""
-    now = timezone.now()
-    counts: Counter[str] = Counter()
-    accepted = [r for r in results if r.outcome == SendOutcome.ACCEPTED]
-    rejected = [r for r in results if r.outcome == SendOutcome.REJECTED]
-    retry = [r for r in results if r.outcome == SendOutcome.RETRY]
-    finished: list[int] = []
-    inflight = OutboundMessage.objects.filter(status=MessageStatus.SENDING)
-    if accepted:
-        if connection.vendor == "postgresql":
-            _mark_accepted_pg(accepted, sent_at=sent_at or now, now=now)
-        else:
-            _mark_accepted(accepted, sent_at=sent_at or now, now=now)
-            _events(
-                [r.message_id for r in accepted],
-                MessageStatus.SENT,
-                "accepted by the carrier",
-                at=now,
-            )
-        counts["sent"] += len(accepted)
-    for result in rejected:
-        changed = inflight.filter(id=result.message_id).update(
-            status=MessageStatus.FAILED,
-            error_code=result.error_code[:10],
-            error_text=result.error_text[:500],
-            finished_at=now,
-            send_attempts=F("send_attempts") + 1,
-            updated_at=now,
-        )
-        if changed:
-            finished.append(result.message_id)
-        _events([result.message_id], MessageStatus.FAILED, result.error_text, result.error_code)
-        counts["failed"] += 1
-    for result in retry:
-        tries = attempts.get(result.message_id, 0) + 1
-        if tries >= MAX_SEND_ATTEMPTS:
-            inflight.filter(id=result.message_id).update(
-                status=MessageStatus.FAILED,
-                error_code=result.error_code[:10],
-                error_text=f"Gave up after {tries} tries: {result.error_text}"[:500],
-                finished_at=now,
-                send_attempts=tries,
-                updated_at=now,
-            )
-            finished.append(result.message_id)
-            _events([result.message_id], MessageStatus.FAILED, "retries exhausted")
-            counts["failed"] += 1
-            continue
-        backoff = result.retry_after or min(60.0, 2.0 ** (tries - 1))
-        inflight.filter(id=result.message_id).update(
-            status=MessageStatus.QUEUED,
-            not_before=now + dt.timedelta(seconds=backoff),
-            send_attempts=tries,
-            claimed_at=None,
-            claimed_by="",
-            error_code=result.error_code[:10],
-            error_text=result.error_text[:500],
-            updated_at=now,
-        )
-        _events(
-            [result.message_id],
-            MessageStatus.QUEUED,
-            f"carrier asked to retry in {backoff:.0f} s: {result.error_text}",
-            result.error_code,
-        )
-        counts["retry"] += 1
-    counts["unknown"] += sum(1 for r in results if r.outcome == SendOutcome.UNKNOWN)
-    return dict(counts), finished
-
-
-def reconcile(backend: BaseSmsBackend, messages: list[OutboundMessage]) -> dict[str, int]:
-    """Settle texts whose send may have reached the carrier (see the module docstring)."""
-    if not messages:
-        return {}
-    since = min(m.claimed_at or timezone.now() for m in messages) - dt.timedelta(minutes=1)
-    found = backend.find_sent([outgoing(m) for m in messages], since)
-    ids = [m.id for m in messages]
-    now = timezone.now()
-    counts: Counter[str] = Counter()
-    with transaction.atomic():
-        inflight = OutboundMessage.objects.filter(id__in=ids, status=MessageStatus.SENDING)
-        if found is None:
-            changed = inflight.update(status=MessageStatus.UNKNOWN, updated_at=now)
-            _events(ids, MessageStatus.UNKNOWN, "no answer from the carrier; cannot look it up")
-            counts["unknown"] += changed
-            return dict(counts)
-        for message in messages:
-            result = found.get(message.id)
-            if result is not None:
-                inflight.filter(id=message.id).update(
-                    status=MessageStatus.SENT,
-                    carrier_sid=result.carrier_sid,
-                    carrier_status=result.carrier_status[:20],
-                    sent_at=now,
-                    updated_at=now,
-                )
-                _events([message.id], MessageStatus.SENT, "found at the carrier on reconcile")
-                counts["sent"] += 1
-            else:
-                inflight.filter(id=message.id).update(
-                    status=MessageStatus.QUEUED, claimed_at=None, claimed_by="", updated_at=now
-                )
-                _events([message.id], MessageStatus.QUEUED, "not at the carrier: queued again")
-                counts["requeued"] += 1
-    return dict(counts)
-
-
-def outgoing(message: OutboundMessage) -> OutgoingSms:
-    registration = message.registration
-    return OutgoingSms(
-        message_id=message.id,
-        to=message.to,
-        body=message.body,
-        from_number=message.transport_code.number,
-        messaging_service_sid=registration.messaging_service_sid,
-        status_callback=f"{settings.PUBLIC_BASE_URL}{STATUS_CALLBACK_PATH}?m={message.id}",
-        carrier_account=registration.carrier_account,
-        cost=message.segments if message.transport_code.counts_segments else 1,
-    )
 
 
 # --- One code's sender -------------------------------------------------------------------------
@@ -878,12 +427,12 @@ class CodeSender:
         answered = self._answered()
         with transaction.atomic():
             after = self._record_answered(answered) if answered else None
-            rows = _lock_queued(ids)
+            rows = lock_queued(ids)
             # The code and registrations as they are now (guards and outgoing() read them),
             # loaded once for the slot rather than joined and built again for every row.
             if rows:
-                code = _load(TransportCode, [self.code_id])[self.code_id]
-                registrations = _load(SmsRegistration, {m.registration_id for m in rows})
+                code = load_rows(TransportCode, [self.code_id])[self.code_id]
+                registrations = load_rows(SmsRegistration, {m.registration_id for m in rows})
                 for message in rows:
                     message.transport_code = code
                     message.registration = registrations[message.registration_id]
@@ -905,15 +454,17 @@ class CodeSender:
                     finished_at=now,
                     updated_at=now,
                 )
-                _events(reason_ids, MessageStatus.WITHDRAWN, WithdrawReason(reason).label, at=now)
+                add_events(
+                    reason_ids, MessageStatus.WITHDRAWN, WithdrawReason(reason).label, at=now
+                )
             if passing:
-                _mark_sending([m.id for m in passing], holder=self.holder, now=now)
+                mark_sending([m.id for m in passing], holder=self.holder, now=now)
         if after is not None:
             after()
         with self.stats.lock:
             self.stats.withdrawn += sum(len(v) for v in withdrawn.values())
             self.stats.held += len(hold)
-        _notify([i for v in withdrawn.values() for i in v])
+        notify([i for v in withdrawn.values() for i in v])
         for message in passing:
             message.claimed_at = now
         return passing
@@ -935,7 +486,7 @@ class CodeSender:
         withdrawn = withdraw(late, WithdrawReason.OPTED_OUT, from_statuses=(MessageStatus.SENDING,))
         with self.stats.lock:
             self.stats.withdrawn += withdrawn
-        _notify(late)
+        notify(late)
         return [m for m in messages if m.id not in set(late)]
 
     def _submit(self, messages: list[OutboundMessage], started: float) -> None:
@@ -990,10 +541,10 @@ class CodeSender:
                     result = dataclasses.replace(result, started_at=batch.sent_at.timestamp())
                 results.append(result)
             attempts.update((m.id, m.send_attempts) for m in batch.messages)
-        counts, finished = _record(results, attempts=attempts)
+        counts, finished = apply_results(results, attempts=attempts)
 
         def after() -> None:
-            _notify(finished)
+            notify(finished)
             self.stats.add(counts)
             with self.stats.lock:
                 self.stats.send_times.extend(r.started_at for r in results)

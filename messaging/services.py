@@ -12,18 +12,20 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from dnc.keywords import Kind, Verdict, classify_for_business_unit
 from dnc.models import DncEntry
 from dnc.services import (
-    OPT_OUT_LISTENERS,
+    OptOut,
     dnc_entries_remove,
     dnc_opt_in,
     dnc_opt_out,
     normalise_phone,
 )
+from messaging.hooks import INBOUND_HANDLERS, STATUS_LISTENERS, register
 from messaging.models import (
     InboundMessage,
     MessageEvent,
@@ -32,6 +34,7 @@ from messaging.models import (
     TransportCode,
     WithdrawReason,
 )
+from messaging.outbox import notify, withdraw
 from pcsms.db import execute_prepared
 from pcsms.models import ProbableOptOutPolicy
 
@@ -63,14 +66,6 @@ CARRIER_STATUS_MAP = {
     "failed": MessageStatus.FAILED,
     "canceled": MessageStatus.FAILED,
 }
-
-# Called after a status change with (message, new_status, error_code): how ``skills`` learns of
-# receipts and ``dnc`` of "unsubscribed" errors without messaging importing them. A report with
-# an error code runs them inside the update's transaction (the message row locked); a plain
-# "sent"/"delivered" runs them right after the update is committed, so a listener's writes must
-# be derivable again from the message's state if the process dies in between (the skills' sweep
-# does that for record outcomes).
-STATUS_LISTENERS: list = []
 
 
 def message_record_status(
@@ -327,9 +322,6 @@ def _status_sql() -> _StatusSql:
     return sql
 
 
-INBOUND_HANDLERS: list = []
-
-
 def inbound_receive(
     *,
     carrier_sid: str,
@@ -450,7 +442,7 @@ def inbound_classify(*, inbound: InboundMessage) -> None:
         source = (
             DncEntry.Source.STOP_REPLY if kind == Kind.OPT_OUT else DncEntry.Source.PROBABLE_OPT_OUT
         )
-        opt_out = dnc_opt_out(
+        opt_out = phone_opt_out(
             business_unit=business_unit,
             phone_number=phone,
             source=source,
@@ -490,31 +482,37 @@ def inbound_classify(*, inbound: InboundMessage) -> None:
     inbound.reply_text = reply
 
 
-def opt_out_withdraw_queued(opt_out) -> None:
-    """Opt-out listener: withdraw every queued text to the number in the BU, at once.
+def phone_opt_out(*, business_unit, phone_number: str, **dnc_fields) -> OptOut:
+    """A number opts out of the BU: its queued texts are withdrawn, then the DNC entry is written.
 
-    It runs before the DNC entry is written, inside the same transaction, and locks those rows:
-    a sender holding one of them finishes its hand-over first; one that comes later finds it
-    withdrawn. (The sender also re-checks opt-outs at the moment of sending.)
+    One transaction, in this order: the number's queued rows are locked and withdrawn (a sender
+    holding one of them finishes its hand-over first; one that comes later finds it withdrawn),
+    the status listeners hear of it (skills record the attempt's outcome), and then
+    :func:`dnc.services.dnc_opt_out` writes the entry and runs the DNC listeners (skills' groups
+    and record). The sender also re-checks opt-outs at the moment of sending. Every opt-out of
+    messaging goes through here, so the order is this code's and not the order of the apps.
+    ``dnc_fields`` are :func:`~dnc.services.dnc_opt_out`'s (source, evidence, group, ...).
     """
-    from messaging.sender import _notify, withdraw
-
-    ids = list(
-        OutboundMessage.objects.filter(
-            business_unit=opt_out.business_unit,
-            to=opt_out.phone_number,
-            status=MessageStatus.QUEUED,
-        ).values_list("id", flat=True)
-    )
-    if not ids or not withdraw(ids, WithdrawReason.OPTED_OUT):
-        return
-    withdrawn = list(
-        OutboundMessage.objects.filter(
-            id__in=ids, status=MessageStatus.WITHDRAWN, withdraw_reason=WithdrawReason.OPTED_OUT
-        ).values_list("id", flat=True)
-    )
-    opt_out.notes.append(f"withdrew {len(withdrawn)} queued text(s)")
-    _notify(withdrawn)
+    with transaction.atomic():
+        ids = list(
+            OutboundMessage.objects.filter(
+                business_unit=business_unit, to=phone_number, status=MessageStatus.QUEUED
+            ).values_list("id", flat=True)
+        )
+        withdrawn: list[int] = []
+        if ids and withdraw(ids, WithdrawReason.OPTED_OUT):
+            withdrawn = list(
+                OutboundMessage.objects.filter(
+                    id__in=ids,
+                    status=MessageStatus.WITHDRAWN,
+                    withdraw_reason=WithdrawReason.OPTED_OUT,
+                ).values_list("id", flat=True)
+            )
+            notify(withdrawn)
+        notes = [f"withdrew {len(withdrawn)} queued text(s)"] if withdrawn else []
+        return dnc_opt_out(
+            business_unit=business_unit, phone_number=phone_number, notes=notes, **dnc_fields
+        )
 
 
 def message_carrier_opt_out(*, message: OutboundMessage, status: str, error_code: str) -> None:
@@ -527,7 +525,7 @@ def message_carrier_opt_out(*, message: OutboundMessage, status: str, error_code
         return
 
     registration = message.registration
-    opt_out = dnc_opt_out(
+    opt_out = phone_opt_out(
         business_unit=message.business_unit,
         phone_number=message.to,
         source=DncEntry.Source.CARRIER,
@@ -541,13 +539,8 @@ def message_carrier_opt_out(*, message: OutboundMessage, status: str, error_code
 def register_handlers() -> None:
     """Wire messaging into the hooks (idempotent; called from ``MessagingConfig.ready``)."""
 
-    for hooks, hook in (
-        (INBOUND_HANDLERS, inbound_classify),
-        (STATUS_LISTENERS, message_carrier_opt_out),
-        (OPT_OUT_LISTENERS, opt_out_withdraw_queued),
-    ):
-        if hook not in hooks:
-            hooks.append(hook)
+    register(INBOUND_HANDLERS, inbound_classify)
+    register(STATUS_LISTENERS, message_carrier_opt_out)
 
 
 # --- Review of probable opt-outs (the admin's confirm / undo) -----------------------------------
@@ -567,8 +560,6 @@ REVIEWABLE = (InboundMessage.Classification.PROBABLE_OPT_OUT, InboundMessage.Cla
 
 
 def _check_reviewable(inbound: InboundMessage) -> None:
-    from django.core.exceptions import ValidationError
-
     if inbound.classification not in REVIEWABLE:
         raise ValidationError(
             f"A {inbound.get_classification_display().lower()} keyword is handled by rule, not "
@@ -595,7 +586,7 @@ def inbound_review_confirm(*, inbound: InboundMessage, user) -> InboundMessage:
         phone = normalise_phone(inbound.from_number, region=bu.phone_region)
         note = f"confirmed as opt-out by {user}"
         if phone is not None:  # idempotent: an entry already there is linked, not duplicated
-            opt_out = dnc_opt_out(
+            opt_out = phone_opt_out(
                 business_unit=bu,
                 phone_number=phone,
                 source=DncEntry.Source.PROBABLE_OPT_OUT,

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from messaging import views
-from messaging.sender import STATUS_CALLBACK_PATH
+from messaging.outbox import STATUS_CALLBACK_PATH
 
 app_name = "messaging"
 

@@ -7,23 +7,20 @@ class SkillsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from messaging.models import TEMPLATE_FIELD_PROVIDERS
-        from messaging.sender import SEND_GUARDS
-        from skills import dnc_hooks  # opt-outs: contributing DNC groups, record finalized
+        # Imported here, not at module top: they import models, which the app registry must have
+        # loaded first (Django's rule for AppConfig.ready).
+        from dnc.services import OPT_OUT_LISTENERS
+        from messaging import hooks
+        from skills.dnc_hooks import skill_opt_out
         from skills.guards import skill_guard
+        from skills.outcomes import on_message_status
         from skills.selectors import custom_field_names
 
         # Templates may use the custom fields of the BU's calling lists.
-        if custom_field_names not in TEMPLATE_FIELD_PROVIDERS:
-            TEMPLATE_FIELD_PROVIDERS.append(custom_field_names)
+        hooks.register(hooks.TEMPLATE_FIELD_PROVIDERS, custom_field_names)
         # The sender asks skills, at the moment of sending, whether each text may still go.
-        if skill_guard not in SEND_GUARDS:
-            SEND_GUARDS.append(skill_guard)
-
-        from messaging.services import STATUS_LISTENERS
-        from skills.outcomes import on_message_status
-
+        hooks.register(hooks.SEND_GUARDS, skill_guard)
         # Receipts and failures become record outcomes (finalize / retry / next number).
-        if on_message_status not in STATUS_LISTENERS:
-            STATUS_LISTENERS.append(on_message_status)
-        dnc_hooks.register()
+        hooks.register(hooks.STATUS_LISTENERS, on_message_status)
+        # Opt-outs: the skill's contributing DNC groups, and the record finalized.
+        hooks.register(OPT_OUT_LISTENERS, skill_opt_out)

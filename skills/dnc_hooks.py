@@ -4,22 +4,17 @@ When a number opts out of a business unit (a STOP reply, a free-text opt-out, or
 21610 "unsubscribed" error), the skill that sent the last text to that number adds it to its
 **contributing** DNC groups and finalizes the record the text was for (``opted_out``), as the CPA
 page's "opted out" outcome says. ``dnc`` calls this through
-:data:`dnc.services.OPT_OUT_LISTENERS`; :func:`register` (from ``SkillsConfig.ready``) puts it
-there, so ``dnc`` never imports ``skills``.
+:data:`dnc.services.OPT_OUT_LISTENERS`; ``SkillsConfig.ready`` puts it there, so ``dnc`` never
+imports ``skills``.
 """
 
 from __future__ import annotations
 
 from django.utils import timezone
 
-from dnc.services import OPT_OUT_LISTENERS, OptOut, dnc_entry_add
+from dnc.services import OptOut, dnc_entry_add
 from messaging.models import OutboundMessage
 from skills.models import Attempt, FinalReason, Record
-
-
-def register() -> None:
-    if skill_opt_out not in OPT_OUT_LISTENERS:
-        OPT_OUT_LISTENERS.append(skill_opt_out)
 
 
 def last_attempt_for(opt_out: OptOut) -> Attempt | None:

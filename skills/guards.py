@@ -1,4 +1,4 @@
-"""The skills' send-time guards, registered with the sender (``messaging.sender.SEND_GUARDS``).
+"""The skills' send-time guards, registered with the sender (``messaging.hooks.SEND_GUARDS``).
 
 Checked at the moment of sending, not only when the text was planned: the skill is still
 running, the record has not expired or been finalized, it still passes the skill's filter (a
@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from dnc.selectors import numbers_in_groups
 from messaging.models import OutboundMessage, WithdrawReason
-from messaging.sender import HOLD
+from messaging.hooks import HOLD
 from pcsms.db import execute_prepared
 from skills.models import Attempt, Record, Skill
 

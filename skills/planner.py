@@ -69,7 +69,7 @@ from messaging.models import (
 )
 from messaging.segments import analyse
 from messaging.selectors import RECORD_SYSTEM_ATTRIBUTES, template_record_values
-from messaging.sender import withdraw
+from messaging.outbox import withdraw
 from skills.importing.fields import parse_bool, parse_date, parse_decimal, parse_int
 from skills.models import (
     Attempt,

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging.models import MessageStatus, MessageTemplate, OutboundMessage, WithdrawReason
-from messaging.sender import withdraw
+from messaging.outbox import withdraw
 from skills.models import (
     DEFAULT_CPA_RULES,
     CadenceStep,

@@ -19,6 +19,7 @@ from dnc.services import (
     normalise_phone,
 )
 from messaging.models import MessageStatus, WithdrawReason
+from messaging.services import phone_opt_out
 from tests.factories import (
     BusinessUnitFactory,
     DncEntryFactory,
@@ -84,7 +85,7 @@ def test_opt_out_withdraws_queued_texts_to_that_number_in_that_bu_only(bu, other
     mine = OutboundMessageFactory(business_unit=bu, to=NUMBER)
     sending = OutboundMessageFactory(business_unit=bu, to=NUMBER, status=MessageStatus.SENDING)
     theirs = OutboundMessageFactory(business_unit=other_bu, to=NUMBER)
-    result = dnc_opt_out(business_unit=bu, phone_number=NUMBER, evidence="STOP")
+    result = phone_opt_out(business_unit=bu, phone_number=NUMBER, evidence="STOP")
     for message in (mine, sending, theirs):
         message.refresh_from_db()
     assert (mine.status, mine.withdraw_reason) == ("withdrawn", WithdrawReason.OPTED_OUT)

@@ -14,18 +14,11 @@ from django.utils import timezone
 from dnc.models import DncEntry
 from messaging.backends import locmem
 from messaging.backends.base import OutgoingSms, SendOutcome, SendResult
+from messaging.leases import lease_acquire, lease_release, lease_renew
 from messaging.models import MessageStatus, OutboundMessage, SenderLease, WithdrawReason
+from messaging.outbox import MAX_SEND_ATTEMPTS, reconcile, record_results
 from messaging.pacing import Pacer, StartGate, max_in_window
-from messaging.sender import (
-    MAX_SEND_ATTEMPTS,
-    CodeSender,
-    Dispatcher,
-    lease_acquire,
-    lease_release,
-    lease_renew,
-    reconcile,
-    slot_budget,
-)
+from messaging.sender import CodeSender, Dispatcher, slot_budget
 from skills.models import Skill
 from tests.factories import (
     AttemptFactory,
@@ -274,7 +267,7 @@ def test_stop_stored_after_the_guards_ran_still_stops_the_text(registration, mon
         DncEntryFactory(group=group, phone_number=message.to, source=DncEntry.Source.STOP_REPLY)
         return {}
 
-    monkeypatch.setattr("messaging.sender.SEND_GUARDS", [stop_arrives_now])
+    monkeypatch.setattr("messaging.hooks.SEND_GUARDS", [stop_arrives_now])
     _send_all(registration.transport_code_id)
     message.refresh_from_db()
     assert locmem.outbox == []
@@ -531,7 +524,6 @@ def test_fast_callback_before_the_sender_recorded_the_answer(registration):
     message = _queue(registration)[0]
     OutboundMessage.objects.filter(id=message.id).update(status=MessageStatus.SENDING)
     message_record_status(carrier_sid="SMx", carrier_status="delivered", message_id=message.id)
-    from messaging.sender import record_results
 
     record_results([SendResult(message.id, SendOutcome.ACCEPTED, "SMx", "queued")], attempts={})
     message.refresh_from_db()
