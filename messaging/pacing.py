@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
+from fractions import Fraction
 
 CATCH_UP = 0.5
 
@@ -201,3 +203,24 @@ def max_in_window(times: list[float], costs: list[float] | None = None, window=1
             left += 1
         best = max(best, total)
     return best
+
+
+# --- Sharing a pace by priority ----------------------------------------------------------------
+# The planner shares a code's budget between its running skills and the sender shares each claim
+# between the skills with queued texts, both in proportion to priority; the priorities page shows
+# the same proportion. One formula for all three.
+
+
+def priority_fraction(priority: int, priorities: Iterable[int]) -> Fraction:
+    """One source's part of a shared pace: its priority over the sum of all (each counted as at
+    least 1, ``priority`` among them)."""
+    return Fraction(max(1, priority), sum(max(1, p) for p in priorities))
+
+
+def priority_shares(budget: int, priorities: dict[Hashable, int]) -> dict[Hashable, int]:
+    """Shares of ``budget`` proportional to priority, rounded up (each at least 1 while there is
+    any budget, so no source starves; the sum may exceed ``budget`` by the rounding)."""
+    total = sum(max(1, p) for p in priorities.values())
+    if budget <= 0 or not total:
+        return dict.fromkeys(priorities, 0)
+    return {k: max(1, math.ceil(budget * max(1, p) / total)) for k, p in priorities.items()}

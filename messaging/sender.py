@@ -72,7 +72,7 @@ from messaging.outbox import (
     reconcile,
     withdraw,
 )
-from messaging.pacing import Pacer, StartGate
+from messaging.pacing import Pacer, StartGate, priority_shares
 
 logger = logging.getLogger(__name__)
 
@@ -324,10 +324,10 @@ class CodeSender:
         after: dict[str, int] = {}
         for q in self.buffer:
             after[q.source] = max(after.get(q.source, 0), q.id)
-        total_priority = sum(max(1, s["priority"]) for s in sources)
+        shares = priority_shares(want, {s["source"]: s["priority"] for s in sources})
         picked: dict[str, list[_Queued]] = {}
         for s in sources:
-            share = max(1, math.ceil(want * max(1, s["priority"]) / total_priority))
+            share = shares[s["source"]]
             rows = (
                 queued.filter(source=s["source"], id__gt=after.get(s["source"], 0))
                 .order_by("id")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import gc
 
-from django.db import transaction
-
 from messaging.sender import Dispatcher
+from pcsms.queue import enqueue_on_commit
 
 RUN_SECONDS = 110.0  # > the schedule's 60 s, < Q_CLUSTER timeout (300 s)
 
@@ -30,11 +29,6 @@ def run_senders(max_seconds: float = RUN_SECONDS) -> dict[str, int]:
 def kick_senders() -> None:
     """Start a sender run now (after the current transaction commits), e.g. when a skill starts.
 
-    With the Redis broker a task queued inside a transaction can run before the commit and find
-    nothing; ``on_commit`` avoids that.
+    The one public kick: skills call it when they queue texts.
     """
-    from django_q.tasks import async_task
-
-    transaction.on_commit(
-        lambda: async_task("messaging.tasks.run_senders", task_name="run_senders", group="sender")
-    )
+    enqueue_on_commit("messaging.tasks.run_senders", task_name="run_senders", group="sender")

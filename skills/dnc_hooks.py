@@ -15,6 +15,7 @@ from django.utils import timezone
 from dnc.services import OptOut, dnc_entry_add
 from messaging.models import OutboundMessage
 from skills.models import Attempt, FinalReason, Record
+from skills.xs import xs_records_finalized
 
 
 def last_attempt_for(opt_out: OptOut) -> Attempt | None:
@@ -65,8 +66,6 @@ def skill_opt_out(opt_out: OptOut) -> None:
         is_final=True, final_reason=FinalReason.OPTED_OUT, updated_at=timezone.now()
     )
     if finalized:
-        from skills.xs import xs_records_finalized
-
         xs_records_finalized(
             skill=skill, record_ids=[attempt.record_id], reason=FinalReason.OPTED_OUT
         )

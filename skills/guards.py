@@ -13,10 +13,12 @@ from django.db import connection
 from django.utils import timezone
 
 from dnc.selectors import numbers_in_groups
-from messaging.models import OutboundMessage, WithdrawReason
 from messaging.hooks import HOLD
+from messaging.models import OutboundMessage, WithdrawReason
 from pcsms.db import execute_prepared
+from skills.filters import RecordFilter, custom_field_types
 from skills.models import Attempt, Record, Skill
+from skills.queries import active_list_ids
 
 
 def _attempt_rows(message_ids: list[int]) -> list[tuple]:
@@ -59,8 +61,6 @@ def _record_filter(skill_id: int, changed: dt.datetime, now: dt.datetime):
     """The skill's filter, built at most every FILTER_TTL per process and again whenever the
     skill was saved (a slot goes out every fraction of a second; the conditions change rarely,
     the records' values are read each time)."""
-    from skills.planner import RecordFilter, active_list_ids, custom_field_types
-
     cached = _filters.get((skill_id, changed))
     if cached is not None and now - cached[0] < FILTER_TTL:
         return cached[1]

@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage
 from pcsms.db import execute_prepared
+from skills.cadence import Cadence
 from skills.models import (
     Attempt,
     CallingList,
@@ -47,6 +48,8 @@ from skills.models import (
     Skill,
     XsEvent,
 )
+from skills.queries import pending_q
+from skills.services import SkillStateError, skill_pause
 from skills.xs import xs_records_finalized
 
 logger = logging.getLogger(__name__)
@@ -299,8 +302,6 @@ def _number_bad(destination_id: int, reason: str) -> None:
 
 
 def _block(skill: Skill, attempt: Attempt, described: str) -> None:
-    from skills.services import SkillStateError, skill_pause
-
     with contextlib.suppress(SkillStateError):  # stopped or completed: nothing goes out
         skill_pause(skill=skill)
     logger.error(
@@ -317,8 +318,6 @@ def _block(skill: Skill, attempt: Attempt, described: str) -> None:
 
 def _finalize_if_done(skill: Skill, record_id: int, now: dt.datetime) -> None:
     """Finalize a record no text can reach any more: every number bad, or attempts used up."""
-    from skills.planner import Cadence, pending_q
-
     record = Record.objects.filter(pk=record_id, is_final=False).first()
     if record is None:
         return

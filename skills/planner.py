@@ -36,12 +36,11 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import (
-    CharField,
     Count,
     Exists,
     F,
@@ -50,12 +49,8 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
-    TextField,
-    Value,
     prefetch_related_objects,
 )
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
 
 from dnc.selectors import numbers_in_groups, opted_out_numbers
@@ -65,27 +60,25 @@ from messaging.models import (
     MessageStatus,
     OutboundMessage,
     TransportCode,
-    WithdrawReason,
 )
+from messaging.pacing import priority_shares
 from messaging.segments import analyse
-from messaging.selectors import RECORD_SYSTEM_ATTRIBUTES, template_record_values
-from messaging.outbox import withdraw
-from skills.importing.fields import parse_bool, parse_date, parse_decimal, parse_int
+from messaging.selectors import template_record_values
+from messaging.tasks import kick_senders
+from skills.cadence import Cadence
+from skills.filters import RecordFilter, custom_field_types, sort_order
 from skills.models import (
     Attempt,
-    CadenceStep,
-    CallingList,
-    CustomField,
     Destination,
-    FieldType,
-    FilterCondition,
     FinalReason,
     Record,
     Skill,
-    SortCriterion,
 )
+from skills.queries import active_list_ids, not_expired_q, pending_q, with_open_number_q
+from skills.services import apply_schedules, skill_complete_if_finished
+from skills.sweeps import finalize_records, sweep_skill
 from skills.windows import WindowPolicy, WindowVerdict
-from skills.xs import xs_records_finalized
+from skills.xs import xs_refill_check
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +89,6 @@ SCAN_FACTOR = 4
 MAX_SCAN = 50_000  # ... and never more, so one pass is bounded whatever the list size
 TOO_LONG_REPORTED = 100  # external ids of too-long records kept in a result
 RECENT_LOOKBACK = dt.timedelta(hours=24)  # attempts read per record: presets' 24 h caps
-
-PENDING_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN)
 
 
 # --- Results -----------------------------------------------------------------------------------
@@ -147,405 +138,6 @@ class PlanResult:
         }
 
 
-# --- Record fields (filter and sort) -----------------------------------------------------------
-
-DATETIME = "datetime"
-
-
-@dataclass(frozen=True)
-class RecordField:
-    name: str
-    column: str
-    type: str
-    nullable: bool = False
-
-
-_SYSTEM_TYPES = {"Priority": FieldType.BOOLEAN, "Score": FieldType.INTEGER}
-_SYSTEM_TYPES["ExpirationDate"] = FieldType.DATE
-SYSTEM_RECORD_FIELDS: dict[str, RecordField] = {}
-for _name, _column in RECORD_SYSTEM_ATTRIBUTES.items():
-    _field = RecordField(
-        _name,
-        _column,
-        _SYSTEM_TYPES.get(_name, FieldType.STRING),
-        nullable=_column in ("score", "expires_on"),
-    )
-    SYSTEM_RECORD_FIELDS[_name.lower()] = SYSTEM_RECORD_FIELDS[_column] = _field
-for _field in (
-    RecordField("CreatedAt", "created_at", DATETIME),
-    RecordField("Attempts", "attempts", FieldType.INTEGER),
-    RecordField("LastAttemptAt", "last_attempt_at", DATETIME, nullable=True),
-):
-    SYSTEM_RECORD_FIELDS[_field.name.lower()] = SYSTEM_RECORD_FIELDS[_field.column] = _field
-PHONE_SYSTEM_FIELDS = {"phonenumber": "PhoneNumber", "smsphonenumber": "SMSPhoneNumber"}
-
-_PARSERS: dict[str, Callable] = {
-    FieldType.STRING: lambda v: str(v).strip(),
-    FieldType.PHONE: lambda v: str(v).strip(),
-    FieldType.INTEGER: parse_int,
-    FieldType.DECIMAL: parse_decimal,
-    FieldType.DATE: parse_date,
-    DATETIME: parse_date,
-    FieldType.BOOLEAN: parse_bool,
-}
-_NOTHING = Q(pk__in=[])
-Op = FilterCondition.Operator
-
-
-def _split_values(raw: str) -> list[str]:
-    return [v.strip() for v in (raw or "").split(",") if v.strip()]
-
-
-def custom_field_types(list_ids: Iterable[int]) -> dict[str, dict[int, tuple[str, str]]]:
-    """Lower-case custom field name -> {list id: (name as stored, type)}."""
-    types: dict[str, dict[int, tuple[str, str]]] = {}
-    for list_id, name, field_type in CustomField.objects.filter(
-        calling_list_id__in=list(list_ids)
-    ).values_list("calling_list_id", "name", "field_type"):
-        types.setdefault(name.lower(), {})[list_id] = (name, field_type)
-    return types
-
-
-class RecordFilter:
-    """The skill's filter: AND of its conditions, as much as possible in SQL.
-
-    Text comparisons ignore case. Typed fields compare as their type (numbers as numbers,
-    dates as dates). An empty value is never ``<`` or ``>`` anything, and is ``!=`` everything.
-    A condition whose value cannot be read as its field's type matches nothing (and is
-    reported): texting people the administrator meant to exclude is worse than texting none.
-    Custom fields stored as text (text, date) are compared in SQL; numbers and yes/no values
-    of custom fields are checked in Python on each bounded batch.
-    """
-
-    def __init__(
-        self,
-        conditions: Iterable[FilterCondition],
-        *,
-        custom_types: dict[str, dict[int, tuple[str, str]]],
-        phone_region: str = "US",
-    ) -> None:
-        self.custom_types = custom_types
-        self.phone_region = phone_region
-        self.q = Q()
-        self.aliases: dict[str, object] = {}
-        self.checks: list[Callable[[Record], bool]] = []
-        self.problems: list[str] = []
-        for index, condition in enumerate(conditions):
-            self.q &= self._condition(index, condition)
-
-    def apply(self, queryset: QuerySet) -> QuerySet:
-        if self.aliases:
-            queryset = queryset.alias(**self.aliases)
-        return queryset.filter(self.q)
-
-    def passes(self, record: Record) -> bool:
-        return all(check(record) for check in self.checks)
-
-    # --- building ---
-
-    def _problem(self, condition: FilterCondition, why: str) -> Q:
-        self.problems.append(f'Filter "{condition}": {why}; it matches no record.')
-        return _NOTHING
-
-    def _condition(self, index: int, condition: FilterCondition) -> Q:
-        key = condition.field.strip().lower()
-        custom = self.custom_types.get(key, {})
-        custom_kinds = {t for _n, t in custom.values()}
-        if key in PHONE_SYSTEM_FIELDS or (custom and custom_kinds == {FieldType.PHONE}):
-            name = PHONE_SYSTEM_FIELDS.get(key) or next(iter(custom.values()))[0]
-            return self._phone(condition, name)
-        if key in SYSTEM_RECORD_FIELDS:
-            return self._system(index, condition, SYSTEM_RECORD_FIELDS[key])
-        if len(custom_kinds) == 1 and custom_kinds <= {FieldType.STRING, FieldType.DATE}:
-            name = next(iter(custom.values()))[0]
-            return self._custom_text(index, condition, name, custom_kinds.pop())
-        if custom_kinds:
-            self.checks.append(self._custom_python(condition, custom))
-            return Q()
-        # A name no list defines: every record's value is empty.
-        return self._custom_text(index, condition, condition.field.strip(), FieldType.STRING)
-
-    def _targets(self, condition: FilterCondition, field_type: str) -> list | None:
-        parse = _PARSERS[field_type]
-        raw = _split_values(condition.value) if condition.operator == Op.IN else [condition.value]
-        try:
-            return [parse(v) for v in raw]
-        except ValueError:
-            return None
-
-    def _system(self, index: int, condition: FilterCondition, f: RecordField) -> Q:
-        op, col = condition.operator, f.column
-        if op == Op.IS_EMPTY:
-            if f.nullable:
-                return Q(**{f"{col}__isnull": True})
-            return Q(**{col: ""}) if f.type == FieldType.STRING else _NOTHING
-        if op in (Op.CONTAINS, Op.STARTSWITH):
-            text = condition.value.strip()
-            lookup = "icontains" if op == Op.CONTAINS else "istartswith"
-            if f.type == FieldType.STRING:
-                return Q(**{f"{col}__{lookup}": text})
-            if f.type in (FieldType.BOOLEAN, DATETIME):
-                return self._problem(condition, f"{f.name} cannot be searched as text")
-            alias = f"_filter{index}"
-            self.aliases[alias] = Cast(col, CharField())
-            return Q(**{f"{alias}__{lookup}": text})
-        targets = self._targets(condition, f.type)
-        if not targets:
-            return self._problem(condition, f"'{condition.value}' is not a {f.type} value")
-        if f.type == FieldType.STRING:
-            if op == Op.EQ:
-                return Q(**{f"{col}__iexact": targets[0]})
-            if op == Op.NE:
-                return ~Q(**{f"{col}__iexact": targets[0]})
-            if op == Op.IN:
-                q = Q()
-                for target in targets:
-                    q |= Q(**{f"{col}__iexact": target})
-                return q
-            alias = f"_filter{index}"
-            self.aliases[alias] = Lower(col)
-            return Q(**{f"{alias}__{op}": targets[0].lower()})
-        if f.type == FieldType.BOOLEAN and op in (Op.LT, Op.GT):
-            return self._problem(condition, f"{f.name} is yes/no: use = or !=")
-        lhs = f"{col}__date" if f.type == DATETIME else col
-        if op == Op.EQ:
-            return Q(**{lhs: targets[0]})
-        if op == Op.NE:
-            return ~Q(**{lhs: targets[0]})
-        if op == Op.IN:
-            return Q(**{f"{lhs}__in": targets})
-        return Q(**{f"{lhs}__{op}": targets[0]})
-
-    def _custom_text(self, index: int, condition: FilterCondition, name: str, kind: str) -> Q:
-        """A custom field stored as JSON text (text, or ISO dates that sort as text)."""
-        alias = f"_filter{index}"
-        self.aliases[alias] = Lower(
-            Coalesce(KeyTextTransform(name, "custom"), Value(""), output_field=TextField())
-        )
-        op = condition.operator
-        if op == Op.IS_EMPTY:
-            return Q(**{alias: ""})
-        if kind == FieldType.DATE and op not in (Op.CONTAINS, Op.STARTSWITH):
-            dates = self._targets(condition, FieldType.DATE)
-            if not dates:
-                return self._problem(condition, f"'{condition.value}' is not a date")
-            targets = [d.isoformat() for d in dates]
-        else:
-            targets = [
-                v.lower()
-                for v in (
-                    _split_values(condition.value) if op == Op.IN else [condition.value.strip()]
-                )
-            ]
-        if not targets:
-            return self._problem(condition, "no value to compare with")
-        if op == Op.EQ:
-            return Q(**{alias: targets[0]})
-        if op == Op.NE:
-            return ~Q(**{alias: targets[0]})
-        if op == Op.IN:
-            return Q(**{f"{alias}__in": targets})
-        if op in (Op.LT, Op.GT):
-            return ~Q(**{alias: ""}) & Q(**{f"{alias}__{op}": targets[0]})
-        return Q(**{f"{alias}__{op}": targets[0]})
-
-    def _custom_python(
-        self, condition: FilterCondition, per_list: dict[int, tuple[str, str]]
-    ) -> Callable[[Record], bool]:
-        op = condition.operator
-        targets_by_type: dict[str, list | None] = {}
-        fallback = next(iter(per_list.values()))
-
-        def targets(field_type: str) -> list | None:
-            if field_type not in targets_by_type:
-                targets_by_type[field_type] = self._targets(condition, field_type)
-                if targets_by_type[field_type] is None and op != Op.IS_EMPTY:
-                    self.problems.append(
-                        f"Filter \"{condition}\": '{condition.value}' is not a {field_type} "
-                        "value; it matches no record."
-                    )
-            return targets_by_type[field_type]
-
-        def check(record: Record) -> bool:
-            name, field_type = per_list.get(record.calling_list_id, fallback)
-            value = (record.custom or {}).get(name)
-            empty = value is None or (isinstance(value, str) and not value.strip())
-            if op == Op.IS_EMPTY:
-                return empty
-            wanted = targets(field_type)
-            if not wanted:
-                return False
-            if empty:
-                return op == Op.NE
-            try:
-                value = _PARSERS[field_type](value)
-            except ValueError:
-                return op == Op.NE
-            if op in (Op.CONTAINS, Op.STARTSWITH):
-                text, needle = str(value).lower(), str(condition.value).strip().lower()
-                return needle in text if op == Op.CONTAINS else text.startswith(needle)
-            try:
-                if op == Op.EQ:
-                    return value == wanted[0]
-                if op == Op.NE:
-                    return value != wanted[0]
-                if op == Op.IN:
-                    return value in wanted
-                return value < wanted[0] if op == Op.LT else value > wanted[0]
-            except TypeError:
-                return False
-
-        return check
-
-    def _phone(self, condition: FilterCondition, field_name: str) -> Q:
-        """Phone fields are a record's destinations from that column."""
-        numbers = Destination.objects.filter(record=OuterRef("pk"), source_field__iexact=field_name)
-        op = condition.operator
-        if op == Op.IS_EMPTY:
-            return ~Exists(numbers)
-        if op in (Op.LT, Op.GT):
-            return self._problem(condition, "phone numbers cannot be compared with < or >")
-        if op in (Op.CONTAINS, Op.STARTSWITH):
-            text = condition.value.strip()
-            return Exists(numbers.filter(**{f"phone_number__{op}": text}))
-        raw = _split_values(condition.value) if op == Op.IN else [condition.value.strip()]
-        wanted = [_e164(v, self.phone_region) for v in raw]
-        matching = Exists(numbers.filter(phone_number__in=wanted))
-        return ~matching if op == Op.NE else matching
-
-
-def _e164(raw: str, region: str) -> str:
-    import phonenumbers
-
-    try:
-        parsed = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return raw
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-# --- Sort order --------------------------------------------------------------------------------
-
-
-def sort_order(criteria: Iterable[SortCriterion], problems: list[str] | None = None) -> list:
-    """ORDER BY expressions for the skill's sort criteria; empty values last, text ignoring
-    case, the id last. "Created" order is id order (ids are given as records are created),
-    which lets the default order walk the (calling_list, is_final, id) index."""
-    order = []
-    for criterion in criteria:
-        f = SYSTEM_RECORD_FIELDS.get(criterion.field.strip().lower())
-        if f is None:
-            if problems is not None:
-                problems.append(f'Sort field "{criterion.field}" is not a record field; ignored.')
-            continue
-        descending = criterion.direction == SortCriterion.Direction.DESC
-        if f.column == "created_at":
-            order.append(F("id").desc() if descending else F("id").asc())
-            break  # ids are unique: nothing after it matters
-        expression = Lower(f.column) if f.type == FieldType.STRING else F(f.column)
-        order.append(
-            expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
-        )
-    if not order or order[-1].expression != F("id"):
-        order.append(F("id").asc())
-    return order
-
-
-# --- Cadence -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    field: str | None  # lower-case source field; None: any number (a skill without cadence)
-    attempts: int
-    rest_minutes: int
-    row: CadenceStep | None
-
-
-class Cadence:
-    """Which numbers of a record are texted, in what order and how often."""
-
-    def __init__(self, skill: Skill, steps: list[CadenceStep]) -> None:
-        self.repeat = skill.attempt_mode == Skill.AttemptMode.REPEAT
-        self.sequential = skill.record_mode == Skill.RecordMode.SEQUENTIAL
-        self.steps = [
-            Step(s.phone_field.strip().lower(), max(1, s.attempts), s.rest_minutes, s)
-            for s in steps
-        ]
-
-    @classmethod
-    def for_skill(cls, skill: Skill) -> Cadence:
-        return cls(skill, list(skill.cadence_steps.all()))
-
-    def numbers(self, destinations: list[Destination]) -> list[tuple[Step, Destination]]:
-        """The record's numbers the cadence texts, in cadence order, finalized ones included."""
-        if not self.steps:
-            return [(Step(None, 1, 0, None), d) for d in destinations]
-        by_field: dict[str, list[Destination]] = {}
-        for d in destinations:
-            by_field.setdefault(d.source_field.strip().lower(), []).append(d)
-        return [(s, d) for s in self.steps for d in by_field.get(s.field, [])]
-
-    def candidates(self, numbers: list[tuple[Step, Destination]]) -> list:
-        """The numbers that still have attempts in the current pass through the cadence."""
-        if not numbers:
-            return []
-        rounds = 0
-        if self.repeat:
-            rounds = min(d.attempts // s.attempts for s, d in numbers)
-        return [(s, d) for s, d in numbers if d.attempts < s.attempts * (rounds + 1)]
-
-    def exhausted(self, destinations: list[Destination]) -> bool:
-        """A single pass that has used every attempt of every open number."""
-        if self.repeat:
-            return False
-        numbers = [(s, d) for s, d in self.numbers(destinations) if not d.is_final]
-        return bool(numbers) and not self.candidates(numbers)
-
-    def step_of(self, destination_id: int, numbers: list[tuple[Step, Destination]]):
-        return next((s for s, d in numbers if d.id == destination_id), None)
-
-
-# --- Shared queries ----------------------------------------------------------------------------
-
-
-def pending_q(skill: Skill, now: dt.datetime, prefix: str = "message__") -> Q:
-    """An attempt whose text may still reach the person: queued, in flight, of unknown outcome,
-    or sent and still within the receipt wait (in "delivered" receipt mode); or whose text
-    settled but whose outcome is not recorded yet (the status listener runs just after the
-    status is committed, and the sweep catches up after a crash): until it is, a delivered
-    record must not look open."""
-    q = Q(**{f"{prefix}status__in": PENDING_STATUSES})
-    settled = [MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED]
-    if skill.receipt_mode == Skill.ReceiptMode.DELIVERED:
-        waiting = now - dt.timedelta(minutes=skill.receipt_wait_minutes)
-        q |= Q(**{f"{prefix}status": MessageStatus.SENT}) & (
-            Q(**{f"{prefix}sent_at__gt": waiting}) | Q(**{f"{prefix}sent_at__isnull": True})
-        )
-    else:
-        settled.append(MessageStatus.SENT)
-    attempt = prefix.removesuffix("message__")
-    q |= Q(**{f"{attempt}outcome": "", f"{prefix}status__in": settled})
-    return q
-
-
-def active_list_ids(skill: Skill) -> list[int]:
-    return list(
-        skill.calling_lists.filter(status=CallingList.Status.ACTIVE).values_list("id", flat=True)
-    )
-
-
-def expiration_days(skill: Skill) -> int:
-    return skill.contact_expiration_days or skill.business_unit.default_contact_expiration_days
-
-
-def not_expired_q(skill: Skill, now: dt.datetime) -> Q:
-    """A record's own expiry date, else the skill's (or BU's) contact expiration."""
-    today = timezone.localdate(now)
-    created_after = now - dt.timedelta(days=expiration_days(skill))
-    return Q(expires_on__gte=today) | Q(expires_on__isnull=True, created_at__gte=created_after)
-
-
 def code_budget(code: TransportCode) -> int:
     """What may still be queued on the code: PLAN_AHEAD_SECONDS of its pace minus the queue."""
     queued = OutboundMessage.objects.filter(
@@ -555,14 +147,6 @@ def code_budget(code: TransportCode) -> int:
     return max(0, math.floor(float(code.messages_per_second) * PLAN_AHEAD_SECONDS - used))
 
 
-def split_by_priority(budget: int, priorities: dict[int, int]) -> dict[int, int]:
-    """Shares of ``budget`` proportional to priority (each at least 1 while there is any)."""
-    total = sum(max(1, p) for p in priorities.values())
-    if budget <= 0 or not total:
-        return dict.fromkeys(priorities, 0)
-    return {k: max(1, math.ceil(budget * max(1, p) / total)) for k, p in priorities.items()}
-
-
 def skill_share(skill: Skill, code: TransportCode) -> int:
     priorities = dict(
         Skill.objects.filter(
@@ -570,27 +154,7 @@ def skill_share(skill: Skill, code: TransportCode) -> int:
         ).values_list("id", "priority")
     )
     priorities.setdefault(skill.id, skill.priority)
-    return split_by_priority(code_budget(code), priorities)[skill.id]
-
-
-def finalize_records(
-    ids: Iterable[int], reason: str, now: dt.datetime | None = None, *, skill: Skill | None = None
-) -> int:
-    """Finalize the open ones of ``ids``; with ``skill``, its CRM webhook hears of them."""
-    ids = list(ids)
-    if not ids:
-        return 0
-    now = now or timezone.now()
-    records = Record.objects.filter(id__in=ids, is_final=False)
-    if skill is None or not skill.xs_webhook_url:
-        return records.update(is_final=True, final_reason=reason, updated_at=now)
-    with transaction.atomic():
-        changed = list(records.select_for_update().values_list("id", flat=True))
-        Record.objects.filter(id__in=changed).update(
-            is_final=True, final_reason=reason, updated_at=now
-        )
-        xs_records_finalized(skill=skill, record_ids=changed, reason=reason, now=now)
-    return len(changed)
+    return priority_shares(code_budget(code), priorities)[skill.id]
 
 
 # --- One pass ----------------------------------------------------------------------------------
@@ -940,120 +504,6 @@ class _Pass:
         self.result.cost += sum(self.cost(p) for p in planned)
 
 
-# --- Sweeps ------------------------------------------------------------------------------------
-
-
-def sweep_stale(*, skill: Skill, now: dt.datetime) -> int:
-    """Withdraw the skill's texts queued longer than its stale minutes; their records go back
-    to the list (the withdrawn attempts no longer count)."""
-    cutoff = now - dt.timedelta(minutes=skill.stale_minutes)
-    ids = list(
-        OutboundMessage.objects.filter(
-            transport_code_id=skill.registration.transport_code_id,
-            status=MessageStatus.QUEUED,
-            attempt__skill=skill,
-            attempt__created_at__lt=cutoff,
-        ).values_list("id", flat=True)
-    )
-    withdrawn = withdraw(ids, WithdrawReason.STALE)
-    if withdrawn:
-        from skills.outcomes import attempts_give_back
-
-        attempts_give_back(
-            attempt_ids=Attempt.objects.filter(message_id__in=ids).values_list("id", flat=True)
-        )
-        logger.info("Skill %s: %s stale texts withdrawn and re-planned", skill.id, withdrawn)
-    return withdrawn
-
-
-def sweep_records(*, skill: Skill, now: dt.datetime) -> Counter:
-    """Finalize the open records of the skill's lists that expired or used every attempt
-    (and have no text that may still reach them)."""
-    counts: Counter = Counter()
-    list_ids = active_list_ids(skill)
-    if not list_ids:
-        return counts
-    pending = Attempt.objects.filter(pending_q(skill, now), record=OuterRef("pk"))
-    open_records = Record.objects.filter(calling_list_id__in=list_ids, is_final=False).filter(
-        ~Exists(pending)
-    )
-    stamp = timezone.now()
-    sweeps = [(FinalReason.EXPIRED, open_records.exclude(not_expired_q(skill, now)))]
-    if skill.finalize_when_exhausted:
-        sweeps.append(
-            (FinalReason.EXHAUSTED, open_records.filter(attempts__gte=skill.max_attempts))
-        )
-    for reason, records in sweeps:
-        if skill.xs_webhook_url:  # the CRM is told which: the ids first, then the update
-            counts[reason] = finalize_records(
-                records.values_list("id", flat=True), reason, stamp, skill=skill
-            )
-        else:
-            counts[reason] = records.update(is_final=True, final_reason=reason, updated_at=stamp)
-    return +counts
-
-
-def sweep_skill(*, skill: Skill, now: dt.datetime) -> tuple[int, Counter]:
-    """Stale texts, outcomes no listener applied, expired and exhausted records."""
-    from skills.outcomes import outcomes_settle
-
-    stale = sweep_stale(skill=skill, now=now) if skill.state == Skill.State.RUNNING else 0
-    outcomes_settle(skill=skill, now=now)
-    return stale, sweep_records(skill=skill, now=now)
-
-
-def with_open_number_q(zones: list[str], cadence: Cadence) -> Q:
-    """Records with an open number of the cadence's columns in one of ``zones`` (a number
-    without a zone of its own takes its record's)."""
-    numbers = Destination.objects.filter(record=OuterRef("pk"), is_final=False)
-    if cadence.steps:
-        columns = Q()
-        for step in cadence.steps:
-            columns |= Q(source_field__iexact=step.row.phone_field.strip())
-        numbers = numbers.filter(columns)
-    return Q(Exists(numbers.filter(time_zone__in=zones))) | (
-        Q(time_zone__in=zones) & Exists(numbers.filter(time_zone=""))
-    )
-
-
-def textable_records(skill: Skill, records: QuerySet) -> QuerySet:
-    """Of ``records``, those the skill could still text some day: attempts left and an open
-    number in a zone it may text (not an unknown zone, nor one the BU or the skill's time-zone
-    bounding shuts)."""
-    zones = WindowPolicy.for_skill(skill).textable_zones()
-    return records.filter(attempts__lt=skill.max_attempts).filter(
-        with_open_number_q(zones, Cadence.for_skill(skill))
-    )
-
-
-def skill_complete_if_finished(*, skill: Skill, now: dt.datetime | None = None) -> bool:
-    """Mark a running skill completed when every record of its active lists is final, or when
-    nothing can ever be planned again: the rest used every attempt or has no number the skill
-    may text, and nothing is pending. Those records stay open (the end-of-list e-mail and the
-    dashboard count them)."""
-    now = now or timezone.now()
-    list_ids = active_list_ids(skill)
-    if not list_ids:
-        return False
-    open_records = Record.objects.filter(calling_list_id__in=list_ids, is_final=False)
-    if open_records.exists():
-        if textable_records(skill, open_records).exists():
-            return False
-        if Attempt.objects.filter(pending_q(skill, now), skill=skill).exists():
-            return False
-    changed = Skill.objects.filter(pk=skill.pk, state=Skill.State.RUNNING).update(
-        state=Skill.State.COMPLETED, state_changed_at=now, updated_at=timezone.now()
-    )
-    if changed:
-        skill.state = Skill.State.COMPLETED
-        logger.info("Skill %s (%s) completed: no record left to text", skill.id, skill.name)
-        if skill.end_of_list_email:
-            from skills.tasks import end_of_list_enqueue
-
-            end_of_list_enqueue(skill_id=skill.id)
-    return bool(changed)
-
-
 # --- Entry points ------------------------------------------------------------------------------
 
 
@@ -1098,8 +548,6 @@ def plan_skill(
         if result.completed:
             result.state = Skill.State.COMPLETED
         elif skill.xs_webhook_url:
-            from skills.xs import xs_refill_check
-
             skill.state = result.state
             xs_refill_check(skill=skill, now=now)  # fewer waiting than the threshold: ask
     result.seconds = time.monotonic() - started
@@ -1114,8 +562,6 @@ def plan_skill(
             result.stale_withdrawn,
         )
     if kick and result.planned:
-        from messaging.tasks import kick_senders
-
         kick_senders()
     return result
 
@@ -1142,47 +588,6 @@ def _plan_safely(skill: Skill, now: dt.datetime, limit: int) -> PlanResult:
         result = PlanResult(skill.id, skill.name, skill.business_unit.name, state=skill.state)
         result.error = f"{type(error).__name__}: {error}"[:500]
         return result
-
-
-def apply_schedules(*, now: dt.datetime | None = None) -> list[dict]:
-    """Start scheduled skills inside today's schedule window and stop them outside it.
-
-    Only skills with the schedule switched on; a paused skill is left alone (a pause is a
-    deliberate hold, e.g. after a carrier block) and so is a completed one.
-    """
-    from skills.services import SkillStateError, skill_start, skill_stop
-    from skills.windows import schedule_window
-
-    now = now or timezone.now()
-    changes = []
-    skills = (
-        Skill.objects.filter(
-            schedule_enabled=True, state__in=[Skill.State.STOPPED, Skill.State.RUNNING]
-        )
-        .select_related("business_unit")
-        .prefetch_related("schedule_days")
-    )
-    for skill in skills:
-        inside = schedule_window(skill, now, list(skill.schedule_days.all())) is not None
-        change = {"skill_id": skill.id, "skill": skill.name}
-        try:
-            if inside and skill.state == Skill.State.STOPPED:
-                skill_start(skill=skill)
-                change["action"] = "started"
-            elif not inside and skill.state == Skill.State.RUNNING:
-                _skill, withdrawn = skill_stop(skill=skill)
-                change.update(action="stopped", withdrawn=withdrawn)
-            else:
-                continue
-            logger.info("Schedule: skill %s (%s) %s", skill.id, skill.name, change["action"])
-        except SkillStateError as error:
-            change.update(action="error", error=error.message)
-            logger.warning("Schedule: skill %s (%s): %s", skill.id, skill.name, error.message)
-        except Exception as error:
-            change.update(action="error", error=str(error)[:500])
-            logger.exception("Schedule: skill %s (%s) failed", skill.id, skill.name)
-        changes.append(change)
-    return changes
 
 
 @dataclass
@@ -1239,7 +644,7 @@ def plan_tick(
     for code_skills in by_code.values():
         code = code_skills[0].registration.transport_code
         budget = code_budget(code)
-        shares = split_by_priority(budget, {s.id: s.priority for s in code_skills})
+        shares = priority_shares(budget, {s.id: s.priority for s in code_skills})
         hungry, used = [], 0
         for skill in sorted(code_skills, key=lambda s: (-s.priority, s.id)):
             result = _plan_safely(skill, now, shares[skill.id])
@@ -1249,13 +654,11 @@ def plan_tick(
                 hungry.append(skill)
         leftover = budget - used
         if leftover > 0 and hungry:
-            extra = split_by_priority(leftover, {s.id: s.priority for s in hungry})
+            extra = priority_shares(leftover, {s.id: s.priority for s in hungry})
             for skill in hungry:
                 _merge(results[skill.id], _plan_safely(skill, now, extra[skill.id]))
     tick.skills = [results[s.id] for s in running]
     tick.seconds = time.monotonic() - started
     if kick and tick.planned:
-        from messaging.tasks import kick_senders
-
         kick_senders()
     return tick

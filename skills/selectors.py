@@ -14,7 +14,9 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage, TransportCode
+from messaging.pacing import priority_fraction
 from pcsms.models import BusinessUnit
+from skills.filters import RecordFilter, custom_field_types
 from skills.importing.report import HEADER as REPORT_HEADER
 from skills.models import (
     Campaign,
@@ -25,12 +27,7 @@ from skills.models import (
     Skill,
     UploadJob,
 )
-from skills.planner import (
-    RecordFilter,
-    active_list_ids,
-    custom_field_types,
-    textable_records,
-)
+from skills.queries import active_list_ids, textable_records
 
 
 def custom_field_names(business_unit: BusinessUnit) -> list[str]:
@@ -80,18 +77,17 @@ def skill_priority_table(skills: QuerySet[Skill]) -> list[PriorityGroup]:
     skills = skills.select_related("business_unit", "registration__transport_code").order_by(
         "business_unit__name", "registration__transport_code__number", "-priority", "name"
     )
-    running: dict[int, int] = {}  # transport code id -> the sum of its running skills' priority
+    running: dict[int, dict[int, int]] = {}  # code id -> {running skill id: priority}
     for skill in skills:
         if skill.state == Skill.State.RUNNING:
             code_id = skill.registration.transport_code_id
-            running[code_id] = running.get(code_id, 0) + skill.priority
+            running.setdefault(code_id, {})[skill.id] = skill.priority
     groups: list[PriorityGroup] = []
     for skill in skills:
         code = skill.registration.transport_code
-        others = running.get(code.id, 0)
-        if skill.state == Skill.State.RUNNING:
-            others -= skill.priority
-        row = PriorityRow(skill, code, Fraction(skill.priority, others + skill.priority))
+        # This skill's part now if it runs, else if it were started beside the running ones.
+        sharing = {**running.get(code.id, {}), skill.id: skill.priority}
+        row = PriorityRow(skill, code, priority_fraction(skill.priority, sharing.values()))
         if not groups or groups[-1].business_unit.id != skill.business_unit_id:
             groups.append(PriorityGroup(skill.business_unit, []))
         groups[-1].rows.append(row)

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import MessageStatus, MessageTemplate, OutboundMessage, WithdrawReason
 from messaging.outbox import withdraw
+from messaging.tasks import kick_senders
+from pcsms.queue import enqueue_on_commit
+from pcsms.timezones import resolve_zone
+from skills.filters import RecordFilter, custom_field_types
+from skills.importing.service import Progress, upload_job_run
 from skills.models import (
     DEFAULT_CPA_RULES,
+    Attempt,
     CadenceStep,
     CallingList,
     CpaRule,
@@ -20,8 +32,14 @@ from skills.models import (
     Skill,
     SortCriterion,
     TimeZoneBound,
+    UploadJob,
     Weekday,
 )
+from skills.queries import active_list_ids, pending_q, textable_records
+from skills.selectors import skill_progress
+from skills.windows import schedule_window
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CADENCE = [("SMSPhoneNumber", 1), ("PhoneNumber", 1)]
 
@@ -108,12 +126,14 @@ def skill_start(*, skill: Skill) -> Skill:
     skill.state = Skill.State.RUNNING
     skill.state_changed_at = timezone.now()
     skill.save(update_fields=["state", "state_changed_at", "updated_at"])
-    from messaging.tasks import kick_senders
-
     kick_senders()
-    from skills.planner_tasks import enqueue_plan  # its first texts now, not at the next tick
-
-    enqueue_plan(skill_id=skill.id)
+    # A pass of its own at once, so its first texts do not wait for the next tick.
+    enqueue_on_commit(
+        "skills.tasks.plan_skill_task",
+        skill.id,
+        task_name=f"plan_skill_{skill.id}",
+        group="planner",
+    )
     return skill
 
 
@@ -192,8 +212,6 @@ def skill_filter_changed(*, skill: Skill) -> int:
     Withdrawn texts give their attempt back: the record returns to the list and the next pass
     plans it again if it passes the new filter (skills.outcomes).
     """
-    from skills.planner import RecordFilter, active_list_ids, custom_field_types
-
     action = skill.filter_change_action
     if action == Skill.FilterChange.NOTHING:
         return 0
@@ -218,19 +236,9 @@ def skill_filter_changed(*, skill: Skill) -> int:
 def skill_end_of_list_notify(*, skill_id: int) -> bool:
     """E-mail the skill's end-of-list address that its list is done, with the outcomes.
 
-    Run as a task once the skill is marked completed (planner.skill_complete_if_finished).
+    Run as a task once the skill is marked completed (skill_complete_if_finished).
     Returns False when the skill has no address (or is gone).
     """
-    from zoneinfo import ZoneInfo
-
-    from django.conf import settings
-    from django.core.mail import send_mail
-    from django.template.loader import render_to_string
-    from django.urls import reverse
-
-    from pcsms.timezones import resolve_zone
-    from skills.selectors import skill_progress
-
     skill = Skill.objects.select_related("business_unit").filter(pk=skill_id).first()
     if skill is None or not skill.end_of_list_email:
         return False
@@ -261,3 +269,112 @@ def skill_end_of_list_notify(*, skill_id: int) -> bool:
         [skill.end_of_list_email],
     )
     return True
+
+
+# --- Completion and schedules (run by the planner's tick) --------------------------------------
+
+
+def skill_complete_if_finished(*, skill: Skill, now: dt.datetime | None = None) -> bool:
+    """Mark a running skill completed when every record of its active lists is final, or when
+    nothing can ever be planned again: the rest used every attempt or has no number the skill
+    may text, and nothing is pending. Those records stay open (the end-of-list e-mail and the
+    dashboard count them)."""
+    now = now or timezone.now()
+    list_ids = active_list_ids(skill)
+    if not list_ids:
+        return False
+    open_records = Record.objects.filter(calling_list_id__in=list_ids, is_final=False)
+    if open_records.exists():
+        if textable_records(skill, open_records).exists():
+            return False
+        if Attempt.objects.filter(pending_q(skill, now), skill=skill).exists():
+            return False
+    changed = Skill.objects.filter(pk=skill.pk, state=Skill.State.RUNNING).update(
+        state=Skill.State.COMPLETED, state_changed_at=now, updated_at=timezone.now()
+    )
+    if changed:
+        skill.state = Skill.State.COMPLETED
+        logger.info("Skill %s (%s) completed: no record left to text", skill.id, skill.name)
+        if skill.end_of_list_email:
+            # Sent by a worker once the completion is committed: a slow mail server must not
+            # hold the planner's pass.
+            enqueue_on_commit(
+                "skills.tasks.notify_end_of_list",
+                skill.id,
+                task_name=f"end-of-list e-mail of skill {skill.id}",
+                group="notifications",
+            )
+    return bool(changed)
+
+
+def apply_schedules(*, now: dt.datetime | None = None) -> list[dict]:
+    """Start scheduled skills inside today's schedule window and stop them outside it.
+
+    Only skills with the schedule switched on; a paused skill is left alone (a pause is a
+    deliberate hold, e.g. after a carrier block) and so is a completed one.
+    """
+    now = now or timezone.now()
+    changes = []
+    skills = (
+        Skill.objects.filter(
+            schedule_enabled=True, state__in=[Skill.State.STOPPED, Skill.State.RUNNING]
+        )
+        .select_related("business_unit")
+        .prefetch_related("schedule_days")
+    )
+    for skill in skills:
+        inside = schedule_window(skill, now, list(skill.schedule_days.all())) is not None
+        change = {"skill_id": skill.id, "skill": skill.name}
+        try:
+            if inside and skill.state == Skill.State.STOPPED:
+                skill_start(skill=skill)
+                change["action"] = "started"
+            elif not inside and skill.state == Skill.State.RUNNING:
+                _skill, withdrawn = skill_stop(skill=skill)
+                change.update(action="stopped", withdrawn=withdrawn)
+            else:
+                continue
+            logger.info("Schedule: skill %s (%s) %s", skill.id, skill.name, change["action"])
+        except SkillStateError as error:
+            change.update(action="error", error=error.message)
+            logger.warning("Schedule: skill %s (%s): %s", skill.id, skill.name, error.message)
+        except Exception as error:
+            change.update(action="error", error=str(error)[:500])
+            logger.exception("Schedule: skill %s (%s) failed", skill.id, skill.name)
+        changes.append(change)
+    return changes
+
+
+# --- Upload jobs ---------------------------------------------------------------------------------
+
+
+def upload_job_enqueue(*, job: UploadJob) -> None:
+    """Queue a job's import for a worker, once the transaction that queued it has committed."""
+    enqueue_on_commit(
+        "skills.tasks.import_upload_job",
+        job.pk,
+        task_name=f"import upload job {job.pk}",
+        group="imports",
+    )
+
+
+def upload_job_import(
+    *, job_id: int, workers: int = 1, progress: Progress | None = None
+) -> UploadJob | None:
+    """Run a queued upload job (see :func:`skills.importing.service.upload_job_run`), then start
+    the skill the job names, if any, through :func:`skill_start`: its checks and the template
+    lock apply as for a start by hand. A skill that cannot start leaves the import standing and
+    says why in the job's message. ``None`` when the job is gone or was not queued.
+    """
+    job = upload_job_run(job_id=job_id, workers=workers, progress=progress)
+    if job is None or job.status != UploadJob.Status.COMPLETED or not job.start_skill_id:
+        return job
+    try:
+        skill_start(skill=Skill.objects.get(pk=job.start_skill_id))
+    except (
+        Exception
+    ) as exc:  # the import stands whatever went wrong; say why the skill did not start
+        text = "; ".join(exc.messages) if hasattr(exc, "messages") else str(exc)
+        job.message = f"The records were imported, but the skill did not start: {text}"
+        UploadJob.objects.filter(pk=job.pk).update(message=job.message)
+    return job

@@ -39,6 +39,7 @@ from skills.importing.mapping import MappingError, build_plan
 from skills.importing.readers import FileError
 from skills.importing.service import upload_job_preview, upload_job_run
 from skills.models import CallingList, Record, Skill, UploadJob, XsEvent
+from skills.queries import active_list_ids, textable_records
 
 logger = logging.getLogger(__name__)
 
@@ -261,8 +262,6 @@ def xs_records_finalized(
 def xs_refill_check(*, skill: Skill, now: dt.datetime | None = None) -> bool:
     """Ask the CRM for more records when the running skill has fewer waiting than its refill
     threshold (at most once every REFILL_QUIET); True when asked."""
-    from skills.planner import active_list_ids, textable_records
-
     threshold = skill.xs_refill_threshold or 0
     if not skill.xs_webhook_url or threshold <= 0 or skill.state != Skill.State.RUNNING:
         return False

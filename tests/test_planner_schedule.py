@@ -1,4 +1,4 @@
-"""A scheduled skill starts and stops itself (planner.apply_schedules, run by the tick)."""
+"""A scheduled skill starts and stops itself (services.apply_schedules, run by the tick)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 from messaging.models import MessageStatus, OutboundMessage, WithdrawReason
 from skills.models import ScheduleDay, Skill
-from skills.planner import apply_schedules, plan_tick
+from skills.planner import plan_tick
+from skills.services import apply_schedules
 from tests.test_planner import add_record, make_skill
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")  # the BU's default zone

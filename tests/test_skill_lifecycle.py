@@ -6,13 +6,21 @@ import json
 from io import StringIO
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from messaging.models import MessageStatus, WithdrawReason
 from messaging.template_services import template_deactivate
-from skills.models import Skill
-from skills.services import SkillStateError, skill_pause, skill_start, skill_stop
+from skills.importing.service import upload_job_preview
+from skills.models import Skill, UploadJob
+from skills.services import (
+    SkillStateError,
+    skill_pause,
+    skill_start,
+    skill_stop,
+    upload_job_import,
+)
 from tests.factories import AttemptFactory, CallingListFactory, SkillFactory
 
 
@@ -99,3 +107,35 @@ def test_skill_command(skill, bu):
     assert "running" in out.getvalue()
     with pytest.raises(CommandError, match='No skill "Nope"'):
         call_command("skill", "stop", "Nope", "--business-unit", bu.name)
+
+
+def _import_for(skill, *, start: bool):
+    """An upload job for the skill's list, queued with its proposed mapping, run by the task."""
+    job = UploadJob(
+        calling_list=skill.calling_lists.get(),
+        original_name="list.csv",
+        start_skill=skill if start else None,
+    )
+    job.file.save("list.csv", ContentFile(b"ID,PhoneNumber\nA1,3125550123\n"), save=False)
+    job.save()
+    job.mapping = upload_job_preview(job=job).mapping
+    job.status = UploadJob.Status.QUEUED
+    job.save()
+    return upload_job_import(job_id=job.pk)
+
+
+def test_an_import_that_names_the_skill_starts_it_when_it_completes(skill):
+    job = _import_for(skill, start=True)
+    skill.refresh_from_db()
+    assert (job.status, job.rows_valid, skill.state) == ("completed", 1, Skill.State.RUNNING)
+
+
+def test_a_skill_that_cannot_start_leaves_the_import_standing_and_the_job_says_why(skill):
+    skill.template.is_active = False
+    skill.template.save()
+    job = _import_for(skill, start=True)
+    skill.refresh_from_db()
+    job.refresh_from_db()
+    assert (job.status, job.rows_valid, skill.state) == ("completed", 1, Skill.State.STOPPED)
+    assert job.message.startswith("The records were imported, but the skill did not start")
+    assert f'template "{skill.template}" is not active' in job.message

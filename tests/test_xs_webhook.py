@@ -15,7 +15,7 @@ import pytest
 from messaging.models import MessageStatus
 from skills.models import Record, Skill, XsEvent
 from skills.outcomes import attempt_record_outcome
-from skills.planner import sweep_records
+from skills.sweeps import sweep_records
 from skills.xs import XS_MAX_ATTEMPTS, skill_xs_key_issue, xs_deliver, xs_refill_check
 from tests.factories import AttemptFactory, CallingListFactory, RecordFactory, SkillFactory
 

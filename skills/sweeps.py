@@ -1,0 +1,98 @@
+"""Each tick's housekeeping of a skill, before it is planned: stale texts withdrawn, outcomes no
+listener applied, expired and exhausted records finalized.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from messaging.models import MessageStatus, OutboundMessage, WithdrawReason
+from messaging.outbox import withdraw
+from skills.models import Attempt, FinalReason, Record, Skill
+from skills.outcomes import attempts_give_back, outcomes_settle
+from skills.queries import active_list_ids, not_expired_q, pending_q
+from skills.xs import xs_records_finalized
+
+logger = logging.getLogger(__name__)
+
+
+def finalize_records(
+    ids: Iterable[int], reason: str, now: dt.datetime | None = None, *, skill: Skill | None = None
+) -> int:
+    """Finalize the open ones of ``ids``; with ``skill``, its CRM webhook hears of them."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    now = now or timezone.now()
+    records = Record.objects.filter(id__in=ids, is_final=False)
+    if skill is None or not skill.xs_webhook_url:
+        return records.update(is_final=True, final_reason=reason, updated_at=now)
+    with transaction.atomic():
+        changed = list(records.select_for_update().values_list("id", flat=True))
+        Record.objects.filter(id__in=changed).update(
+            is_final=True, final_reason=reason, updated_at=now
+        )
+        xs_records_finalized(skill=skill, record_ids=changed, reason=reason, now=now)
+    return len(changed)
+
+
+def sweep_stale(*, skill: Skill, now: dt.datetime) -> int:
+    """Withdraw the skill's texts queued longer than its stale minutes; their records go back
+    to the list (the withdrawn attempts no longer count)."""
+    cutoff = now - dt.timedelta(minutes=skill.stale_minutes)
+    ids = list(
+        OutboundMessage.objects.filter(
+            transport_code_id=skill.registration.transport_code_id,
+            status=MessageStatus.QUEUED,
+            attempt__skill=skill,
+            attempt__created_at__lt=cutoff,
+        ).values_list("id", flat=True)
+    )
+    withdrawn = withdraw(ids, WithdrawReason.STALE)
+    if withdrawn:
+        attempts_give_back(
+            attempt_ids=Attempt.objects.filter(message_id__in=ids).values_list("id", flat=True)
+        )
+        logger.info("Skill %s: %s stale texts withdrawn and re-planned", skill.id, withdrawn)
+    return withdrawn
+
+
+def sweep_records(*, skill: Skill, now: dt.datetime) -> Counter:
+    """Finalize the open records of the skill's lists that expired or used every attempt
+    (and have no text that may still reach them)."""
+    counts: Counter = Counter()
+    list_ids = active_list_ids(skill)
+    if not list_ids:
+        return counts
+    pending = Attempt.objects.filter(pending_q(skill, now), record=OuterRef("pk"))
+    open_records = Record.objects.filter(calling_list_id__in=list_ids, is_final=False).filter(
+        ~Exists(pending)
+    )
+    stamp = timezone.now()
+    sweeps = [(FinalReason.EXPIRED, open_records.exclude(not_expired_q(skill, now)))]
+    if skill.finalize_when_exhausted:
+        sweeps.append(
+            (FinalReason.EXHAUSTED, open_records.filter(attempts__gte=skill.max_attempts))
+        )
+    for reason, records in sweeps:
+        if skill.xs_webhook_url:  # the CRM is told which: the ids first, then the update
+            counts[reason] = finalize_records(
+                records.values_list("id", flat=True), reason, stamp, skill=skill
+            )
+        else:
+            counts[reason] = records.update(is_final=True, final_reason=reason, updated_at=stamp)
+    return +counts
+
+
+def sweep_skill(*, skill: Skill, now: dt.datetime) -> tuple[int, Counter]:
+    """Stale texts, outcomes no listener applied, expired and exhausted records."""
+    stale = sweep_stale(skill=skill, now=now) if skill.state == Skill.State.RUNNING else 0
+    outcomes_settle(skill=skill, now=now)
+    return stale, sweep_records(skill=skill, now=now)
