@@ -49,6 +49,7 @@ test: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 check: $(STAMP)
 	$(DEV_ENV) $(BIN)/python manage.py check
