@@ -42,22 +42,10 @@ def template_running_skill_names(template: MessageTemplate) -> list[str]:
 
 # --- Merge fields and preview values ----------------------------------------------------------
 
-# System field -> attribute of a calling-list record. The two phone fields are not here: a
-# record's numbers are its destinations, each remembering the column it came from.
+# System field -> attribute of a calling-list record, for the fields a record holds itself (not
+# the phone fields: its numbers are its destinations).
 RECORD_SYSTEM_ATTRIBUTES: dict[str, str] = {
-    "ExternalId": "external_id",
-    "FirstName": "first_name",
-    "LastName": "last_name",
-    "Address": "address",
-    "City": "city",
-    "State": "state",
-    "Zip": "zip_code",
-    "TimeZone": "time_zone",
-    "Priority": "priority",
-    "Score": "score",
-    "Customer1": "customer1",
-    "Customer2": "customer2",
-    "ExpirationDate": "expires_on",
+    name: attribute for name, attribute in templating.RECORD_SYSTEM_FIELDS.items() if attribute
 }
 
 # What "Sample values" merges before the user types their own.

@@ -31,6 +31,8 @@ from functools import lru_cache
 
 __all__ = [
     "MAX_BODY_LENGTH",
+    "PHONE_SYSTEM_FIELDS",
+    "RECORD_SYSTEM_FIELDS",
     "SYSTEM_FIELDS",
     "CompiledTemplate",
     "TemplateProblem",
@@ -42,23 +44,29 @@ __all__ = [
 # Twilio refuses bodies longer than this (docs/spec.md section 5).
 MAX_BODY_LENGTH = 1600
 
-SYSTEM_FIELDS: tuple[str, ...] = (
-    "ExternalId",
-    "FirstName",
-    "LastName",
-    "Address",
-    "City",
-    "State",
-    "Zip",
-    "TimeZone",
-    "Priority",
-    "Score",
-    "Customer1",
-    "Customer2",
-    "ExpirationDate",
-    "PhoneNumber",
-    "SMSPhoneNumber",
-)
+# The one vocabulary of a calling-list record's system fields, in the order templates list them:
+# field name -> Record attribute. The two phone fields have none: a record's numbers are its
+# destinations, each remembering the column it came from. The import's table
+# (skills/importing/fields.py) adds aliases, types and lengths to these names.
+RECORD_SYSTEM_FIELDS: dict[str, str] = {
+    "ExternalId": "external_id",
+    "FirstName": "first_name",
+    "LastName": "last_name",
+    "Address": "address",
+    "City": "city",
+    "State": "state",
+    "Zip": "zip_code",
+    "TimeZone": "time_zone",
+    "Priority": "priority",
+    "Score": "score",
+    "Customer1": "customer1",
+    "Customer2": "customer2",
+    "ExpirationDate": "expires_on",
+    "PhoneNumber": "",
+    "SMSPhoneNumber": "",
+}
+SYSTEM_FIELDS: tuple[str, ...] = tuple(RECORD_SYSTEM_FIELDS)  # the template variables
+PHONE_SYSTEM_FIELDS: tuple[str, ...] = tuple(n for n, a in RECORD_SYSTEM_FIELDS.items() if not a)
 
 
 def _where(body: str, position: int) -> tuple[int, int]:

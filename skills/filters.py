@@ -24,6 +24,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Lower
 
 from messaging.selectors import RECORD_SYSTEM_ATTRIBUTES
+from messaging.templating import PHONE_SYSTEM_FIELDS
 from skills.importing.fields import parse_bool, parse_date, parse_decimal, parse_int
 from skills.models import (
     CustomField,
@@ -62,7 +63,7 @@ for _field in (
     RecordField("LastAttemptAt", "last_attempt_at", DATETIME, nullable=True),
 ):
     SYSTEM_RECORD_FIELDS[_field.name.lower()] = SYSTEM_RECORD_FIELDS[_field.column] = _field
-PHONE_SYSTEM_FIELDS = {"phonenumber": "PhoneNumber", "smsphonenumber": "SMSPhoneNumber"}
+_PHONE_BY_LOWER = {name.lower(): name for name in PHONE_SYSTEM_FIELDS}
 
 _PARSERS: dict[str, Callable] = {
     FieldType.STRING: lambda v: str(v).strip(),
@@ -136,8 +137,8 @@ class RecordFilter:
         key = condition.field.strip().lower()
         custom = self.custom_types.get(key, {})
         custom_kinds = {t for _n, t in custom.values()}
-        if key in PHONE_SYSTEM_FIELDS or (custom and custom_kinds == {FieldType.PHONE}):
-            name = PHONE_SYSTEM_FIELDS.get(key) or next(iter(custom.values()))[0]
+        if key in _PHONE_BY_LOWER or (custom and custom_kinds == {FieldType.PHONE}):
+            name = _PHONE_BY_LOWER.get(key) or next(iter(custom.values()))[0]
             return self._phone(condition, name)
         if key in SYSTEM_RECORD_FIELDS:
             return self._system(index, condition, SYSTEM_RECORD_FIELDS[key])
