@@ -48,6 +48,7 @@ from messaging.template_services import (
     template_deactivate,
 )
 from pcsms.admin_base import (
+    SYSTEM_FIELDSET,
     FixedParentMixin,
     PhoneSearchMixin,
     SuperuserOnlyAdmin,
@@ -57,8 +58,6 @@ from pcsms.admin_base import (
     scoped,
 )
 from pcsms.csvexport import csv_download
-
-SYSTEM_FIELDSET = ("System", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]})
 
 
 def _shorten(text: str, length: int = 60) -> str:

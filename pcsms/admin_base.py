@@ -24,6 +24,9 @@ from django.http import Http404
 from pcsms.models import bu_of, visible_to
 from pcsms.selectors import users_visible_to
 
+# The timestamps every model page shows, folded away at the bottom.
+SYSTEM_FIELDSET = ("System", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]})
+
 
 def _scoped(queryset, request):
     if hasattr(queryset.model, "bu_path"):

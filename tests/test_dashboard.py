@@ -169,7 +169,7 @@ def test_the_skill_command_reports_what_the_dashboard_shows(skill):
 
 
 def test_the_data_is_counted_once_per_interval_for_every_viewer(operator, skill, monkeypatch):
-    from skills import admin as skills_admin
+    from skills.admin import skill as skills_admin
 
     calls = []
     real = skills_admin.skill_dashboard

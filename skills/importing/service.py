@@ -420,13 +420,6 @@ def upload_job_run(
         return None
     counts.timings["total"] = time.monotonic() - started
     job.counts = counts  # for the command and the bench: fast/slow phones, timings
-    if job.status == UploadJob.Status.COMPLETED and job.start_skill_id:
-        try:
-            _start_skill(job)
-        except Exception as exc:  # the import stands; say why the skill did not start
-            text = "; ".join(exc.messages) if hasattr(exc, "messages") else str(exc)
-            job.message = f"The records were imported, but the skill did not start: {text}"
-            UploadJob.objects.filter(pk=job.pk).update(message=job.message)
     return job
 
 
@@ -1122,18 +1115,3 @@ def _finish(
         # Record.calling_list): its records must not stay behind, pointing at nothing.
         raise Cancelled()
     CallingList.objects.filter(pk=job.calling_list_id).update(updated_at=now)
-
-
-def _start_skill(job: UploadJob) -> None:
-    """Starts the job's skill, through the skills service when it exists."""
-    from skills import services
-    from skills.models import Skill
-
-    start = getattr(services, "skill_start", None)
-    skill = Skill.objects.get(pk=job.start_skill_id)
-    if start is not None:
-        start(skill=skill)
-    elif skill.state != Skill.State.RUNNING:
-        Skill.objects.filter(pk=skill.pk).update(
-            state=Skill.State.RUNNING, state_changed_at=timezone.now()
-        )

@@ -16,7 +16,9 @@ from pcsms.timezones import normalise_zone_name
 from skills.importing.fields import SYSTEM_BY_NAME, infer_type
 from skills.importing.mapping import MappingError, build_plan
 from skills.importing.readers import FileError, detect_format
+from skills.importing.service import upload_job_preview
 from skills.models import CallingList, Skill, UploadJob
+from skills.services import upload_job_import
 
 EXIT_FILE_ERROR = 2
 
@@ -85,8 +87,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        from skills.importing.service import upload_job_preview, upload_job_run
-
         path = Path(options["path"])
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
@@ -181,7 +181,7 @@ class Command(BaseCommand):
 
         # Straight to the terminal: Django's stderr wrapper would colour the bar as an error.
         bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not options["json"] else None
-        job = upload_job_run(
+        job = upload_job_import(
             job_id=job.pk, workers=options["workers"], progress=bar.update if bar else None
         )
         if bar:

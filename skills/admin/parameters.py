@@ -1,0 +1,99 @@
+"""The skills' parameter rows on their own (cadence steps, CPA rules, filter conditions, sort
+criteria, schedule days, time-zone bounds) and the shared sending-window presets."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from pcsms.admin_base import (
+    FixedParentMixin,
+    ReferenceDataAdmin,
+    TenantAdmin,
+    scoped,
+)
+from skills.admin.skill import (
+    CadenceStepInline,
+    CpaRuleInline,
+    FilterConditionInline,
+    ScheduleDayInline,
+    SortCriterionInline,
+    TimeZoneBoundInline,
+)
+from skills.models import (
+    CadenceStep,
+    CpaRule,
+    FilterCondition,
+    ScheduleDay,
+    SendingWindowPreset,
+    SortCriterion,
+    TimeZoneBound,
+)
+
+
+class SkillChildAdmin(FixedParentMixin, TenantAdmin):
+    fixed_after_creation = ("skill",)
+    list_filter = [scoped("skill__business_unit"), scoped("skill")]
+    search_fields = ["skill__name"]
+    list_select_related = ["skill"]  # the skill is shown on every row
+    autocomplete_fields = ["skill"]
+
+
+@admin.register(CadenceStep)
+class CadenceStepAdmin(SkillChildAdmin):
+    list_display = ["skill", "position", "phone_field", "attempts", "rest_minutes"]
+    search_fields = ["skill__name", "phone_field"]
+    fields = ["skill", *CadenceStepInline.fields]
+
+
+@admin.register(CpaRule)
+class CpaRuleAdmin(SkillChildAdmin):
+    list_display = ["skill", "match", "outcome", "description", "bad_number_after"]
+    list_filter = [*SkillChildAdmin.list_filter, "outcome"]
+    search_fields = ["skill__name", "=match", "description"]
+    fields = ["skill", *CpaRuleInline.fields]
+
+
+@admin.register(FilterCondition)
+class FilterConditionAdmin(SkillChildAdmin):
+    list_display = ["skill", "position", "field", "operator", "value"]
+    search_fields = ["skill__name", "field", "value"]
+    fields = ["skill", *FilterConditionInline.fields]
+
+
+@admin.register(SortCriterion)
+class SortCriterionAdmin(SkillChildAdmin):
+    list_display = ["skill", "position", "field", "direction"]
+    fields = ["skill", *SortCriterionInline.fields]
+
+
+@admin.register(ScheduleDay)
+class ScheduleDayAdmin(SkillChildAdmin):
+    list_display = ["skill", "weekday", "is_active", "start_time", "end_time"]
+    list_filter = [*SkillChildAdmin.list_filter, "weekday", "is_active"]
+    fields = ["skill", *ScheduleDayInline.fields]
+
+
+@admin.register(TimeZoneBound)
+class TimeZoneBoundAdmin(SkillChildAdmin):
+    list_display = ["skill", "time_zone", "is_active", "start_time", "end_time", "preset"]
+    list_filter = [*SkillChildAdmin.list_filter, "is_active", "time_zone"]
+    search_fields = ["skill__name", "time_zone"]
+    list_select_related = ["skill", "preset"]  # both shown on every row
+    fields = ["skill", *TimeZoneBoundInline.fields]
+
+
+@admin.register(SendingWindowPreset)
+class SendingWindowPresetAdmin(ReferenceDataAdmin):
+    list_display = ["code", "name", "start_time", "end_time", "no_sundays", "max_per_24h"]
+    list_filter = ["no_sundays"]
+    search_fields = ["code", "name"]
+    fields = [
+        "code",
+        "name",
+        "start_time",
+        "end_time",
+        "no_sundays",
+        "max_per_24h",
+        "area_codes",
+        "notes",
+    ]
