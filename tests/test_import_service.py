@@ -15,7 +15,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from skills.importing import readers, service
+from skills.importing import commit, readers, reading, streaming
 from skills.importing.readers import FileError
 from skills.importing.service import upload_job_preview, upload_job_run
 from skills.models import CustomField, Destination, Record, UploadJob
@@ -105,7 +105,7 @@ def calling_list(bu):
 
 
 def test_the_garbage_collector_is_back_on_after_an_import_ends_well_or_badly(calling_list):
-    # The import holds the collector off while it reads (service._read): a worker that stayed
+    # The import holds the collector off while it reads (reading.read_rows): a worker that stayed
     # without it would keep every reference cycle it ever made.
     import gc
 
@@ -184,7 +184,7 @@ def test_rows_are_numbered_alike_before_and_after_the_first_quote(
     # Lines without quotes go to the readers as they are; from the first quote on the csv
     # module reads. Tiny blocks cut lines everywhere; CRLF, a blank line, a quoted line break.
     monkeypatch.setattr(readers, "BLOCK", 50)
-    monkeypatch.setattr(service, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 3)
     plain = [f"Q{i},312555{i:04d},Name{i}" for i in range(10)]
     plain[5] = "Q5,555-01,Bad"  # row 7
     after = [f"Q{i},312555{i:04d},Name{i}" for i in range(12, 18)]
@@ -761,13 +761,13 @@ def test_appending_an_id_the_list_already_has_is_an_error_row(calling_list):
 # so a repeat of an earlier chunk's ID must be left out before it is written, and the numbers
 # of the rows after it must still go to their own records. A one-byte filter makes every ID
 # look like a repeat (every ID is looked up); the real one looks up almost none.
-@pytest.mark.parametrize("filter_bits", [8, service.StreamWriter.FILTER_BITS])
+@pytest.mark.parametrize("filter_bits", [8, streaming.StreamWriter.FILTER_BITS])
 @pytest.mark.parametrize("had_records", [False, True])
 def test_repeated_ids_across_chunks_keep_each_number_with_its_own_record(
     calling_list, monkeypatch, filter_bits, had_records
 ):
-    monkeypatch.setattr(service, "CHUNK_ROWS", 3)
-    monkeypatch.setattr(service.StreamWriter, "FILTER_BITS", filter_bits)
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(streaming.StreamWriter, "FILTER_BITS", filter_bits)
     if had_records:
         RecordFactory(calling_list=calling_list, external_id="OLD", first_name="Old")
     data = (
@@ -921,7 +921,7 @@ def test_a_job_runs_once(calling_list):
 
 
 def test_worker_processes_give_the_same_result(calling_list, monkeypatch):
-    monkeypatch.setattr(service, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 7)
     rows = "\n".join(f"M{i},312555{i:04d},Name{i}" for i in range(100))
     data = f"ID,Phone,FirstName\n{rows}\nM5,3125550005,dup\nM200,12,bad\n"
     job = run_import(calling_list, "pool.csv", data, workers=2)
@@ -935,8 +935,8 @@ def test_worker_processes_give_the_same_result(calling_list, monkeypatch):
 
 
 def test_a_cancelled_import_leaves_nothing(calling_list, monkeypatch):
-    monkeypatch.setattr(service, "CHUNK_ROWS", 10)
-    monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(reading, "PROGRESS_SECONDS", 0)
     rows = "\n".join(f"K{i},312555{i:04d}" for i in range(100))
     job = queued_job(calling_list, "cancel.csv", f"ID,Phone\n{rows}\n")
     seen = []
@@ -960,8 +960,8 @@ def test_the_admin_sees_progress_and_can_cancel_while_rows_are_written(monkeypat
     """The admin's requests come on other connections: they must see the counts move and
     their Cancel must stop the import, though the records go in inside one transaction."""
     calling_list = CallingListFactory(name="Progress")
-    monkeypatch.setattr(service, "CHUNK_ROWS", 10)
-    monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(reading, "PROGRESS_SECONDS", 0)
     rows = "\n".join(f"P{i},312555{i:04d}" for i in range(200))
     job = queued_job(calling_list, "progress.csv", f"ID,Phone\n{rows}\n")
     seen = []
@@ -995,8 +995,8 @@ def test_the_admin_sees_progress_and_can_cancel_while_rows_are_written(monkeypat
 @pytest.mark.django_db(transaction=True)
 def test_a_job_deleted_while_it_runs_leaves_no_records_behind(monkeypatch):
     calling_list = CallingListFactory(name="Deleted job")
-    monkeypatch.setattr(service, "CHUNK_ROWS", 10)
-    monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(reading, "PROGRESS_SECONDS", 0)
     rows = "\n".join(f"D{i},312555{i:04d}" for i in range(50))
     job = queued_job(calling_list, "deleted.csv", f"ID,Phone\nD-1,3125559999\n{rows}\n")
 
@@ -1045,8 +1045,8 @@ def test_a_list_deleted_while_an_import_writes_into_it_leaves_no_orphan_records(
 
     calling_list = CallingListFactory(name="Deleted list")
     list_id = calling_list.pk
-    monkeypatch.setattr(service, "CHUNK_ROWS", 10)
-    monkeypatch.setattr(service, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(reading, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(reading, "PROGRESS_SECONDS", 0)
     rows = "\n".join(f"L{i},312555{i:04d}" for i in range(60))
     job = queued_job(calling_list, "deleted-list.csv", f"ID,Phone\n{rows}\n")
     deleter: list[threading.Thread] = []
@@ -1108,7 +1108,7 @@ def test_a_failure_while_saving_leaves_nothing(calling_list, monkeypatch):
     def broken(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(service, "write_report", broken)  # after the records went in
+    monkeypatch.setattr(commit, "write_report", broken)  # after the records went in
     job = run_import(calling_list, "custom.csv", "ID,Phone,Extra\nC1,3125550123,x\n")
 
     assert job.status == UploadJob.Status.FAILED
@@ -1125,7 +1125,7 @@ def test_a_task_stopped_by_its_time_limit_fails_clearly_and_leaves_nothing(
     def time_is_up(*args):  # django-q2 raises this in the task when its limit strikes
         raise TimeoutException("Task exceeded maximum timeout value (300 seconds)")
 
-    monkeypatch.setattr(service, "_finish", time_is_up)  # after the records went in
+    monkeypatch.setattr(commit, "finish", time_is_up)  # after the records went in
     job = queued_job(calling_list, "big.csv", "ID,Phone\nT1,3125550123\n")
 
     with pytest.raises(SystemExit):
