@@ -11,70 +11,73 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from messaging.templating import RECORD_SYSTEM_FIELDS
 from skills.models import FieldType
 
 
 @dataclass(frozen=True)
 class SystemField:
+    """What the import adds to a name of the one vocabulary (templating.RECORD_SYSTEM_FIELDS)."""
+
     name: str  # the name in docs/spec.md section 4, as in templates
-    attribute: str  # the Record column ("" for phone fields: they become destinations)
     field_type: str
     max_length: int | None = None
     aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.name not in RECORD_SYSTEM_FIELDS:  # a typo here would import into nothing
+            raise ValueError(f"{self.name!r} is not a record system field")
+
+    @property
+    def attribute(self) -> str:
+        """The Record column ("" for phone fields: they become destinations)."""
+        return RECORD_SYSTEM_FIELDS[self.name]
 
 
 SYSTEM_FIELDS: tuple[SystemField, ...] = (
     SystemField(
         "ExternalId",
-        "external_id",
         FieldType.STRING,
         100,
         ("externalid", "id", "record", "recordid", "extid", "externalidentifier"),
     ),
-    SystemField("FirstName", "first_name", FieldType.STRING, 100, ("firstname", "fname", "first")),
-    SystemField("LastName", "last_name", FieldType.STRING, 100, ("lastname", "lname", "last")),
+    SystemField("FirstName", FieldType.STRING, 100, ("firstname", "fname", "first")),
+    SystemField("LastName", FieldType.STRING, 100, ("lastname", "lname", "last")),
     SystemField(
         "PhoneNumber",
-        "",
         FieldType.PHONE,
         None,
         ("phonenumber", "phone", "number", "phoneno", "telephone", "tel"),
     ),
     SystemField(
         "SMSPhoneNumber",
-        "",
         FieldType.PHONE,
         None,
         ("smsphonenumber", "smsphone", "smsnumber", "sms", "mobile", "mobilephone", "cell"),
     ),
-    SystemField(
-        "Address", "address", FieldType.STRING, 200, ("address", "address1", "street", "addr")
-    ),
-    SystemField("City", "city", FieldType.STRING, 100, ("city", "town")),
-    SystemField("State", "state", FieldType.STRING, 50, ("state", "province", "st")),
+    SystemField("Address", FieldType.STRING, 200, ("address", "address1", "street", "addr")),
+    SystemField("City", FieldType.STRING, 100, ("city", "town")),
+    SystemField("State", FieldType.STRING, 50, ("state", "province", "st")),
     SystemField(
         "Zip",
-        "zip_code",
         FieldType.STRING,
         20,
         ("zip", "zipcode", "postal", "postalcode", "postcode"),
     ),
-    SystemField("TimeZone", "time_zone", FieldType.STRING, 64, ("timezone", "tz", "zone")),
+    SystemField("TimeZone", FieldType.STRING, 64, ("timezone", "tz", "zone")),
     SystemField(
         "ExpirationDate",
-        "expires_on",
         FieldType.DATE,
         None,
         ("expirationdate", "exp", "expiration", "expires", "expiry", "expirydate", "expdate"),
     ),
-    SystemField("Priority", "priority", FieldType.BOOLEAN, None, ("priority",)),
-    SystemField("Score", "score", FieldType.INTEGER, None, ("score",)),
-    SystemField("Customer1", "customer1", FieldType.STRING, 200, ("customer1",)),
-    SystemField("Customer2", "customer2", FieldType.STRING, 200, ("customer2",)),
+    SystemField("Priority", FieldType.BOOLEAN, None, ("priority",)),
+    SystemField("Score", FieldType.INTEGER, None, ("score",)),
+    SystemField("Customer1", FieldType.STRING, 200, ("customer1",)),
+    SystemField("Customer2", FieldType.STRING, 200, ("customer2",)),
 )
 SYSTEM_BY_NAME = {f.name: f for f in SYSTEM_FIELDS}
 SYSTEM_BY_LOWER = {f.name.lower(): f for f in SYSTEM_FIELDS}
-PHONE_SYSTEM_FIELDS = ("PhoneNumber", "SMSPhoneNumber")
 _ALIASES = {alias: f.name for f in SYSTEM_FIELDS for alias in f.aliases}
 _PHONE_HINT = re.compile(r"phone|cell|mobile|tel|sms|fax|contact.?n", re.IGNORECASE)
 CUSTOM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from messaging.templating import PHONE_SYSTEM_FIELDS
 from skills.importing.fields import (
     CUSTOM_NAME_RE,
-    PHONE_SYSTEM_FIELDS,
     SYSTEM_BY_LOWER,
     SYSTEM_BY_NAME,
     custom_name_for,
