@@ -39,7 +39,7 @@ from phonenumber_field.phonenumber import PhoneNumber
 
 from dnc.models import DncEntry, DncGroup
 from pcsms.csvexport import csv_lines
-from pcsms.files import FORMATS, FileError, detect_format
+from pcsms.rows import FORMATS, FileError, as_text, detect_format, open_table
 
 __all__ = ["FORMATS", "FileError", "dnc_import", "export_csv_lines"]
 
@@ -88,7 +88,6 @@ DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y/%m/%d", "%d %b %Y", "%b 
 REPORT_HEADER = ["row", "outcome", "reason", "values"]
 SHOWN_ERRORS = 20
 WRITE_BATCH = 2000
-csv.field_size_limit(1 << 20)
 
 
 @dataclass
@@ -121,84 +120,8 @@ class ImportResult:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def _check_head(head: bytes, kind: str) -> None:
-    if not head.strip():
-        raise FileError("The file is empty.")
-    if head.startswith(b"PK\x03\x04"):
-        raise FileError(
-            f"This is a zipped file (probably an Excel .xlsx workbook), not {kind}. Import it "
-            "with its .xlsx name, or save it as CSV UTF-8."
-        )
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise FileError(f"This is an old Excel (.xls) or other Office file, not {kind}.")
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise FileError('The file is saved as UTF-16 ("Unicode text"). Save it as CSV UTF-8.')
-    if head.startswith(b"%PDF"):
-        raise FileError(f"This is a PDF document, not {kind}.")
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32 or b == 127)
-    if b"\x00" in head or controls > len(head) // 100:
-        raise FileError(f"This is not a text file (it holds binary data), so not {kind}.")
-
-
-def _text_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list]]:
-    kind = "CSV" if delimiter == "," else "tab-separated text"
-    with path.open("rb") as handle:
-        _check_head(handle.read(8192), kind)
-    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
-    handle = path.open(encoding="utf-8-sig", errors="strict", newline="")  # noqa: SIM115
-    try:
-        reader = csv.reader(handle, delimiter=delimiter)
-        try:
-            for cells in reader:
-                yield reader.line_num, cells
-        except UnicodeDecodeError as exc:
-            raise FileError(
-                "The file is not UTF-8 text. Save it as CSV UTF-8 and import that."
-            ) from exc
-        except csv.Error as exc:
-            raise FileError(f"The file could not be read as {kind}: {exc}.") from exc
-    finally:
-        handle.close()
-
-
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list]]:
-    from python_calamine import CalamineWorkbook
-
-    with path.open("rb") as handle:
-        if handle.read(4) != b"PK\x03\x04":
-            raise FileError("This is not an Excel .xlsx workbook.")
-    try:
-        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
-        rows = sheet.to_python(skip_empty_area=False)
-    except Exception as exc:  # calamine raises its own errors for damaged workbooks
-        raise FileError(f"The workbook could not be read: {exc}.") from exc
-    for number, cells in enumerate(rows, 1):
-        yield number, list(cells)
-
-
-def read_rows(path: str | Path, file_format: str) -> Iterator[tuple[int, list]]:
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        raise FileError("The file is empty.")
-    if file_format == "xlsx":
-        return _xlsx_rows(path)
-    return _text_rows(path, "," if file_format == "csv" else "\t")
-
-
-def _cell_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # a phone number typed into a numeric Excel cell
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return str(value).strip()
-
-
 def _header_key(value) -> str:
-    return re.sub(r"[^a-z0-9]", "", _cell_text(value).lower())
+    return re.sub(r"[^a-z0-9]", "", as_text(value).lower())
 
 
 # --- checking a row ----------------------------------------------------------------------------
@@ -213,7 +136,7 @@ class _CheckedNumber(PhoneNumber):
 
 
 def parse_phone(value, region: str) -> PhoneNumber | None:
-    text = _cell_text(value)
+    text = as_text(value)
     if not text:
         return None
     number = _CheckedNumber()
@@ -230,7 +153,7 @@ def parse_date(value) -> dt.date | None:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    text = _cell_text(value)
+    text = as_text(value)
     for fmt in DATE_FORMATS:
         try:
             return dt.datetime.strptime(text, fmt).date()
@@ -246,7 +169,7 @@ def _plan(rows: Iterator[tuple[int, list]], region: str, errors) -> tuple[dict, 
     phone_col = expire_col = None
     today = timezone.localdate()
     for number, cells in rows:
-        if not any(_cell_text(c) for c in cells):
+        if not any(as_text(c) for c in cells):
             continue
         if phone_col is None:
             keys = [_header_key(c) for c in cells]
@@ -264,7 +187,7 @@ def _plan(rows: Iterator[tuple[int, list]], region: str, errors) -> tuple[dict, 
         result.rows += 1
 
         def bad(reason: str, row_number: int = number, row_cells: list = cells) -> None:
-            values = " | ".join(_cell_text(c) for c in row_cells)
+            values = " | ".join(as_text(c) for c in row_cells)
             errors.writerow([row_number, "rejected", reason, values])
             result.invalid += 1
             if len(result.errors) < SHOWN_ERRORS:
@@ -275,13 +198,13 @@ def _plan(rows: Iterator[tuple[int, list]], region: str, errors) -> tuple[dict, 
         if phone is None:
             bad(
                 "no phone number"
-                if not _cell_text(raw_phone)
+                if not as_text(raw_phone)
                 else f"not a valid phone number (read in region {region})"
             )
             continue
         expires = None
         raw_date = cells[expire_col] if expire_col is not None and expire_col < len(cells) else ""
-        if _cell_text(raw_date):
+        if as_text(raw_date):
             try:
                 expires = parse_date(raw_date)
             except ValueError:
@@ -314,7 +237,12 @@ def dnc_import(
     region = group.business_unit.phone_region or "US"
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="") as spool:
         errors = csv.writer(spool)
-        wanted, result = _plan(read_rows(path, file_format), region, errors)
+        # Header-less: the first row may be a header or already a number (see _plan).
+        table = open_table(path, file_format, header=False)
+        try:
+            wanted, result = _plan(table.rows, region, errors)
+        finally:
+            table.close()
         result.file_name = file_name
         if result.invalid:
             spool.seek(0)

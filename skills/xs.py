@@ -34,9 +34,9 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from pcsms.rows import FileError
 from pcsms.timezones import normalise_zone_name
 from skills.importing.mapping import MappingError, build_plan
-from skills.importing.readers import FileError
 from skills.importing.service import upload_job_preview, upload_job_run
 from skills.models import CallingList, Record, Skill, UploadJob, XsEvent
 from skills.queries import active_list_ids, textable_records

@@ -130,6 +130,29 @@ def test_xlsx_with_numeric_phone_cells_and_date_cells(group, tmp_path):
     assert numbers(group) == {"+13125550123": dt.date(NEXT_YEAR, 1, 15), "+13125550124": None}
 
 
+def test_a_headerless_xlsx_of_numbers_keeps_its_first_row(group, tmp_path):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append([3125550123, dt.datetime(NEXT_YEAR, 3, 1)])
+    sheet.append([])
+    sheet.append(["not a number", None])
+    sheet.append([3125550124])
+    path = tmp_path / "numbers.xlsx"
+    book.save(path)
+    result = dnc_import(group=group, path=path)
+    assert (result.added, result.invalid) == (2, 1)
+    assert numbers(group) == {"+13125550123": dt.date(NEXT_YEAR, 3, 1), "+13125550124": None}
+    # The bad row is named as the spreadsheet numbers it, blank row included.
+    assert result.errors == [(3, "not a valid phone number (read in region US)", "not a number | ")]
+
+
+def test_a_file_in_another_encoding_names_the_line_of_its_first_bad_byte(group, tmp_path):
+    path = write(tmp_path, "dnc.csv", "phone,note\n3125550123,ok\n3125550124,caf\u00e9\n", "cp1252")
+    with pytest.raises(FileError, match="byte 0xE9 on line 3.*Windows-1252"):
+        dnc_import(group=group, path=path)
+    assert numbers(group) == {}
+
+
 def test_numbers_are_read_in_the_bus_region(db, tmp_path):
     group = DncGroupFactory(business_unit=BusinessUnitFactory(phone_region="GB"))
     path = write(tmp_path, "dnc.csv", "phone\n020 7946 0018\n07911 123456\n")

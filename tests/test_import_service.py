@@ -15,8 +15,10 @@ import pytest
 from django.core.files.base import ContentFile
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from skills.importing import commit, readers, reading, streaming
-from skills.importing.readers import FileError
+import pcsms.rows
+from pcsms.rows import FileError, base
+from pcsms.rows import pieces as sheet_pieces
+from skills.importing import commit, reading, streaming
 from skills.importing.service import upload_job_preview, upload_job_run
 from skills.models import CustomField, Destination, Record, UploadJob
 from tests.factories import (
@@ -183,7 +185,7 @@ def test_rows_are_numbered_alike_before_and_after_the_first_quote(
 ):
     # Lines without quotes go to the readers as they are; from the first quote on the csv
     # module reads. Tiny blocks cut lines everywhere; CRLF, a blank line, a quoted line break.
-    monkeypatch.setattr(readers, "BLOCK", 50)
+    monkeypatch.setattr(base, "BLOCK", 50)
     monkeypatch.setattr(reading, "CHUNK_ROWS", 3)
     plain = [f"Q{i},312555{i:04d},Name{i}" for i in range(10)]
     plain[5] = "Q5,555-01,Bad"  # row 7
@@ -306,8 +308,8 @@ def test_a_sheet_with_shared_strings_read_in_pieces(
 ):
     # Small pieces: the first one (read for the header with only the shared strings it uses)
     # and many more, each with its own workbook of the file's shared strings.
-    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 4096)
-    monkeypatch.setattr(readers, "FIRST_PIECE_BYTES", 600)
+    monkeypatch.setattr(sheet_pieces, "XLSX_PIECE_BYTES", 4096)
+    monkeypatch.setattr(sheet_pieces, "FIRST_PIECE_BYTES", 600)
     rows = [[], [], ["ExternalId", "Phone", "FirstName", "City"]]  # the header on row 3
     rows += [
         [f"S{n}", f"312555{n:04d}", f"Name{n}", ["Austin", "Boston"][n % 2]] for n in range(300)
@@ -364,7 +366,7 @@ def reversed_shared_strings(data: bytes) -> bytes:
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_a_piece_carries_the_shared_strings_up_to_its_last_rows(tmp_path, monkeypatch, reverse):
-    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 4096)
+    monkeypatch.setattr(sheet_pieces, "XLSX_PIECE_BYTES", 4096)
     path = tmp_path / "guess.xlsx"
     # Repeated texts in five more columns: a sheet several times its shared strings' size, so
     # several pieces. Reversed, only unique texts: every piece's last rows use its lowest
@@ -375,9 +377,9 @@ def test_a_piece_carries_the_shared_strings_up_to_its_last_rows(tmp_path, monkey
     write_xlsx_shared(path, rows)
     if reverse:
         path.write_bytes(reversed_shared_strings(path.read_bytes()))
-    table = readers.open_table(path, "xlsx")
+    table = pcsms.rows.open_table(path, "xlsx")
     try:
-        pieces = [b for b in table.batches(0) if isinstance(b, readers.SheetPiece)]
+        pieces = [b for b in table.batches(0) if isinstance(b, sheet_pieces.SheetPiece)]
         assert len(pieces) >= (1 if reverse else 2)
         rows = [row for piece in pieces for row in piece.rows()]
         last = pieces[-1]
@@ -400,17 +402,17 @@ def test_the_first_piece_reads_only_the_shared_strings_it_uses(tmp_path):
 
     sheet = ZipFile(path).read("xl/worksheets/sheet1.xml")
     first = sheet[: sheet.find(b'<row r="3"')]  # the header and row 2
-    needed = readers._shared_strings_needed(first)
+    needed = sheet_pieces._shared_strings_needed(first)
     assert needed == 4  # ExternalId, Phone, F0, Text 0
     shared = ZipFile(path).read("xl/sharedStrings.xml")
-    cut = readers._first_shared_strings(shared, needed)
+    cut = sheet_pieces._first_shared_strings(shared, needed)
     # The first strings as they are (a few more at most), and the part's closing tag.
     assert 4 <= cut.count(b"<si>") <= 10 and cut.endswith(b"</sst>")
     assert shared.startswith(cut[: cut.rfind(b"</si>")])
     for count in (1, 17, 60, 99):
-        got = readers._first_shared_strings(shared, count).count(b"<si>")
+        got = sheet_pieces._first_shared_strings(shared, count).count(b"<si>")
         assert count <= got <= count * 1.2 + 6
-    assert readers._first_shared_strings(shared, 10_000) == shared
+    assert sheet_pieces._first_shared_strings(shared, 10_000) == shared
 
 
 def test_a_sheet_damaged_past_its_first_piece_is_a_file_error_and_changes_nothing(
@@ -418,8 +420,8 @@ def test_a_sheet_damaged_past_its_first_piece_is_a_file_error_and_changes_nothin
 ):
     import struct
 
-    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 2048)
-    monkeypatch.setattr(readers, "BLOCK", 512)  # the header is read long before the end
+    monkeypatch.setattr(sheet_pieces, "XLSX_PIECE_BYTES", 2048)
+    monkeypatch.setattr(base, "BLOCK", 512)  # the header is read long before the end
     path = tmp_path / "damaged.xlsx"
     write_xlsx(path, sheet_in_pieces_rows())
     # The sheet's checksum no longer matches its data: zipfile sees it only at the end.
@@ -441,7 +443,7 @@ def test_a_sheet_damaged_past_its_first_piece_is_a_file_error_and_changes_nothin
 
 
 def test_a_header_below_the_first_piece_is_still_found(calling_list, tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", 1)  # the first piece is row 1 alone
+    monkeypatch.setattr(sheet_pieces, "XLSX_PIECE_BYTES", 1)  # the first piece is row 1 alone
     path = tmp_path / "low.xlsx"
     # Row 1 holds only a formatted blank cell: a row in the XML, blank to the reader.
     write_xlsx(path, {"A1": "", "A4": "ExternalId", "B4": "Phone", "A5": "L1", "B5": "555-01"})
@@ -455,7 +457,7 @@ def test_a_header_below_the_first_piece_is_still_found(calling_list, tmp_path, m
 def test_a_sheet_read_in_pieces_gives_what_one_parse_gives(
     calling_list, tmp_path, monkeypatch, piece_bytes
 ):
-    monkeypatch.setattr(readers, "XLSX_PIECE_BYTES", piece_bytes)
+    monkeypatch.setattr(sheet_pieces, "XLSX_PIECE_BYTES", piece_bytes)
     path = tmp_path / "pieces.xlsx"
     write_xlsx(path, sheet_in_pieces_rows())
     job = run_import(calling_list, "pieces.xlsx", path.read_bytes(), workers=2)

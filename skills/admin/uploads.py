@@ -29,9 +29,9 @@ from pcsms.admin_base import (
 )
 from pcsms.files import validate_upload_size
 from pcsms.models import BusinessUnit, visible_to
+from pcsms.rows import FileError, detect_format, open_table
 from skills.importing.fields import SYSTEM_FIELDS, custom_name_for
 from skills.importing.mapping import MappingError, build_plan
-from skills.importing.readers import FileError, detect_format, open_table
 from skills.importing.service import upload_job_preview
 from skills.models import (
     FieldType,

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from messaging.templating import RECORD_SYSTEM_FIELDS
+from pcsms.rows import as_text
 from skills.models import FieldType
 
 
@@ -114,23 +115,6 @@ _INT_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+|[+-]?\d+")
 
 class BadValue(ValueError):
     """A cell that does not hold a value of its field's type; the message is plain words."""
-
-
-def as_text(value) -> str:
-    """A cell as text: spreadsheet numbers that are whole read as ``12``, not ``12.0``."""
-    if isinstance(value, str):
-        return value.strip()
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value).strip()
 
 
 def parse_int(value) -> int:

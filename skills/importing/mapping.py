@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from messaging.templating import PHONE_SYSTEM_FIELDS
+from pcsms.rows import FileError
 from skills.importing.fields import (
     CUSTOM_NAME_RE,
     SYSTEM_BY_LOWER,
@@ -18,7 +19,6 @@ from skills.importing.fields import (
     infer_type,
     system_field_for,
 )
-from skills.importing.readers import FileError
 from skills.models import FieldType
 
 IGNORE = ""

@@ -16,6 +16,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from functools import cache
 
+from pcsms.rows import as_rows
 from skills.importing.copytext import (
     SRC_COLUMN,
     SRC_DEFAULT,
@@ -29,7 +30,6 @@ from skills.importing.fastrow import compile_fast_row
 from skills.importing.fields import PARSERS, SYSTEM_BY_NAME, BadValue, as_text
 from skills.importing.mapping import ColumnPlan
 from skills.importing.phones import PhoneNormaliser
-from skills.importing.readers import as_rows
 from skills.importing.zones import ZoneResolver
 from skills.models import FieldType
 

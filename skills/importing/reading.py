@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
+from pcsms.rows import FileError, Table
 from skills.importing import normalise
 from skills.importing.mapping import ColumnPlan
-from skills.importing.readers import FileError, Table
 from skills.importing.report import EntrySpool
 from skills.models import UploadJob
 

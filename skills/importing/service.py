@@ -44,6 +44,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from pcsms.rows import FileError, detect_format, open_table
 from skills.importing.commit import Stage, commit_stage
 from skills.importing.fields import as_text
 from skills.importing.mapping import (
@@ -53,7 +54,6 @@ from skills.importing.mapping import (
     propose_mapping,
     remember_mapping,
 )
-from skills.importing.readers import FileError, detect_format, open_table
 from skills.importing.reading import (
     Cancelled,
     Counts,

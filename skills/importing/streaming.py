@@ -19,10 +19,10 @@ import time
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
+from pcsms.rows import Table
 from skills.importing import commit, normalise
 from skills.importing.copytext import copy_escape
 from skills.importing.mapping import ColumnPlan
-from skills.importing.readers import Table
 from skills.importing.reading import (
     Cancelled,
     Counts,

@@ -12,10 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from pcsms.models import BusinessUnit
+from pcsms.rows import FileError, detect_format
 from pcsms.timezones import normalise_zone_name
 from skills.importing.fields import SYSTEM_BY_NAME, infer_type
 from skills.importing.mapping import MappingError, build_plan
-from skills.importing.readers import FileError, detect_format
 from skills.importing.service import upload_job_preview
 from skills.models import CallingList, Skill, UploadJob
 from skills.services import upload_job_import
