@@ -28,7 +28,7 @@ def execute_prepared(sql: str, params: Mapping | Sequence, *, fetch: bool = True
     Write casts for parameters whose type PostgreSQL cannot infer (``%(x)s::text``): the
     values are sent apart from the statement. Errors come out as Django's database errors.
     """
-    import psycopg
+    import psycopg  # here, not at the top: only PostgreSQL runs this, and SQLite never loads it
 
     connection.ensure_connection()
     raw = connection.connection

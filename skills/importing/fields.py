@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from messaging.templating import RECORD_SYSTEM_FIELDS
 from pcsms.rows import as_text
+from skills.importing.phones import PhoneNormaliser
 from skills.models import FieldType
 
 
@@ -191,8 +192,6 @@ PARSERS = {
 
 def infer_type(header: str, values: list, region: str = "US") -> str:
     """A custom field's likely type from its first values (the user can change it)."""
-    from skills.importing.phones import PhoneNormaliser
-
     present = [v for v in values if as_text(v) != ""]
     if not present:
         return FieldType.STRING

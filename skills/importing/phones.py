@@ -16,8 +16,10 @@ Barbados and Jamaica area codes; a metadata release that looks deeper makes the 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
+import zoneinfo
 from functools import cache
 from pathlib import Path
 
@@ -143,6 +145,8 @@ def nanp_key_rules() -> tuple[int, int, tuple[tuple[re.Pattern, int], ...]]:
     Returns (digits that choose the territory, the key depth when no territory matches,
     (territory leading-digit regex, key depth for it), ...).
     """
+    # Here, not at the top: the zone table is large, and only this builder (run once per
+    # process, cached) reads it directly.
     from phonenumbers import tzdata
 
     base = max((len(k) - 1 for k in tzdata.TIMEZONE_DATA if k.startswith("1")), default=0)
@@ -185,9 +189,6 @@ def zone_of(zones: tuple[str, ...] | list[str]) -> str | None:
 
 @cache
 def _same_clock(zones: tuple[str, ...]) -> str | None:
-    import datetime as dt
-    import zoneinfo
-
     if not zones or UNKNOWN_ZONE in zones:
         return None
     year = dt.date.today().year

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dnc.importing import FileError, dnc_import
 from dnc.models import DncGroup
+from pcsms.models import BusinessUnit
 
 
 class Command(BaseCommand):
@@ -55,8 +56,6 @@ class Command(BaseCommand):
                     f"No DNC group {options['group']!r} in business unit "
                     f"{options['business_unit']!r} (add --create-group to create it)."
                 )
-            from pcsms.models import BusinessUnit
-
             bu = BusinessUnit.objects.filter(name=options["business_unit"]).first()
             if bu is None:
                 raise CommandError(f"No business unit {options['business_unit']!r}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from skills.importing.fields import SYSTEM_BY_NAME, infer_type
 from skills.importing.mapping import MappingError, build_plan
 from skills.importing.service import upload_job_preview
 from skills.models import CallingList, Skill, UploadJob
+from skills.selectors import upload_job_result
 from skills.services import upload_job_import
 
 EXIT_FILE_ERROR = 2
@@ -111,8 +113,6 @@ class Command(BaseCommand):
             zone = known
         expires = None
         if options["expires"]:
-            import datetime as dt
-
             try:
                 expires = dt.date.fromisoformat(options["expires"])
             except ValueError:
@@ -204,8 +204,6 @@ class Command(BaseCommand):
         sys.exit(EXIT_FILE_ERROR)
 
     def _report(self, job: UploadJob, options) -> None:
-        from skills.selectors import upload_job_result
-
         result = upload_job_result(job)
         entries = result["errors"] + result["warnings"]
         entries.sort(key=lambda e: e["row"])

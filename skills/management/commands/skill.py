@@ -9,6 +9,7 @@ from django.db.models import Count
 
 from messaging.models import OutboundMessage
 from skills.models import Record, Skill
+from skills.selectors import skill_dashboard
 from skills.services import SkillStateError, skill_pause, skill_start, skill_stop
 
 
@@ -73,8 +74,6 @@ class Command(BaseCommand):
             self.stdout.write(f"  texts {status}: {n}")
 
     def _report(self, skill: Skill, options) -> None:
-        from skills.selectors import skill_dashboard
-
         data = skill_dashboard(skill).as_json()
         if options["json"]:
             self.stdout.write(json.dumps({"skill": skill.name, **data}))
