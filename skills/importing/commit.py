@@ -1,9 +1,10 @@
-"""The commit of a staged import (replace mode; every import on SQLite), and the end of all.
+"""The commit of a staged import (replace mode, and every import on SQLite), and its end.
 
 The rows were normalised into the temporary table of this connection (:class:`Stage`). In one
 transaction: the set-wide checks in SQL (an ID repeated in the file, an ID already in the list),
-the list's custom fields, one ``INSERT ... SELECT`` for the records (an upsert in replace mode),
-one for the destinations, then :func:`finish`: the error report and the job's final counts.
+one ``INSERT ... SELECT`` for the records (an upsert in replace mode), one for the destinations,
+then :func:`finish` (which the streaming import ends with too): the list's custom fields, the error
+report and the job's final counts.
 """
 
 # The SQL here is built from identifiers the code owns (model tables, "import_stage_<job id>");

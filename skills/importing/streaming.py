@@ -6,7 +6,7 @@ reported); :class:`ProgressLine` carries progress and cancel requests on a secon
 A cancel, a failure or a crash rolls the whole transaction back.
 """
 
-# The SQL here is built from identifiers the code owns (model tables, "import_stage_<job id>");
+# The SQL here is built from identifiers the code owns (model tables, sequence names);
 # every value goes in as a parameter.
 # ruff: noqa: S608
 
