@@ -13,26 +13,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from messaging.fake_carrier import FakeCarrier
 from messaging.models import MessageStatus, OutboundMessage
 from tests.factories import OutboundMessageFactory, SmsRegistrationFactory
+from tests.processes import ROOT, database_url
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "fault-test-token"
-
-
-def _database_url() -> str:
-    params = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{params['NAME']}"
-    host, port = params.get("HOST") or "127.0.0.1", params.get("PORT") or 5432
-    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    return f"postgres://{params['USER']}{password}@{host}:{port}/{params['NAME']}"
 
 
 def _worker(carrier: FakeCarrier) -> subprocess.Popen:
@@ -40,7 +29,7 @@ def _worker(carrier: FakeCarrier) -> subprocess.Popen:
     env.update(
         DJANGO_SETTINGS_MODULE="pcsms.settings",
         DEBUG="true",
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=database_url(),
         TWILIO_ACCOUNT_SID=carrier.account_sid,
         TWILIO_AUTH_TOKEN=TOKEN,
         TWILIO_API_BASE_URL=carrier.url,
