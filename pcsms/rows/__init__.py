@@ -24,7 +24,7 @@ from pcsms.files import FORMATS, FileError, detect_format
 from pcsms.rows.base import DELIMITERS, Lines, Table, as_rows, as_text, header_cells
 from pcsms.rows.pieces import SheetPiece, open_xlsx_in_pieces
 from pcsms.rows.text import open_text
-from pcsms.rows.xlsx import formulas_without_value, open_xlsx_whole, within
+from pcsms.rows.xlsx import check_inflation, formulas_without_value, open_xlsx_whole, within
 
 __all__ = [
     "FORMATS",
@@ -67,6 +67,7 @@ def _open_xlsx(path: Path, head: bytes, *, header: bool) -> Table:
             "This is not an Excel workbook (an .xlsx file is a zip archive; this one is not). "
             "If it is a CSV file, upload it with a .csv name."
         )
+    check_inflation(path)
     if not header:  # the files without a header are short lists of numbers: read them whole
         return open_xlsx_whole(path, header=False)
     table = open_xlsx_in_pieces(path)

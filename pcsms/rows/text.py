@@ -36,15 +36,18 @@ def check_text_head(head: bytes, file_format: str) -> None:
         )
     if head.startswith(b"%PDF"):
         raise FileError(f"This is a PDF document, not {kind}.")
+    # A stray control character (a bell, an escape pasted from a terminal) is still text: only
+    # many of them, or a NUL, mark binary data.
     controls = sum(1 for b in head if b < 9 or 13 < b < 32 or b == 127)
-    if b"\x00" in head or controls > len(head) // 100:
+    if b"\x00" in head or controls > max(len(head) // 100, 8):
         raise FileError(
             f"This is not a text file (it holds binary data), so it cannot be read as {kind}."
         )
 
 
-def scan_text(path: Path) -> int:
-    """Checks the whole file is UTF-8 without NUL bytes; returns the number of line breaks."""
+def scan_text(path: Path, newline: bytes = b"\n") -> int:
+    """Checks the whole file is UTF-8 without NUL bytes; returns the number of lines (ended by
+    ``newline``)."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     lines = 1
     offset = 0
@@ -55,14 +58,14 @@ def scan_text(path: Path) -> int:
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as exc:
-                line = lines + block.count(b"\n", 0, exc.start)
+                line = lines + block.count(newline, 0, exc.start)
                 bad = block[exc.start : exc.start + 1].hex().upper()
                 raise FileError(
                     f"The file is not UTF-8 text: byte 0x{bad} on line {line} (at byte "
                     f"{offset + exc.start}). It was probably saved as Windows-1252 or Latin-1; "
                     "save it as CSV UTF-8 and upload it again."
                 ) from None
-            lines += block.count(b"\n")
+            lines += block.count(newline)
             offset += len(block)
             last = block[-1:]
         try:
@@ -72,7 +75,7 @@ def scan_text(path: Path) -> int:
                 "The file is not UTF-8 text: it ends in the middle of a character. Save it as "
                 "CSV UTF-8 and upload it again."
             ) from None
-    return lines - 1 if last == b"\n" else lines
+    return lines - 1 if last == newline else lines
 
 
 def _read_header(handle, reader, delimiter: str) -> list[str]:
@@ -106,8 +109,12 @@ def open_text(
 ) -> Table:
     """A text file as a Table; ``header=False``: every row from the first, none a header."""
     check_text_head(head, file_format)
-    line_count = scan_text(path)
-    handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by Table
+    # Lines ended by a carriage return alone (old Mac files, some exports): read with universal
+    # newlines, so that every reader below sees "\n".
+    cr_only = b"\r" in head and b"\n" not in head
+    line_count = scan_text(path, b"\r" if cr_only else b"\n")
+    newline = None if cr_only else ""
+    handle = open(path, encoding="utf-8-sig", newline=newline)  # noqa: SIM115 - closed by Table
     reader = csv.reader(handle, delimiter=delimiter)
     names: list[str] = []
     if header:

@@ -55,6 +55,43 @@ def first_sheet_part(archive: zipfile.ZipFile) -> str | None:
     return None
 
 
+# What a workbook's parts may inflate to. Excel's own files inflate 5-10 times, a sheet of rows
+# that repeat one another up to ~50 times; a part past both bounds is a zip bomb, refused before
+# anything parses it (the parsers would hold it all in memory).
+MAX_INFLATION = 200
+INFLATION_CHECKED_ABOVE = 64 << 20  # a part smaller than this cannot hurt, whatever its ratio
+MAX_WORKBOOK_BYTES = 4 << 30  # all parts inflated: far past a million-row sheet (~150 MB)
+
+
+def check_inflation(path: Path) -> None:
+    """A :class:`FileError` for a workbook that would inflate far past any sheet of rows."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return  # the parse says what is wrong with it
+    with archive:
+        parts = archive.infolist()
+    total = sum(info.file_size for info in parts)
+    for info in parts:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > INFLATION_CHECKED_ABOVE and ratio > MAX_INFLATION:
+            raise FileError(
+                f"The workbook would unpack to {_megabytes(info.file_size)} from "
+                f"{_megabytes(info.compress_size)} ({ratio:,.0f} times its size), which no "
+                "sheet of rows does, so it is refused unread. Open it in Excel and save it "
+                "again, or save it as CSV UTF-8."
+            )
+    if total > MAX_WORKBOOK_BYTES:
+        raise FileError(
+            f"The workbook would unpack to {_megabytes(total)}: too large to import. Split it "
+            "into smaller files, or save it as CSV UTF-8."
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1 << 20):,.1f} MB"
+
+
 def formulas_without_value(path: Path) -> set[tuple[int, int]]:
     """(row number, 0-based column) of formula cells that have no saved result.
 

@@ -41,8 +41,20 @@ class ColumnPlan:
         return self.field_type == FieldType.PHONE
 
 
+# Columns of one calling list: the system fields and a generous number of custom ones. A file
+# much wider is a spreadsheet of something else (and its mapping page would not fit in one
+# form: Django refuses a POST of more than DATA_UPLOAD_MAX_NUMBER_FIELDS, 1,000, fields).
+MAX_COLUMNS = 250
+
+
 def column_names(header: list[str]) -> list[str]:
-    """Unique, non-empty names for the header's columns (blank or repeated headers renamed)."""
+    """Unique, non-empty names for the header's columns (blank or repeated headers renamed);
+    a :class:`FileError` for a header of more than ``MAX_COLUMNS`` columns."""
+    if len(header) > MAX_COLUMNS:
+        raise FileError(
+            f"The header row has {len(header):,} columns; a calling list has at most "
+            f"{MAX_COLUMNS:,}. Delete the columns that are not needed and upload it again."
+        )
     names: list[str] = []
     seen: set[str] = set()
     for index, raw in enumerate(header):

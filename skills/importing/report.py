@@ -14,6 +14,15 @@ import tempfile
 from collections.abc import Iterable, Iterator
 
 HEADER = ["row", "outcome", "reason", "values"]
+# Excel shows at most 32,767 characters in a cell: a longer reason or row (a 1 MB cell) is cut
+# there, saying how long it was, so that the report still opens and reads back.
+MAX_REPORT_CELL = 32_000
+
+
+def _cell(text: str) -> str:
+    if len(text) <= MAX_REPORT_CELL:
+        return text
+    return f"{text[:MAX_REPORT_CELL]}... ({len(text):,} characters in all)"
 
 
 class EntrySpool:
@@ -25,8 +34,8 @@ class EntrySpool:
         self.count = 0
 
     def extend(self, entries: Iterable[tuple[int, str, str, str]]) -> None:
-        for entry in entries:
-            self.writer.writerow(entry)
+        for row, outcome, reason, values in entries:
+            self.writer.writerow((row, outcome, _cell(reason), _cell(values)))
             self.count += 1
 
     def __iter__(self) -> Iterator[tuple[int, str, str, str]]:

@@ -58,9 +58,19 @@ class Command(BaseCommand):
     def _apply(self, options):
         path = Path(options["path"])
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"Cannot read {path}: {exc}") from None
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise CommandError(f"{path}: the file is saved as UTF-16; save it as UTF-8 TOML.")
+        try:
+            # utf-8-sig: Windows editors may start a UTF-8 file with a byte-order mark.
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise CommandError(
+                f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02X} at byte {exc.start:,}). "
+                "A configuration file is TOML, as `manage.py config export` writes it."
+            ) from None
         try:
             result = config_apply(text, dry_run=options["dry_run"])
         except ConfigError as exc:
