@@ -234,3 +234,20 @@ def test_a_hostile_file_is_handled_in_bounded_memory_by_the_command(bu, name):
     )
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == (2 if name in LIST_REFUSED else 0), result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", [n for n in FILES if n not in TOML])
+def test_the_dnc_admin_import_answers_every_file_without_a_server_error(
+    client, staff_member, existing, name
+):
+    _, group = existing
+    client.force_login(staff_member)
+    url = reverse("admin:dnc_dncgroup_import", args=[group.pk])
+    data = (CORPUS / name).read_bytes()
+    response = client.post(url, {"file": SimpleUploadedFile(name, data)})
+    assert response.status_code == 200
+    if name in DNC_REFUSED:
+        assert response.context["form"].errors["file"]  # the page says why
+        assert list(group.entries.values_list("phone_number", flat=True)) == ["+13125550199"]
+    else:
+        assert response.context["result"].rows > 0
