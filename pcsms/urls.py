@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from pcsms.views import healthz
+
 admin.site.site_header = "pcsms administration"
 admin.site.site_title = "pcsms"
 admin.site.index_title = "Proactive agentless SMS"
@@ -9,6 +11,7 @@ admin.site.index_title = "Proactive agentless SMS"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),  # served without middleware: see pcsms.wsgi
     path("", include("messaging.urls")),  # carrier callbacks: /sms/twilio/status/ and inbound
     path("", include("skills.urls")),  # the CRM endpoint: /xs/skills/<id>/records/
 ]

@@ -3,8 +3,9 @@
 The carrier's webhooks (``/sms/twilio/...``: a status callback or two for every text sent) skip
 the middleware, which is there for people using the admin: sessions, authentication, messages,
 CSRF (the webhooks are exempt), clickjacking and security headers. They are checked by their
-signature instead (``messaging.views``). Everything else, and the request signals that look
-after database connections, is Django's usual handler.
+signature instead (``messaging.views``). ``/healthz`` (``pcsms.views``) skips it too, for load
+balancers that check a server by its address over plain HTTP. Everything else, and the request
+signals that look after database connections, is Django's usual handler.
 """
 
 import os
@@ -16,6 +17,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pcsms.settings")
 
 WEBHOOK_PREFIX = "/sms/twilio/"
+HEALTH_PATH = "/healthz"
 
 
 class WebhookHandler(WSGIHandler):
@@ -33,6 +35,7 @@ webhook_application = WebhookHandler()
 
 
 def application(environ, start_response):
-    if environ.get("PATH_INFO", "").startswith(WEBHOOK_PREFIX):
+    path = environ.get("PATH_INFO", "")
+    if path.startswith(WEBHOOK_PREFIX) or path == HEALTH_PATH:
         return webhook_application(environ, start_response)
     return django_application(environ, start_response)
