@@ -48,6 +48,7 @@ NON_ADMIN_URLS = {
     "twilio-status": "tests/test_webhook_abuse.py",
     "twilio-inbound": "tests/test_webhook_abuse.py",
     "xs_records": "tests/test_xs_abuse.py",
+    "healthz": "tests/test_health.py",
 }
 
 # Fields renamed to carry MARKER on every row of the other BU (only free-text names, so the
