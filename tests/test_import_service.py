@@ -8,9 +8,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 
 from pcsms.rows import base
-from skills.importing import reading, streaming
+from skills.importing import reading, service, streaming
 from skills.importing.service import upload_job_preview, upload_job_run
 from skills.models import CustomField, Destination, Record, UploadJob
 from tests.factories import (
@@ -616,3 +617,27 @@ def test_a_zone_with_the_same_clock_as_an_allowed_zone_is_stored_as_that_zone(ca
     got = records(calling_list)
     assert (got["J1"].time_zone, got["J2"].time_zone) == ("America/Anchorage", "America/New_York")
     assert job.rows_flagged == 0
+
+
+def test_a_large_import_renews_the_tables_statistics_on_postgresql(calling_list, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("statistics of the query planner: PostgreSQL")
+
+    def analyses() -> int:
+        """ANALYZE runs on the records table so far (autovacuum's are counted apart)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # read the counters afresh
+            cursor.execute(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'skills_record'"
+            )
+            return cursor.fetchone()[0]
+
+    monkeypatch.setattr(service, "ANALYZE_AFTER_ROWS", 3)
+    before = analyses()
+    rows = "".join(f"S{i},312555{i:04d}\n" for i in range(3))
+    job = run_import(calling_list, "stats.csv", f"ID,Phone\n{rows}")
+
+    assert job.rows_valid == 3 and "analyze" in job.counts.timings
+    assert analyses() == before + 1
+    small = run_import(calling_list, "two.csv", "ID,Phone\nT1,3125559001\nT2,3125559002\n")
+    assert small.rows_valid == 2 and analyses() == before + 1  # below the threshold: none
