@@ -311,3 +311,29 @@ class CpuMeter:
         used["seconds"] = time.monotonic() - self.mono
         self.wall_to = time.time()
         return used
+
+
+def noon_zone(now: dt.datetime) -> str:
+    """An IANA zone where ``now`` is between 11:00 and 13:00 (POSIX names: Etc/GMT-5 is +5), so
+    that records in it are inside their allowed hours whenever a bench runs."""
+    offset = 12 - now.astimezone(dt.UTC).hour
+    offset = offset - 24 if offset > 14 else offset + 24 if offset < -12 else offset
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def queued_upload(calling_list, path: Path, **fields):
+    """An upload job of ``path`` with its proposed mapping, queued: what the admin's Import
+    button leaves for a worker."""
+    from django.core.files import File
+
+    from skills.importing.service import upload_job_preview
+    from skills.models import UploadJob
+
+    job = UploadJob(calling_list=calling_list, original_name=path.name, **fields)
+    with path.open("rb") as handle:
+        job.file.save(path.name, File(handle), save=False)
+    job.save()
+    job.mapping = upload_job_preview(job=job).mapping
+    job.status = UploadJob.Status.QUEUED
+    job.save()
+    return job

@@ -43,13 +43,6 @@ import _harness as h
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def noon_zone(now: dt.datetime) -> str:
-    """An IANA zone where ``now`` is between 11:00 and 13:00 (POSIX names: Etc/GMT-5 is +5)."""
-    offset = 12 - now.astimezone(dt.UTC).hour
-    offset = offset - 24 if offset > 14 else offset + 24 if offset < -12 else offset
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
-
-
 def start_carrier(log: Path, args, web_url: str):
     """The fake carrier posting its callbacks to gunicorn (the harness's posts none)."""
     port = h.free_port()
@@ -146,17 +139,15 @@ def main() -> None:
     )
     h.setup_django(env)
 
-    from django.core.files import File
     from django.db import transaction
     from django.utils import timezone
 
     from dnc.models import DncEntry
     from messaging.models import MessageTemplate, OutboundMessage
-    from skills.importing.service import upload_job_preview
     from skills.models import CallingList, FilterCondition, Record, Skill, UploadJob
     from skills.services import skill_apply_defaults, skill_start, upload_job_enqueue
 
-    zone = noon_zone(timezone.now())
+    zone = h.noon_zone(timezone.now())
     bu, registrations = h.make_codes(args.codes, args.rate, prefix=800)
     bu.allowed_time_zones = [zone]
     bu.save()
@@ -186,13 +177,7 @@ def main() -> None:
         handle.write("ExternalId,SMSPhoneNumber,FirstName,TimeZone,Customer1\n")
         for n in range(args.records):
             handle.write(f"J{n},+1888{2000000 + n:07d},Name{n % 89},{zone},{n % args.codes}\n")
-    job = UploadJob(calling_list=calling_list, original_name=path.name, start_skill=skills[0])
-    with path.open("rb") as handle:
-        job.file.save(path.name, File(handle), save=False)
-    job.save()
-    job.mapping = upload_job_preview(job=job).mapping
-    job.status = UploadJob.Status.QUEUED
-    job.save()
+    job = h.queued_upload(calling_list, path, start_skill=skills[0])
 
     honcho = subprocess.Popen(
         [

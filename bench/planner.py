@@ -19,7 +19,6 @@ that a list's size does not decide how long a tick or a dashboard takes.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import tempfile
 import time
@@ -32,13 +31,6 @@ sys.path.insert(0, str(ROOT))
 GOAL = 2.0
 
 
-def noon_zone(now: dt.datetime) -> str:
-    """An IANA zone where ``now`` is between 11:00 and 13:00 (POSIX names: Etc/GMT-5 is +5)."""
-    offset = 12 - now.astimezone(dt.UTC).hour
-    offset = offset - 24 if offset > 14 else offset + 24 if offset < -12 else offset
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
-
-
 def write_list(path: Path, count: int, first: int, zone: str) -> None:
     with path.open("w", encoding="utf-8") as handle:
         handle.write("ExternalId,SMSPhoneNumber,FirstName,TimeZone\n")
@@ -48,19 +40,10 @@ def write_list(path: Path, count: int, first: int, zone: str) -> None:
 
 
 def import_list(calling_list, path: Path):
-    from django.core.files import File
-
-    from skills.importing.service import upload_job_preview, upload_job_run
+    from skills.importing.service import upload_job_run
     from skills.models import UploadJob
 
-    job = UploadJob(calling_list=calling_list, original_name=path.name)
-    with path.open("rb") as handle:
-        job.file.save(path.name, File(handle), save=False)
-    job.save()
-    job.mapping = upload_job_preview(job=job).mapping
-    job.status = UploadJob.Status.QUEUED
-    job.save()
-    job = upload_job_run(job_id=job.pk, workers=2)
+    job = upload_job_run(job_id=h.queued_upload(calling_list, path).pk, workers=2)
     assert job.status == UploadJob.Status.COMPLETED, job.message
     return job
 
@@ -95,7 +78,7 @@ def main() -> None:
     from skills.selectors import skill_dashboard
     from skills.services import skill_apply_defaults
 
-    zone = noon_zone(timezone.now())
+    zone = h.noon_zone(timezone.now())
     bu, registrations = h.make_codes(2, 100)
     bu.allowed_time_zones = [zone]
     bu.save()
