@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python bench/journey.py [--records 100000] [--codes 5] [--rate 100]
         [--workers 3] [--latency-ms 150] [--fail-rate 0.05] [--stop-rate 0.01]
         [--timeout 1800] [--database-url postgres://...] [--redis-url redis://...]
+        [--kill [--kill-every 10]]
 
 PostgreSQL (a fresh database, default ``pcsms_bench_journey``) and Redis (database 14 by
 default, emptied) behind the repository's ``Procfile`` run by honcho: gunicorn and ``--workers``
@@ -21,14 +22,24 @@ every skill has completed, then prints: the time to complete, texts/s, the busie
 each code at the carrier's clock against its limit, duplicates, texts outside the recipient's
 allowed hours, texts after the recipient's STOP was stored, records not finalized, and the peak
 RSS of each process. Zeros are required where the line says so.
+
+``--kill``: hosts dying. Once the import is done, every ``--kill-every`` seconds one worker
+process, picked at random, is killed with SIGKILL together with every process below it (as when
+its host loses power) and started again; once, when about a third of the texts have gone,
+PostgreSQL is restarted (``pg_ctlcluster ... restart``: every connection is cut). honcho stops
+every process when one exits, so in this mode the bench starts the Procfile's ``worker`` line
+itself, the same command honcho runs, one process group per worker. Still required: 0
+duplicates, 0 lost (every record final and its text at the carrier).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime as dt
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -89,6 +100,83 @@ def peak_rss(pid: int) -> tuple[str, int]:
     return command, kb // 1024
 
 
+def procfile_command(name: str) -> str:
+    """The Procfile's command line for ``name``, parsed as honcho parses it."""
+    from honcho.environ import parse_procfile
+
+    return parse_procfile((ROOT / "Procfile").read_text()).processes[name]
+
+
+class Workers:
+    """The Procfile's ``worker`` processes, each in a process group of its own, so that one can
+    be killed whole (the cluster and its children) and started again."""
+
+    def __init__(self, count: int, env: dict[str, str]) -> None:
+        self.command = procfile_command("worker")
+        self.env = env
+        self.processes = [self._start() for _ in range(count)]
+        self.kills = 0
+
+    def _start(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            self.command,
+            shell=True,  # noqa: S602 - the repository's own Procfile line, as honcho runs it
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def kill_one(self, rng: random.Random) -> None:
+        i = rng.randrange(len(self.processes))
+        victim = self.processes[i]
+        for pid in descendants(victim.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        victim.wait()
+        self.kills += 1
+        self.processes[i] = self._start()
+
+    def pids(self) -> list[int]:
+        return [pid for p in self.processes for pid in descendants(p.pid)]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def restart_postgres() -> float:
+    """Restart the local PostgreSQL cluster (every connection is cut); returns the seconds."""
+    started = time.monotonic()
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.monotonic() - started
+
+
+def retrying(query):
+    """Run a read of the bench's own; while PostgreSQL restarts, wait and try again."""
+    from django.db import OperationalError, connection
+
+    for _ in range(120):
+        try:
+            return query()
+        except OperationalError:
+            connection.close()
+            time.sleep(0.5)
+    return query()
+
+
 def wait_http(url: str, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -111,6 +199,8 @@ def main() -> None:
     parser.add_argument("--stop-rate", type=float, default=0.01)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--kill", action="store_true", help="kill workers, restart PostgreSQL")
+    parser.add_argument("--kill-every", type=float, default=10.0)
     h.database_url_option(parser, "pcsms_bench_journey")
     args = parser.parse_args()
 
@@ -135,6 +225,9 @@ def main() -> None:
         WEB_THREADS="12",
         Q_WORKERS="2",
         CONN_MAX_AGE="60",
+        # A lost callback (the database restart of --kill) is looked up after a minute, not the
+        # production default of ten, so that the run ends soon after its last text.
+        RECEIPT_CHECK_AFTER="60",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     h.setup_django(env)
@@ -179,12 +272,13 @@ def main() -> None:
             handle.write(f"J{n},+1888{2000000 + n:07d},Name{n % 89},{zone},{n % args.codes}\n")
     job = h.queued_upload(calling_list, path, start_skill=skills[0])
 
+    # honcho runs the Procfile: both lines, or (--kill) the web alone and the workers here.
     honcho = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "honcho"),
             "start",
             "-c",
-            f"web=1,worker={args.workers}",
+            f"web=1,worker={0 if args.kill else args.workers}",
         ],
         cwd=ROOT,
         env=env,
@@ -192,6 +286,8 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    workers = Workers(args.workers, env) if args.kill else None
+    rng = random.Random(11)
     peaks: dict[int, tuple[str, int]] = {}
     try:
         wait_http(f"{web_url}/healthz", 60)
@@ -208,17 +304,35 @@ def main() -> None:
         for skill in skills[1:]:
             skill_start(skill=skill)
         deadline = started + args.timeout
+        next_kill = time.monotonic() + args.kill_every
+        restarted = None  # seconds PostgreSQL took to restart, once it has been
         while time.monotonic() < deadline:
-            for pid in [*descendants(honcho.pid), carrier.pid]:
+            pids = [*descendants(honcho.pid), carrier.pid, *(workers.pids() if workers else [])]
+            for pid in pids:
                 peaks[pid] = max(peaks.get(pid, ("", 0)), peak_rss(pid), key=lambda p: p[1])
             states = set(
-                Skill.objects.filter(pk__in=[s.pk for s in skills]).values_list("state", flat=True)
+                retrying(
+                    lambda: list(
+                        Skill.objects.filter(pk__in=[s.pk for s in skills]).values_list(
+                            "state", flat=True
+                        )
+                    )
+                )
             )
             if states == {Skill.State.COMPLETED}:
                 break
+            if workers and time.monotonic() >= next_kill:
+                workers.kill_one(rng)
+                next_kill = time.monotonic() + args.kill_every
+            if workers and restarted is None and log.exists():
+                with log.open() as handle:
+                    if sum(1 for _ in handle) >= args.records / 3:
+                        restarted = restart_postgres()
             time.sleep(2)
         finished = time.monotonic() - started
     finally:
+        if workers:
+            workers.stop()
         for process in (honcho, carrier):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -234,6 +348,12 @@ def main() -> None:
         f"{args.workers} worker processes, Redis broker, carrier {args.latency_ms:g} ms, "
         f"{args.fail_rate:.0%} refused, {args.stop_rate:.0%} reply STOP"
     )
+    if workers:
+        print(
+            f"journey: --kill: {workers.kills} worker processes killed with SIGKILL and started "
+            f"again (one every {args.kill_every:g} s); PostgreSQL restarted once"
+            + (f" ({restarted:.1f} s)" if restarted is not None else " (NOT: too few texts)")
+        )
     print(
         f"journey: completed in {finished:,.0f} s (timeout {args.timeout:,.0f} s)"
         if finished < args.timeout
@@ -253,8 +373,28 @@ def main() -> None:
         f"journey: busiest second at the carrier's clock {busiest} (limit {args.rate:g}); "
         f"codes over the limit: {windows_over} (required 0)"
     )
+    started_at = {
+        sid: at.timestamp()
+        for sid, at in OutboundMessage.objects.filter(sent_at__isnull=False).values_list(
+            "carrier_sid", "sent_at"
+        )
+    }
+    ours = collections.defaultdict(list)
+    lag = []
+    for r in sent:
+        if r["sid"] in started_at:
+            ours[r["from"]].append(started_at[r["sid"]])
+            lag.append(r["t"] - started_at[r["sid"]])
+    print(
+        f"journey: busiest second at pcsms's clock (send starts) "
+        f"{max((h.max_per_window(ts) for ts in ours.values()), default=0)}; "
+        "send start -> carrier's clock: "
+        + ", ".join(f"{name} {value * 1000:,.0f} ms" for name, value in h.quantiles(lag).items())
+    )
     pairs = collections.Counter((r["to"], r["body"]) for r in sent)
     print(f"journey: duplicates {sum(n - 1 for n in pairs.values() if n > 1)} (required 0)")
+    lost = args.records - len({r["to"] for r in sent})
+    print(f"journey: records whose text never reached the carrier {lost:,} (required 0)")
     local = zoneinfo.ZoneInfo(zone)
     outside = sum(
         1

@@ -351,6 +351,11 @@ class OutboundMessage(models.Model):
         max_length=100, blank=True, help_text="The sender (host:pid:thread) that marked it."
     )
     sent_at = models.DateTimeField(null=True, blank=True)
+    receipt_checked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the carrier was last asked for this sent text's status (no receipt yet).",
+    )
     delivered_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -368,6 +373,12 @@ class OutboundMessage(models.Model):
             # STOP handling: withdraw everything queued to one number in a BU at once.
             models.Index(
                 fields=["business_unit", "to", "status"], name="outbound_bu_to_status_idx"
+            ),
+            # The receipt check: sent texts still waiting for their receipt, oldest first.
+            models.Index(
+                fields=["sent_at"],
+                condition=Q(status=MessageStatus.SENT),
+                name="outbound_awaiting_receipt_idx",
             ),
         ]
         constraints = [
@@ -393,6 +404,7 @@ class MessageEvent(models.Model):
         TRANSITION = "transition", "Status change"
         CALLBACK = "callback", "Carrier callback"
         CARRIER_CALL = "carrier_call", "Carrier request"
+        STATUS_CHECK = "status_check", "Status asked of the carrier"
 
     message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=14, choices=Kind.choices)

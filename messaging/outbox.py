@@ -357,7 +357,9 @@ def reconcile(backend: BaseSmsBackend, messages: list[OutboundMessage]) -> dict[
                     status=MessageStatus.SENT,
                     carrier_sid=result.carrier_sid,
                     carrier_status=result.carrier_status[:20],
-                    sent_at=now,
+                    # It left when it was claimed, not now: the pace checks and the receipt
+                    # wait both count from its send time.
+                    sent_at=message.claimed_at or now,
                     updated_at=now,
                 )
                 add_events([message.id], MessageStatus.SENT, "found at the carrier on reconcile")

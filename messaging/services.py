@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from dnc.keywords import Kind, Verdict, classify_for_business_unit
@@ -25,6 +28,7 @@ from dnc.services import (
     dnc_opt_out,
     normalise_phone,
 )
+from messaging.backends import get_backend
 from messaging.hooks import INBOUND_HANDLERS, STATUS_LISTENERS, register
 from messaging.models import (
     InboundMessage,
@@ -76,6 +80,7 @@ def message_record_status(
     error_text: str = "",
     message_id: int | None = None,
     at: dt.datetime | None = None,
+    kind: str = MessageEvent.Kind.CALLBACK,
 ) -> OutboundMessage | None:
     """Apply a carrier status report to the message with that carrier id.
 
@@ -85,6 +90,8 @@ def message_record_status(
 
     ``message_id`` (our id, carried in the status callback URL) finds a message whose carrier id
     is not recorded yet: a fast carrier can call back before the sender has stored its answer.
+    ``kind`` says where the report came from (a callback, or the carrier asked by
+    :func:`message_receipts_check`), for the text's history.
     """
     at = at or timezone.now()
     new_status = CARRIER_STATUS_MAP.get((carrier_status or "").lower())
@@ -93,11 +100,25 @@ def message_record_status(
     with transaction.atomic() if error_code else contextlib.nullcontext():
         if connection.vendor == "postgresql":
             found = _record_status_pg(
-                carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at
+                carrier_sid,
+                carrier_status,
+                new_status,
+                error_code,
+                error_text,
+                message_id,
+                at,
+                kind,
             )
         else:
             found = _record_status(
-                carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at
+                carrier_sid,
+                carrier_status,
+                new_status,
+                error_code,
+                error_text,
+                message_id,
+                at,
+                kind,
             )
         if found is None:
             logger.warning(
@@ -112,7 +133,7 @@ def message_record_status(
 
 
 def _record_status_pg(
-    carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at
+    carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at, kind
 ) -> tuple[OutboundMessage, bool] | None:
     """PostgreSQL: lock, update, event in one prepared statement (one round trip, its own
     transaction unless the caller holds one): the status URL's whole database work."""
@@ -129,7 +150,7 @@ def _record_status_pg(
             "text": error_text,
             "at": at,
             "now": timezone.now(),
-            "kind": MessageEvent.Kind.CALLBACK.value,
+            "kind": str(kind),
         },
     )
     if not rows:
@@ -139,7 +160,7 @@ def _record_status_pg(
 
 
 def _record_status(
-    carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at
+    carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at, kind
 ) -> tuple[OutboundMessage, bool] | None:
     """Other databases (SQLite): lock, event and update as three statements in a transaction."""
     sql = _status_sql()
@@ -161,7 +182,7 @@ def _record_status(
             sql.event,
             [
                 message.id,
-                MessageEvent.Kind.CALLBACK.value,
+                str(kind),
                 carrier_status,
                 error_code,
                 error_text or ("applied" if changed else "no change"),
@@ -196,6 +217,68 @@ def _record_status(
 
 
 _FINISHED = (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
+
+RECEIPT_CHECK_BATCH = 1000  # texts asked about per run (a run each minute)
+
+
+def message_receipts_check(*, now: dt.datetime | None = None) -> Counter:
+    """Ask the carrier for the status of sent texts whose receipt has not come, and apply what
+    it says as if its callback had come.
+
+    A status callback can be lost: our web tier down or restarting, the database restarting
+    under it, a network cut, the carrier giving up its retries. The text then stays ``sent``
+    and, once the skill's receipt wait has passed, its record is open to the cadence again: the
+    person would get a second text although the first arrived. So a text still ``sent`` after
+    ``RECEIPT_CHECK_AFTER`` seconds is looked up (and again each as many seconds, until
+    ``RECEIPT_CHECK_FOR`` seconds after it was sent), oldest first, at most
+    ``RECEIPT_CHECK_BATCH`` a run. Backends that cannot ask (the simulator) are skipped.
+    Returns counts: asked, answered, cannot_ask.
+    """
+    now = now or timezone.now()
+    every = dt.timedelta(seconds=settings.RECEIPT_CHECK_AFTER)
+    due = list(
+        OutboundMessage.objects.filter(
+            status=MessageStatus.SENT,
+            carrier_sid__isnull=False,
+            sent_at__lt=now - every,
+            sent_at__gte=now - dt.timedelta(seconds=settings.RECEIPT_CHECK_FOR),
+        )
+        .filter(Q(receipt_checked_at__isnull=True) | Q(receipt_checked_at__lt=now - every))
+        .order_by("sent_at")
+        .values_list("id", "carrier_sid", "registration__backend", "registration__carrier_account")[
+            :RECEIPT_CHECK_BATCH
+        ]
+    )
+    counts: Counter = Counter()
+    if not due:
+        return counts
+    # Stamped first: two workers running the check at once ask about different texts.
+    OutboundMessage.objects.filter(id__in=[row[0] for row in due]).update(receipt_checked_at=now)
+    by_backend: dict[str, dict[str, str]] = defaultdict(dict)
+    for _id, sid, path, account in due:
+        by_backend[path or settings.SMS_BACKEND][sid] = account or "default"
+    for path, sids in by_backend.items():
+        with get_backend(path) as backend:
+            reports = backend.fetch_statuses(sids)
+        if reports is None:
+            counts["cannot_ask"] += len(sids)
+            continue
+        counts["asked"] += len(sids)
+        for report in reports.values():
+            message_record_status(
+                carrier_sid=report.carrier_sid,
+                carrier_status=report.carrier_status,
+                error_code=report.error_code,
+                error_text=report.error_text,
+                at=report.updated_at or now,
+                kind=MessageEvent.Kind.STATUS_CHECK,
+            )
+            counts["answered"] += 1
+    if counts["answered"]:
+        logger.info(
+            "Receipt check: %s texts asked about, %s answered", counts["asked"], counts["answered"]
+        )
+    return counts
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 
 from messaging.sender import Dispatcher
+from messaging.services import message_receipts_check
 from pcsms.queue import enqueue_on_commit
 
 RUN_SECONDS = 110.0  # > the schedule's 60 s, < Q_CLUSTER timeout (300 s)
@@ -24,6 +25,11 @@ def run_senders(max_seconds: float = RUN_SECONDS) -> dict[str, int]:
     gc.freeze()
     stats = Dispatcher(until_idle=True, max_seconds=max_seconds, idle_exit=10.0).run()
     return {"sent": stats.sent, "failed": stats.failed, "withdrawn": stats.withdrawn}
+
+
+def check_receipts() -> dict[str, int]:
+    """Look up sent texts whose receipt is late (scheduled each minute)."""
+    return dict(message_receipts_check())
 
 
 def kick_senders() -> None:

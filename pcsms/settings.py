@@ -179,6 +179,11 @@ TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 # Seconds after its claim before a text with no carrier answer is looked up at the carrier
 # (longer than any request can still be on its way).
 SENDER_RECONCILE_AFTER = env.float("SENDER_RECONCILE_AFTER", default=30.0)
+# A sent text with no receipt after this many seconds is looked up at the carrier, and again
+# every as many seconds, for RECEIPT_CHECK_FOR seconds after it was sent: a lost status
+# callback then costs a late receipt, not a second text (docs/dnc-and-callbacks.md).
+RECEIPT_CHECK_AFTER = env.float("RECEIPT_CHECK_AFTER", default=600.0)
+RECEIPT_CHECK_FOR = env.float("RECEIPT_CHECK_FOR", default=2 * 3600.0)
 if SMS_BACKEND.endswith("TwilioBackend") and not DEBUG:
     for _name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
         if not globals()[_name]:

@@ -429,19 +429,23 @@ class _Pass:
     def _write(self, planned: list[_Planned], finals: dict[str, list[Record]]) -> None:
         now, skill = self.now, self.skill
         stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        for reason, records in finals.items():
-            self.result.finalized[reason] += finalize_records(
-                [r.id for r in records], reason, skill=skill
-            )
-        if not planned:
-            return
+        # Another pass of this skill may have planned some of these records since this one read
+        # them (passes overlap on several workers). Its text is pending: the record must be
+        # neither texted again nor finalized. A record read before that pass's write but its
+        # numbers after it looked "attempts used up"; finalizing it withdrew the pending text
+        # at send time and the person was never texted (bench/journey.py, 3,000 of 100,000).
+        decided = [p.record.id for p in planned] + [r.id for rs in finals.values() for r in rs]
         pending = set(
             Attempt.objects.filter(
-                pending_q(skill, now),
-                skill=skill,
-                record_id__in=[p.record.id for p in planned],
+                pending_q(skill, now), skill=skill, record_id__in=decided
             ).values_list("record_id", flat=True)
         )
+        for reason, records in finals.items():
+            ids = [r.id for r in records if r.id not in pending]
+            self.result.skipped["already_planned"] += len(records) - len(ids)
+            self.result.finalized[reason] += finalize_records(ids, reason, skill=skill)
+        if not planned:
+            return
         if pending:  # another pass planned them meanwhile
             self.result.skipped["already_planned"] += len(pending)
             planned = [p for p in planned if p.record.id not in pending]

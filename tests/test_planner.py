@@ -162,6 +162,23 @@ def test_a_replayed_pass_cannot_queue_a_second_text(skill):
     assert plan_skill(skill=skill, now=NOW + dt.timedelta(minutes=1)).planned == 1
 
 
+def test_a_pass_never_finalizes_a_record_another_pass_just_planned(skill):
+    """Two passes of one skill overlap: the first read the record before the second planned it
+    and its numbers after (attempts used up, so "exhausted"). Finalizing it would withdraw the
+    queued text at send time, and the person would never be texted."""
+    skill.max_attempts = 1
+    skill.finalize_when_exhausted = True
+    skill.save()
+    record = add_record(skill)
+    assert plan_skill(skill=skill, now=NOW).planned == 1  # the other pass
+    first = planner._Pass(skill, NOW, 900, planner.PlanResult(skill.id, skill.name, "BU"))
+    first.write([], {FinalReason.EXHAUSTED: [record]})
+    record.refresh_from_db()
+    assert not record.is_final
+    assert first.result.skipped["already_planned"] == 1
+    assert OutboundMessage.objects.get().status == MessageStatus.QUEUED
+
+
 def test_a_stopped_skill_is_not_planned(skill):
     add_record(skill)
     Skill.objects.filter(pk=skill.pk).update(state=Skill.State.PAUSED)

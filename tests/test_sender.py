@@ -490,10 +490,9 @@ def test_worker_died_mid_call_is_reconciled_not_resent(registration, settings):
     """Rows left 'sending' by a dead holder: found at the carrier -> sent; absent -> requeued."""
     settings.SENDER_RECONCILE_AFTER = 0
     reached, lost = _queue(registration, 2)
+    claimed_at = timezone.now() - dt.timedelta(minutes=5)
     OutboundMessage.objects.filter(id__in=[reached.id, lost.id]).update(
-        status=MessageStatus.SENDING,
-        claimed_by="dead-host:1:1",
-        claimed_at=timezone.now() - dt.timedelta(minutes=5),
+        status=MessageStatus.SENDING, claimed_by="dead-host:1:1", claimed_at=claimed_at
     )
     _ReconcilingBackend.known = {reached.id: "SMfound"}
     path = f"{__name__}._ReconcilingBackend"
@@ -501,6 +500,7 @@ def test_worker_died_mid_call_is_reconciled_not_resent(registration, settings):
     reached.refresh_from_db()
     lost.refresh_from_db()
     assert (reached.status, reached.carrier_sid) == (MessageStatus.SENT, "SMfound")
+    assert reached.sent_at == claimed_at, "sent when it was claimed, not when it was found"
     assert lost.status == MessageStatus.SENT, "requeued, then sent by this run"
     assert [s.message_id for s in locmem.outbox] == [lost.id]
 

@@ -68,6 +68,18 @@ class SendResult:
     started_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CarrierReport:
+    """What the carrier says now of a text it accepted (its status, as a callback carries it)."""
+
+    carrier_sid: str
+    carrier_status: str
+    error_code: str = ""
+    error_text: str = ""
+    #: When the carrier last changed the text's status, if it says.
+    updated_at: dt.datetime | None = None
+
+
 class BaseSmsBackend(abc.ABC):
     """Subclasses implement :meth:`send_messages`; ``open``/``close`` manage connections."""
 
@@ -97,6 +109,15 @@ class BaseSmsBackend(abc.ABC):
         Returns ``{message_id: result}`` for those the carrier has (sent at or after ``since``),
         meaning the rest were never received and may be sent again safely; or ``None`` when the
         backend cannot ask the carrier, in which case the sender marks them "unknown outcome".
+        """
+        return None
+
+    def fetch_statuses(self, sids: dict[str, str]) -> dict[str, CarrierReport] | None:
+        """Ask the carrier for the current status of texts it accepted.
+
+        ``sids`` maps each carrier id to its carrier account. Returns a report per text the
+        carrier knows (a text it does not know is left out), or ``None`` when the backend cannot
+        ask (then the texts wait for their callbacks alone).
         """
         return None
 

@@ -55,7 +55,13 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, SendResult
+from messaging.backends.base import (
+    BaseSmsBackend,
+    CarrierReport,
+    OutgoingSms,
+    SendOutcome,
+    SendResult,
+)
 from messaging.pacing import StartGate
 
 __all__ = [
@@ -625,6 +631,46 @@ class TwilioBackend(BaseSmsBackend):
             return self._call(find_all)
         except (TwilioException, CarrierUnreachable, NoAnswer, ValueError) as exc:
             logger.warning("Reconciliation with Twilio failed: %s", exc)
+            return None
+
+    def fetch_statuses(self, sids: dict[str, str]) -> dict[str, CarrierReport] | None:
+        """Fetch each message (``GET Messages/{Sid}.json``), a bounded number at once.
+
+        A message Twilio does not know (404) is left out. Returns ``None`` if Twilio could not
+        be asked at all.
+        """
+        if not sids:
+            return {}
+        for account in set(sids.values()):
+            credentials_for(account)
+
+        async def fetch_one(connection: _Connection, sid: str, account: str):
+            async with connection.semaphore:
+                try:
+                    record = await connection.client(account).messages(sid).fetch_async()
+                except TwilioRestException as exc:
+                    if exc.status == 404:
+                        return None
+                    raise
+            status = getattr(record.status, "value", record.status) or ""
+            return CarrierReport(
+                carrier_sid=sid,
+                carrier_status=str(status),
+                error_code=str(record.error_code or ""),
+                error_text=record.error_message or "",
+                updated_at=record.date_updated,
+            )
+
+        async def fetch_all(connection: _Connection):
+            reports = await asyncio.gather(
+                *(fetch_one(connection, sid, account) for sid, account in sids.items())
+            )
+            return {report.carrier_sid: report for report in reports if report is not None}
+
+        try:
+            return self._call(fetch_all)
+        except (TwilioException, CarrierUnreachable, NoAnswer, ValueError) as exc:
+            logger.warning("Asking Twilio for message statuses failed: %s", exc)
             return None
 
     async def _find_group(

@@ -74,7 +74,9 @@ class CarrierBehaviour:
 
     # --- the Messages API's create ---------------------------------------------------------
 
-    def _create(self, account: str, form: dict[str, str]) -> tuple[int, dict, dict[str, str]]:
+    def _create(
+        self, account: str, form: dict[str, str], *, arrived: float | None = None
+    ) -> tuple[int, dict, dict[str, str]]:
         to = form.get("To", "").strip()
         from_number = form.get("From", "").strip()
         service = form.get("MessagingServiceSid", "").strip()
@@ -93,7 +95,8 @@ class CarrierBehaviour:
         if code:
             self._count("rejected", f"rejected_{code}")
             return 400, twilio_error(code, 400, to=to), {}
-        now = dt.datetime.now(dt.UTC)
+        # The message's creation time is when its request arrived, as at Twilio.
+        now = dt.datetime.fromtimestamp(arrived, dt.UTC) if arrived else dt.datetime.now(dt.UTC)
         with self._lock:
             drop = self._rng.random() < self.drop_rate
             undelivered = self._rng.random() < self.undelivered_rate

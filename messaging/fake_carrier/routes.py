@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -26,6 +27,10 @@ from messaging.fake_carrier.wire import (
 # One logger for the whole fake carrier, whichever of its modules logs.
 logger = logging.getLogger(__package__)
 
+# Linux's SO_TIMESTAMP (not exported by Python's socket module): the kernel stamps each packet
+# with its arrival time, which recvmsg hands back as a struct timeval.
+SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs' connection pools expect
@@ -39,7 +44,35 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
         self.server.carrier._track(self.connection, add=True)
+
+    def handle_one_request(self) -> None:
+        self.arrived = self._arrival()
+        super().handle_one_request()
+
+    def _arrival(self) -> float | None:
+        """When the kernel received the next request's first byte (wall clock), or None.
+
+        A carrier counts a code's pace by when its texts reach it. This process, one Python
+        process on a machine it shares with the senders, may get round to a request tens or
+        hundreds of milliseconds after it arrived (the GIL, a busy CPU); stamping then would
+        charge the sender with the carrier's own delay (docs/carrier.md, "Clock"). The peek
+        leaves the bytes for the normal read; it sees the next request because no client of a
+        Messages API pipelines (each waits for its answer), so the read buffer is empty here.
+        """
+        try:
+            _data, ancillary, _flags, _address = self.connection.recvmsg(
+                1, socket.CMSG_SPACE(16), socket.MSG_PEEK
+            )
+        except OSError:  # a timeout or a closed connection: the normal read handles both
+            return None
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMP and len(payload) >= 16:
+                seconds, micros = struct.unpack("qq", payload[:16])
+                return seconds + micros / 1_000_000
+        return None
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
@@ -97,7 +130,9 @@ class MessagesApiRoutes:
             status, payload = 401, twilio_error(20003, 401)
         elif list_match and method == "POST":
             form = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
-            status, payload, headers = self._create(account, form)
+            status, payload, headers = self._create(
+                account, form, arrived=getattr(handler, "arrived", None)
+            )
         elif list_match and method == "GET":
             status, payload = 200, self._list(account, parts.path, parse_qs(parts.query))
         elif fetch_match and method == "GET":
