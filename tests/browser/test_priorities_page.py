@@ -33,6 +33,9 @@ def test_changing_a_priority_shows_the_new_parts_then_saves(page, login, staff_m
     page.get_by_role("link", name="Relative priorities").click()
     expect(_share(page, "Reminders")).to_have_text("60% = 6/s")
     expect(_share(page, "Surveys")).to_have_text("if started: 33% = 3.33/s")
+    # The page's script is deferred: on a busy machine the server-rendered shares show before
+    # it listens for changes, and a change made then updates nothing.
+    page.wait_for_load_state("load")
 
     page.get_by_label("Priority of Billing").select_option("9")
     # Before saving, the page already shows what the new priority is worth.
