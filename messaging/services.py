@@ -98,28 +98,10 @@ def message_record_status(
     error_code, error_text = (error_code or "")[:10], (error_text or "")[:500]
     carrier_status = (carrier_status or "")[:20]
     with transaction.atomic() if error_code else contextlib.nullcontext():
-        if connection.vendor == "postgresql":
-            found = _record_status_pg(
-                carrier_sid,
-                carrier_status,
-                new_status,
-                error_code,
-                error_text,
-                message_id,
-                at,
-                kind,
-            )
-        else:
-            found = _record_status(
-                carrier_sid,
-                carrier_status,
-                new_status,
-                error_code,
-                error_text,
-                message_id,
-                at,
-                kind,
-            )
+        record = _record_status_pg if connection.vendor == "postgresql" else _record_status
+        found = record(
+            carrier_sid, carrier_status, new_status, error_code, error_text, message_id, at, kind
+        )
         if found is None:
             logger.warning(
                 "Status %r for unknown carrier id %s ignored", carrier_status, carrier_sid
