@@ -132,10 +132,12 @@ class StartGate:
         self.spread = spread
         self._next_start = float("-inf")  # no start before this (the spacing)
         self.clock = clock
-        self._sent: collections.deque[tuple[float, float]] = collections.deque()
+        # [start, cost] pairs, oldest first; a list so that :meth:`left` can move a start.
+        self._sent: collections.deque[list[float]] = collections.deque()
         self._in_window = 0.0
         self._lock = threading.Lock()
         self.started_at = 0.0
+
         #: The cost of all texts started through the gate so far (the sender compares it with
         #: what it handed over, to keep few texts waiting between their guards and their start).
         self.started = 0.0
@@ -147,6 +149,10 @@ class StartGate:
     def try_take(self, cost: float = 1.0) -> float:
         """Record a start now and return 0 if the window has room, else the seconds to wait.
         After a 0, :attr:`started_at` is that start on the wall clock (for the record)."""
+        return self._take(cost)[0]
+
+    def _take(self, cost: float) -> tuple[float, list[float] | None]:
+        """:meth:`try_take`, also returning the recorded start (for :meth:`left`)."""
         with self._lock:
             now = self.clock()
             while self._sent and self._sent[0][0] <= now - self.window:
@@ -159,23 +165,49 @@ class StartGate:
                 for sent_at, sent_cost in self._sent:
                     freed -= sent_cost
                     if freed + cost <= self.rate + 1e-9 or freed <= 1e-9:
-                        return max(1e-4, sent_at + self.window - now)
+                        return max(1e-4, sent_at + self.window - now), None
             if now < self._next_start:
-                return max(1e-4, self._next_start - now)
-            self._sent.append((now, cost))
+                return max(1e-4, self._next_start - now), None
+            start = [now, cost]
+            self._sent.append(start)
             self._in_window += cost
             self._next_start = now + self.spread * cost / self.rate
             self.started_at = time.time()
             self.started += cost
-            return 0.0
+            return 0.0, start
+
+    def left(self, start: list[float]) -> None:
+        """The text of ``start`` (from :meth:`enter_async`) really left only now: count it
+        in the window from now instead of from its start.
+
+        The carrier counts arrivals, and a busy machine can hold a request for tens of ms
+        between the gate and the socket (p99 80 ms, max 0.5 s with the journey's processes on
+        two cores: docs/performance.md). Counted from its start, such a text leaves the window
+        early while it arrives late, and the next second at the carrier gets one text too many.
+        Moving it to its real departure keeps every window at the carrier under the rate.
+        """
+        with self._lock:
+            now = self.clock()
+            while self._sent and self._sent[0][0] <= now - self.window:
+                self._in_window -= self._sent.popleft()[1]
+            cost = start[1]
+            if now <= start[0] or not cost:
+                return
+            if start[0] > now - self.window:  # still in the deque: stop counting it there
+                self._in_window -= cost
+                start[1] = 0.0
+            # No start in the deque is later than now, so appending keeps it in time order.
+            self._sent.append([now, cost])
+            self._in_window += cost
 
     def enter(self, cost: float = 1.0) -> None:
         """Block until a text of ``cost`` may start, and record its start (threads)."""
         while (wait := self.try_take(cost)) > 0:
             time.sleep(wait)
 
-    async def enter_async(self, cost: float = 1.0) -> float:
-        """:meth:`enter` for an event loop; returns the start's wall-clock time.
+    async def enter_async(self, cost: float = 1.0) -> tuple[float, list[float]]:
+        """:meth:`enter` for an event loop; returns the start's wall-clock time and its entry
+        (for :meth:`left`).
 
         Texts queue in order behind one waiter (asyncio's lock is FIFO and free when nobody
         waits), so each text leaving the window wakes one task, not every task held back.
@@ -183,9 +215,11 @@ class StartGate:
         if self._async_lock is None:
             self._async_lock = asyncio.Lock()
         async with self._async_lock:
-            while (wait := self.try_take(cost)) > 0:
+            while True:
+                wait, start = self._take(cost)
+                if start is not None:
+                    return self.started_at, start
                 await asyncio.sleep(wait)
-            return self.started_at
 
 
 def max_in_window(times: list[float], costs: list[float] | None = None, window=1.0) -> float:

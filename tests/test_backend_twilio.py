@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode
 
@@ -22,6 +23,7 @@ from messaging.backends.twilio import (
     validate_signature,
 )
 from messaging.fake_carrier import FakeCarrier
+from messaging.pacing import StartGate
 from tests.backends import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -306,6 +308,24 @@ class TestTwilioBackend(BackendContract):
         assert len(results) == 40
         assert {r.outcome for r in results} == {SendOutcome.ACCEPTED}
         assert len({r.carrier_sid for r in results}) == len(carrier.received) == 40
+
+    def test_the_gate_learns_when_each_request_left(self, make_backend, carrier):
+        # The window is counted from when a text reaches the socket (StartGate.left), the
+        # moment the carrier sees: a busy event loop may hold it long after the gate.
+        class Recording(StartGate):
+            def left(self, start):
+                departures.append((start[0], time.time()))
+                super().left(start)
+
+        departures: list[tuple[float, float]] = []
+        gate = Recording(50, clock=time.time)
+        with make_backend(concurrency=4) as backend:
+            results = backend.submit([sms(i) for i in range(6)], gate=gate).result(timeout=30)
+        assert {r.outcome for r in results} == {SendOutcome.ACCEPTED}
+        assert len(departures) == 6
+        arrivals = sorted(m.date_created.timestamp() for m in carrier.messages.values())
+        for (started, left), arrived in zip(sorted(departures), arrivals, strict=True):
+            assert started <= left <= arrived + 0.001
 
     def test_a_send_on_a_closed_backend_leaves_it_closed(self, make_backend):
         backend = make_backend()

@@ -172,6 +172,29 @@ def test_start_gate_lets_late_starts_catch_up_within_the_window():
     assert max_in_window([t0, *started]) <= 10
 
 
+def test_start_gate_counts_a_text_held_before_the_socket_from_when_it_left():
+    """A busy machine can hold one request between the gate and the socket. The carrier counts
+    it when it arrives; the gate must too, or the next second at the carrier gets one too many
+    (101 at 100/s in bench/journey.py)."""
+    clock = FakeClock()
+    gate = StartGate(10, margin=0.0, clock=clock)
+    starts, arrivals = [], []
+    first = None
+    for n in range(20):
+        while (start := gate._take(1.0)[1]) is None:
+            clock.now += 0.001
+        starts.append(clock.now)
+        if n == 0:
+            first = start
+        else:
+            arrivals.append(clock.now)
+        if n == 6:  # 0.3 s after it was let through, the first text's request goes out
+            gate.left(first)
+            arrivals.append(clock.now)
+    assert max_in_window(starts) <= 10
+    assert max_in_window(arrivals) <= 10  # 11 when the gate counts it from its start
+
+
 @pytest.mark.parametrize(
     ("rate", "budget"), [(1, 1), (5, 1), (13, 1), (2.5, 1), (20, 10), (25, 5), (100, 50)]
 )

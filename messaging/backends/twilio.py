@@ -173,6 +173,21 @@ _last_headers: contextvars.ContextVar[Mapping | None] = contextvars.ContextVar(
 )
 
 
+# The gate entry of the text whose request this task is about to write (see StartGate.left).
+_gate_start: contextvars.ContextVar[tuple[StartGate, list[float]] | None] = contextvars.ContextVar(
+    "twilio_gate_start", default=None
+)
+
+
+async def _request_left(session, context, params) -> None:
+    """aiohttp's hook once a request's headers are written: tell the gate when the text left."""
+    pending = _gate_start.get()
+    if pending is not None:
+        _gate_start.set(None)
+        gate, start = pending
+        gate.left(start)
+
+
 class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
     """The SDK's aiohttp client with a sized pool, split timeouts and an optional base URL.
 
@@ -196,7 +211,11 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
         # aiohttp's default pool holds 100 connections, which would cap concurrency silently.
         connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
         self._default_timeout = self._timeout()
-        self.session = aiohttp.ClientSession(connector=connector, timeout=self._default_timeout)
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(_request_left)
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=self._default_timeout, trace_configs=[trace]
+        )
         # Per-request work that gives the same answer every time (the worker is CPU-bound at
         # ~1,000 requests/s, so each step of a request counts): the rewritten URL of the
         # account's Messages resource, the Authorization header.
@@ -522,7 +541,8 @@ class TwilioBackend(BaseSmsBackend):
             if gate is not None:
                 # Nothing that waits runs between the gate and the request going out: the window
                 # holds on the moment the text really leaves, however late the loop got to it.
-                started = await gate.enter_async(sms.cost)
+                started, start = await gate.enter_async(sms.cost)
+                _gate_start.set((gate, start))
             result = await self._create(connection, sms, client)
         return dataclasses.replace(result, started_at=started)
 
