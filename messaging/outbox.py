@@ -177,22 +177,31 @@ def _mark_accepted(accepted: list[SendResult], *, sent_at: dt.datetime, now: dt.
 
     Plain SQL (``UPDATE ... FROM (VALUES ...)``, PostgreSQL and SQLite >= 3.33): the ORM
     equivalent, a CASE with one WHEN per row, cost ~2 ms of Python per text to build.
-    ``sent_at`` is when the backend started the request if it says so, else the slot's moment.
+    ``sent_at`` is when the backend started the request if it says so: that moment wins over
+    the time a fast "sent" callback stamped while the answer was on its way (the callback's
+    arrival, up to a second later under load, which bunched a code's sends at pcsms's clock in
+    bench/journey.py). Without it, the slot's moment, unless a callback gave one already.
     """
     table = OutboundMessage._meta.db_table
     adapt = connection.ops.adapt_datetimefield_value
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(accepted))
+    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(accepted))
     params: list = []
     for r in accepted:
-        started = dt.datetime.fromtimestamp(r.started_at, tz=dt.UTC) if r.started_at else sent_at
-        params += [r.message_id, r.carrier_sid, r.carrier_status[:20], adapt(started)]
+        started = dt.datetime.fromtimestamp(r.started_at, tz=dt.UTC) if r.started_at else None
+        params += [
+            r.message_id,
+            r.carrier_sid,
+            r.carrier_status[:20],
+            adapt(started) if started else None,
+            adapt(sent_at),
+        ]
     sending, sent = str(MessageStatus.SENDING), str(MessageStatus.SENT)
     sql = f"""
         UPDATE {table} SET
             status = CASE WHEN status = %s THEN %s ELSE status END,
             carrier_status = CASE WHEN status = %s THEN v.column3 ELSE carrier_status END,
             carrier_sid = COALESCE(carrier_sid, v.column2),
-            sent_at = COALESCE(sent_at, v.column4),
+            sent_at = COALESCE(v.column4, sent_at, v.column5),
             send_attempts = send_attempts + 1,
             updated_at = %s
         FROM (VALUES {rows}) AS v
@@ -208,7 +217,6 @@ def _mark_accepted_pg(
     """:func:`_mark_accepted` and the texts' "sent" events in one prepared statement, the
     values as one array per column (see :func:`add_events` for why arrays)."""
     table, events = OutboundMessage._meta.db_table, MessageEvent._meta.db_table
-    fallback = sent_at.timestamp()
     execute_prepared(
         f"""
         WITH v AS (
@@ -220,7 +228,7 @@ def _mark_accepted_pg(
                 carrier_status = CASE WHEN status = %s THEN v.carrier_status
                                       ELSE {table}.carrier_status END,
                 carrier_sid = COALESCE(carrier_sid, v.sid),
-                sent_at = COALESCE(sent_at, to_timestamp(v.started)),
+                sent_at = COALESCE(to_timestamp(v.started), {table}.sent_at, %s),
                 send_attempts = send_attempts + 1,
                 updated_at = %s
             FROM v WHERE {table}.id = v.id
@@ -232,10 +240,11 @@ def _mark_accepted_pg(
             [r.message_id for r in accepted],
             [r.carrier_sid for r in accepted],
             [r.carrier_status[:20] for r in accepted],
-            [r.started_at or fallback for r in accepted],
+            [r.started_at for r in accepted],
             str(MessageStatus.SENDING),
             str(MessageStatus.SENT),
             str(MessageStatus.SENDING),
+            sent_at,
             now,
             str(MessageEvent.Kind.TRANSITION),
             str(MessageStatus.SENT),

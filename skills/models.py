@@ -249,11 +249,58 @@ class Record(models.Model):
         indexes = [
             # The planner: open records of a list in created order.
             models.Index(fields=["calling_list", "is_final", "id"], name="record_list_open_idx"),
+            # The tick's sweep (skills/sweeps.py): the open records that expired or used every
+            # attempt, found by range, not by reading every open record.
+            models.Index(
+                fields=["calling_list", "attempts"],
+                condition=Q(is_final=False),
+                name="record_open_attempts_idx",
+            ),
+            models.Index(
+                fields=["calling_list", "expires_on"],
+                condition=Q(is_final=False, expires_on__isnull=False),
+                name="record_open_expires_idx",
+            ),
+            models.Index(
+                fields=["calling_list", "created_at"],
+                condition=Q(is_final=False, expires_on__isnull=True),
+                name="record_open_created_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
         return f"{self.external_id} {name}".strip()
+
+
+class RecordTally(models.Model):
+    """How many records of a list are in one state: a delta row, written by database triggers on
+    the records table (migration 0014) whatever writes the records (import, planner, outcomes,
+    DNC, the admin, raw SQL).
+
+    The dashboards and ``skill status`` add these up instead of counting a million records, so
+    their cost does not grow with the list (docs/performance.md, bench/planner.py). Each
+    statement adds its own rows, so concurrent writers never wait on one counter row;
+    ``record_tallies_compact`` folds them into one row per state from time to time.
+    """
+
+    # No constraint: rows for a deleted list come from the triggers while its records go, and
+    # add up to zero (the compaction drops them).
+    calling_list = models.ForeignKey(
+        CallingList, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    is_final = models.BooleanField()
+    final_reason = models.CharField(max_length=12, blank=True)
+    attempts = models.PositiveIntegerField()
+    time_zone = models.CharField(max_length=64, blank=True)
+    records = models.BigIntegerField(help_text="Records added to (or, negative, taken from) it.")
+
+    class Meta:
+        verbose_name_plural = "record tallies"
+        indexes = [models.Index(fields=["calling_list"], name="record_tally_list_idx")]
+
+    def __str__(self) -> str:
+        return f"list {self.calling_list_id}: {self.records:+}"
 
 
 class Destination(models.Model):

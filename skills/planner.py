@@ -75,7 +75,7 @@ from skills.models import (
     Skill,
 )
 from skills.queries import active_list_ids, not_expired_q, pending_q, with_open_number_q
-from skills.services import apply_schedules, skill_complete_if_finished
+from skills.services import apply_schedules, record_tallies_compact, skill_complete_if_finished
 from skills.sweeps import finalize_records, sweep_skill
 from skills.windows import WindowPolicy, WindowVerdict
 from skills.xs import xs_refill_check
@@ -626,6 +626,8 @@ def plan_tick(
     now = now or timezone.now()
     started = time.monotonic()
     tick = TickResult(schedule=apply_schedules(now=now) if skills is None else [])
+    if skills is None:
+        record_tallies_compact()
     running = Skill.objects.filter(state=Skill.State.RUNNING).select_related(
         "business_unit", "registration__transport_code"
     )

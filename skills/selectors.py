@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage, TransportCode
@@ -24,10 +24,12 @@ from skills.models import (
     FilterCondition,
     FinalReason,
     Record,
+    RecordTally,
     Skill,
     UploadJob,
 )
-from skills.queries import active_list_ids, textable_records
+from skills.queries import active_list_ids
+from skills.windows import WindowPolicy
 
 
 def custom_field_names(business_unit: BusinessUnit) -> list[str]:
@@ -155,18 +157,27 @@ class SkillProgress:
     texts: list[tuple[str, int]]  # (status, texts the skill planned), in MessageStatus' order
 
 
-def skill_progress(skill: Skill) -> SkillProgress:
+def list_tallies(list_ids: list[int]) -> list[tuple[bool, str, int, str, int]]:
+    """Records of the lists by (final, final reason, attempts, record's zone): the sums of the
+    tallies the database keeps (RecordTally), so the cost is that of the few states, not of the
+    records."""
+    rows = (
+        RecordTally.objects.filter(calling_list_id__in=list_ids)
+        .values_list("is_final", "final_reason", "attempts", "time_zone")
+        .annotate(n=Sum("records"))
+        .order_by()
+    )
+    return [(bool(f), reason, attempts, zone, n) for f, reason, attempts, zone, n in rows if n]
+
+
+def skill_progress(skill: Skill, tallies: list | None = None) -> SkillProgress:
     """Records of the skill's lists by outcome, and the skill's texts by status."""
     reasons = dict(FinalReason.choices)
     finals: dict[str, int] = {}
     records = open_records = 0
-    rows = (
-        Record.objects.filter(calling_list_id__in=active_list_ids(skill))
-        .values_list("is_final", "final_reason")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for is_final, reason, n in rows:
+    if tallies is None:
+        tallies = list_tallies(active_list_ids(skill))
+    for is_final, reason, _attempts, _zone, n in tallies:
         records += n
         if is_final:
             finals[reason] = finals.get(reason, 0) + n
@@ -276,23 +287,33 @@ def _per_minute(skills: list[Skill], now: dt.datetime) -> list[int]:
     return counts
 
 
-def _waiting(skills: list[Skill]) -> int:
-    """Open records the skills can still text (records that never can do not wait)."""
-    total = 0
-    for skill in skills:
-        records = Record.objects.filter(calling_list_id__in=active_list_ids(skill), is_final=False)
-        total += textable_records(skill, records).count()
-    return total
+def skill_waiting(skill: Skill, tallies: list | None = None) -> int:
+    """Open records the skill can still text: attempts left, and the record's zone one the skill
+    may text (the planner texts each number in its own zone, which for a number of another
+    area than its record's can differ).
+
+    From the tallies, so a dashboard costs the same beside a million records as beside a
+    thousand (bench/planner.py); the planner itself still checks each record's numbers.
+    """
+    if tallies is None:
+        tallies = list_tallies(active_list_ids(skill))
+    zones = set(WindowPolicy.for_skill(skill).textable_zones())
+    return sum(
+        n
+        for is_final, _reason, attempts, zone, n in tallies
+        if not is_final and attempts < skill.max_attempts and zone in zones
+    )
 
 
 def skill_dashboard(skill: Skill, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
-    progress = skill_progress(skill)
+    tallies = list_tallies(active_list_ids(skill))
+    progress = skill_progress(skill, tallies)
     return Dashboard(
         title=skill.name,
         states=[skill.get_state_display()],
         progress=progress,
-        waiting=_waiting([skill]),
+        waiting=skill_waiting(skill, tallies),
         per_minute=_per_minute([skill], now),
         opted_out=dict(progress.finalized).get(FinalReason.OPTED_OUT.label, 0),
         now=now,
@@ -321,7 +342,7 @@ def campaign_dashboard(campaign: Campaign, now: dt.datetime | None = None) -> Da
         title=campaign.name,
         states=[f"{s.name}: {s.get_state_display()}" for s in skills],
         progress=progress,
-        waiting=_waiting(skills),
+        waiting=sum(skill_waiting(skill) for skill in skills),
         per_minute=_per_minute(skills, now) if skills else [0] * THROUGHPUT_MINUTES,
         opted_out=finalized.get(FinalReason.OPTED_OUT.label, 0),
         now=now,

@@ -80,11 +80,11 @@ def test_a_campaign_adds_up_its_skills(skill, bu, campaign):
     other = SkillFactory(business_unit=bu, name="Billing", campaign=campaign)
     other_list = CallingListFactory(business_unit=bu)
     other.calling_lists.add(other_list)
-    RecordFactory(calling_list=other_list)
+    RecordFactory(calling_list=other_list, time_zone="Pacific/Kiritimati")
 
     data = campaign_dashboard(campaign, now=NOW).as_json()
 
-    # The other skill's record has no number: open, but never waiting for a text.
+    # The other skill's record is in a zone the BU does not allow: open, but never waiting.
     assert (data["records"], data["open"], data["waiting"]) == (5, 2, 1)
     assert data["states"] == ["Billing: Stopped", "Flu shots: Running"]
     assert sum(data["per_minute"]) == 3

@@ -325,3 +325,45 @@ def test_an_opt_out_and_a_delivery_are_events_of_the_skills_webhook(skill, bu):
     ]
     out.refresh_from_db()
     assert out.final_reason == FinalReason.OPTED_OUT
+
+
+def test_the_sweep_settles_a_batch_of_failures_as_one_by_one(skill, monkeypatch):
+    """The sweep settles plain failures together (bench/planner.py: 10,000 in one tick); the
+    records, numbers and attempts end as attempt_record_outcome leaves them one at a time."""
+    from django.db import transaction
+
+    from skills import outcomes
+
+    skill.cadence_steps.update(attempts=2)
+    skill.max_attempts = 2
+    skill.save()
+    CpaRule.objects.filter(skill=skill, match="30005").update(bad_number_after=1)
+    for i in range(12):
+        add_record(skill, external_id=f"B{i}", phones=[("SMSPhoneNumber", f"+1312555{i:04d}")])
+    codes = ["30003", "21211", "21614", "", "30005", "99999"]
+    for n, message in enumerate(hand_over(skill) if plan_skill(skill=skill, now=NOW) else []):
+        status = "failed" if n % 2 else "undelivered"
+        OutboundMessage.objects.filter(pk=message.pk).update(
+            status=status, error_code=codes[n % len(codes)]
+        )
+
+    def state():
+        return (
+            sorted(Attempt.objects.values_list("id", "outcome")),
+            sorted(Record.objects.values_list("id", "is_final", "final_reason", "attempts")),
+            sorted(
+                Record.objects.values_list("destinations__id", "destinations__is_final")
+                .order_by()
+                .distinct()
+            ),
+        )
+
+    with transaction.atomic():
+        assert outcomes_settle(skill=skill, now=NOW) == 12
+        together = state()
+        transaction.set_rollback(True)
+    monkeypatch.setattr(outcomes, "_settle_failures", lambda skill, attempts, now: attempts)
+    assert outcomes_settle(skill=skill, now=NOW) == 12
+    assert state() == together
+    assert {o for _id, o in together[0]} == {OutcomeClass.TRANSIENT, OutcomeClass.BAD_NUMBER}
+    assert {r for *_x, r, _a in together[1]} >= {FinalReason.BAD_NUMBERS}

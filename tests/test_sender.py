@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -552,6 +553,26 @@ def test_fast_callback_before_the_sender_recorded_the_answer(registration):
     message.refresh_from_db()
     assert message.status == MessageStatus.DELIVERED, "never moved back to sent"
     assert message.carrier_sid == "SMx"
+
+
+def test_a_fast_sent_callback_does_not_become_the_texts_send_time(registration):
+    """The "sent" callback can beat the sender's record of the answer; the text left when the
+    backend started it, not when the callback came (up to a second later under load)."""
+    from messaging.services import message_record_status
+
+    message = _queue(registration)[0]
+    OutboundMessage.objects.filter(id=message.id).update(status=MessageStatus.SENDING)
+    left = timezone.now() - dt.timedelta(seconds=0.8)
+    message_record_status(carrier_sid="SMx", carrier_status="sent", message_id=message.id)
+    message.refresh_from_db()
+    assert message.sent_at > left + dt.timedelta(seconds=0.7)  # the callback's moment
+
+    result = SendResult(message.id, SendOutcome.ACCEPTED, "SMx", "queued")
+    result = dataclasses.replace(result, started_at=left.timestamp())
+    record_results([result], attempts={})
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+    assert abs((message.sent_at - left).total_seconds()) < 0.001
 
 
 def test_priority_shares_a_code_without_starving(registration):

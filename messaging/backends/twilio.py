@@ -173,18 +173,22 @@ _last_headers: contextvars.ContextVar[Mapping | None] = contextvars.ContextVar(
 )
 
 
-# The gate entry of the text whose request this task is about to write (see StartGate.left).
-_gate_start: contextvars.ContextVar[tuple[StartGate, list[float]] | None] = contextvars.ContextVar(
+# The gate entry of the text whose request this task is about to write (see StartGate.left), in
+# a list that the hook empties: aiohttp writes the body from a task of its own, which sees this
+# context's list but not a new value set in it.
+_gate_start: contextvars.ContextVar[list | None] = contextvars.ContextVar(
     "twilio_gate_start", default=None
 )
 
 
 async def _request_left(session, context, params) -> None:
-    """aiohttp's hook once a request's headers are written: tell the gate when the text left."""
+    """aiohttp's hook right before it writes a request's first body bytes, with the headers it
+    held back for them, to the socket (nothing that waits comes between): tell the gate when
+    the text left. The headers-sent hook comes earlier, before the writing task is even run."""
     pending = _gate_start.get()
-    if pending is not None:
-        _gate_start.set(None)
+    if pending:
         gate, start = pending
+        pending.clear()
         gate.left(start)
 
 
@@ -212,7 +216,7 @@ class RewritingAsyncHttpClient(AsyncTwilioHttpClient):
         connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
         self._default_timeout = self._timeout()
         trace = aiohttp.TraceConfig()
-        trace.on_request_headers_sent.append(_request_left)
+        trace.on_request_chunk_sent.append(_request_left)
         self.session = aiohttp.ClientSession(
             connector=connector, timeout=self._default_timeout, trace_configs=[trace]
         )
@@ -542,7 +546,7 @@ class TwilioBackend(BaseSmsBackend):
                 # Nothing that waits runs between the gate and the request going out: the window
                 # holds on the moment the text really leaves, however late the loop got to it.
                 started, start = await gate.enter_async(sms.cost)
-                _gate_start.set((gate, start))
+                _gate_start.set([gate, start])
             result = await self._create(connection, sms, client)
         return dataclasses.replace(result, started_at=started)
 

@@ -17,6 +17,7 @@ from pcsms.admin_base import (
     SYSTEM_FIELDSET,
     FixedParentMixin,
     PhoneSearchMixin,
+    SuperuserOnlyAdmin,
     TenantAdmin,
     TenantTabularInline,
     scoped,
@@ -28,6 +29,7 @@ from skills.models import (
     CustomField,
     Destination,
     Record,
+    RecordTally,
 )
 from skills.selectors import (
     campaign_dashboard,
@@ -276,3 +278,29 @@ class DestinationAdmin(PhoneSearchMixin, FixedParentMixin, TenantAdmin):
     @admin.display(description="calling list", ordering="record__calling_list__name")
     def calling_list(self, obj):
         return obj.record.calling_list
+
+
+@admin.register(RecordTally)
+class RecordTallyAdmin(SuperuserOnlyAdmin):
+    """The counts the database keeps of each list's records by state (the dashboards add them
+    up): shared machinery, read-only, for operations engineers checking a count."""
+
+    list_display = [
+        "calling_list_id",
+        "is_final",
+        "final_reason",
+        "attempts",
+        "time_zone",
+        "records",
+    ]
+    list_filter = ["is_final", "final_reason"]
+    readonly_fields = list_display
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
