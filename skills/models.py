@@ -249,13 +249,8 @@ class Record(models.Model):
         indexes = [
             # The planner: open records of a list in created order.
             models.Index(fields=["calling_list", "is_final", "id"], name="record_list_open_idx"),
-            # The tick's sweep (skills/sweeps.py): the open records that expired or used every
-            # attempt, found by range, not by reading every open record.
-            models.Index(
-                fields=["calling_list", "attempts"],
-                condition=Q(is_final=False),
-                name="record_open_attempts_idx",
-            ),
+            # The tick's sweep (skills/sweeps.py): the open records that expired, found by
+            # range, not by reading every open record.
             models.Index(
                 fields=["calling_list", "expires_on"],
                 condition=Q(is_final=False, expires_on__isnull=False),

@@ -18,6 +18,7 @@ from messaging.outbox import withdraw
 from skills.models import Attempt, FinalReason, Record, Skill
 from skills.outcomes import attempts_give_back, outcomes_settle
 from skills.queries import active_list_ids, expiration_days, pending_q
+from skills.selectors import list_tallies
 from skills.xs import xs_records_finalized
 
 logger = logging.getLogger(__name__)
@@ -68,9 +69,10 @@ def sweep_records(*, skill: Skill, now: dt.datetime) -> Counter:
     """Finalize the open records of the skill's lists that expired or used every attempt
     (and have no text that may still reach them).
 
-    Each condition is a range of a partial index of the open records (``record_open_*_idx``),
-    so a tick finds the few that changed without reading a million that did not
-    (bench/planner.py).
+    A tick finds the few that changed without reading a million that did not
+    (bench/planner.py): expiry by a range of a partial index of the open records
+    (``record_open_*_idx``), used-up attempts only when the list's tallies count any open record
+    with that many (an index for it cost every import more than the tallies do).
     """
     counts: Counter = Counter()
     list_ids = active_list_ids(skill)
@@ -90,7 +92,10 @@ def sweep_records(*, skill: Skill, now: dt.datetime) -> Counter:
             open_records.filter(expires_on__isnull=True, created_at__lt=created_after),
         ),
     ]
-    if skill.finalize_when_exhausted:
+    if skill.finalize_when_exhausted and any(
+        not is_final and attempts >= skill.max_attempts
+        for is_final, _reason, attempts, _zone, _n in list_tallies(list_ids)
+    ):
         sweeps.append(
             (FinalReason.EXHAUSTED, open_records.filter(attempts__gte=skill.max_attempts))
         )

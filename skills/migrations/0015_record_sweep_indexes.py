@@ -33,14 +33,6 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="record",
             index=models.Index(
-                condition=models.Q(("is_final", False)),
-                fields=["calling_list", "attempts"],
-                name="record_open_attempts_idx",
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="record",
-            index=models.Index(
                 condition=models.Q(("expires_on__isnull", False), ("is_final", False)),
                 fields=["calling_list", "expires_on"],
                 name="record_open_expires_idx",
