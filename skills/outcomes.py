@@ -327,18 +327,7 @@ def _block(skill: Skill, attempt: Attempt, described: str) -> None:
 
 def _finalize_if_done(skill: Skill, record_id: int, now: dt.datetime) -> None:
     """Finalize a record no text can reach any more: every number bad, or attempts used up."""
-    record = Record.objects.filter(pk=record_id, is_final=False).first()
-    if record is None:
-        return
-    if Attempt.objects.filter(pending_q(skill, now), record_id=record_id).exists():
-        return
-    destinations = list(record.destinations.all())
-    if destinations and all(d.is_final for d in destinations):
-        _finalize(skill, record_id, FinalReason.BAD_NUMBERS, now)
-    elif skill.finalize_when_exhausted and (
-        record.attempts >= skill.max_attempts or Cadence.for_skill(skill).exhausted(destinations)
-    ):
-        _finalize(skill, record_id, FinalReason.EXHAUSTED, now)
+    _finalize_done(skill, {record_id}, now)
 
 
 def attempts_give_back(*, attempt_ids: Iterable[int]) -> int:
@@ -478,7 +467,8 @@ def _settle_failures(skill: Skill, attempts: list[Attempt], now: dt.datetime) ->
 
 
 def _finalize_done(skill: Skill, record_ids: set[int], now: dt.datetime) -> None:
-    """_finalize_if_done for many records at once."""
+    """Finalize those of the records no text can reach any more (every number bad, or attempts
+    used up), with nothing pending."""
     if not record_ids:
         return
     waiting = set(
@@ -502,16 +492,24 @@ def _finalize_done(skill: Skill, record_ids: set[int], now: dt.datetime) -> None
         ):
             finals.setdefault(FinalReason.EXHAUSTED, []).append(record.id)
     for reason, ids in finals.items():
-        if skill.xs_webhook_url:  # the CRM is told which, as by _finalize
-            changed = list(
-                Record.objects.select_for_update()
-                .filter(id__in=ids, is_final=False)
-                .values_list("id", flat=True)
-            )
-        else:
-            changed = ids
-        Record.objects.filter(id__in=changed, is_final=False).update(
+        finalize_records(ids, reason, now, skill=skill)
+
+
+def finalize_records(
+    ids: Iterable[int], reason: str, now: dt.datetime | None = None, *, skill: Skill | None = None
+) -> int:
+    """Finalize the open ones of ``ids``; with ``skill``, its CRM webhook hears of them."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    now = now or timezone.now()
+    records = Record.objects.filter(id__in=ids, is_final=False)
+    if skill is None or not skill.xs_webhook_url:
+        return records.update(is_final=True, final_reason=reason, updated_at=now)
+    with transaction.atomic():
+        changed = list(records.select_for_update().values_list("id", flat=True))
+        Record.objects.filter(id__in=changed).update(
             is_final=True, final_reason=reason, updated_at=now
         )
-        if skill.xs_webhook_url and changed:
-            xs_records_finalized(skill=skill, record_ids=changed, reason=reason, now=now)
+        xs_records_finalized(skill=skill, record_ids=changed, reason=reason, now=now)
+    return len(changed)

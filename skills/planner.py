@@ -74,9 +74,10 @@ from skills.models import (
     Record,
     Skill,
 )
+from skills.outcomes import finalize_records
 from skills.queries import active_list_ids, not_expired_q, pending_q, with_open_number_q
 from skills.services import apply_schedules, record_tallies_compact, skill_complete_if_finished
-from skills.sweeps import finalize_records, sweep_skill
+from skills.sweeps import sweep_skill
 from skills.windows import WindowPolicy, WindowVerdict
 from skills.xs import xs_refill_check
 

@@ -7,41 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable
 
-from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage, WithdrawReason
 from messaging.outbox import withdraw
 from skills.models import Attempt, FinalReason, Record, Skill
-from skills.outcomes import attempts_give_back, outcomes_settle
+from skills.outcomes import attempts_give_back, finalize_records, outcomes_settle
 from skills.queries import active_list_ids, expiration_days, pending_q
 from skills.selectors import list_tallies
-from skills.xs import xs_records_finalized
 
 logger = logging.getLogger(__name__)
-
-
-def finalize_records(
-    ids: Iterable[int], reason: str, now: dt.datetime | None = None, *, skill: Skill | None = None
-) -> int:
-    """Finalize the open ones of ``ids``; with ``skill``, its CRM webhook hears of them."""
-    ids = list(ids)
-    if not ids:
-        return 0
-    now = now or timezone.now()
-    records = Record.objects.filter(id__in=ids, is_final=False)
-    if skill is None or not skill.xs_webhook_url:
-        return records.update(is_final=True, final_reason=reason, updated_at=now)
-    with transaction.atomic():
-        changed = list(records.select_for_update().values_list("id", flat=True))
-        Record.objects.filter(id__in=changed).update(
-            is_final=True, final_reason=reason, updated_at=now
-        )
-        xs_records_finalized(skill=skill, record_ids=changed, reason=reason, now=now)
-    return len(changed)
 
 
 def sweep_stale(*, skill: Skill, now: dt.datetime) -> int:

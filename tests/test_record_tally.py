@@ -14,10 +14,10 @@ from messaging.models import OutboundMessage
 from messaging.sender import CodeSender
 from messaging.services import message_record_status
 from skills.models import CallingList, FinalReason, Record, RecordTally, Skill
+from skills.outcomes import finalize_records
 from skills.planner import plan_tick
 from skills.selectors import list_tallies, skill_dashboard
 from skills.services import record_tallies_compact, skill_apply_defaults, skill_start
-from skills.sweeps import finalize_records
 from tests.factories import (
     CallingListFactory,
     MessageTemplateFactory,
