@@ -881,10 +881,24 @@ class SendingWindowPreset(models.Model):
     max_per_24h = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="At most this many texts per person per 24 hours."
     )
+    # Some states keep other hours at the weekend (docs/spec.md section 9: Texas starts at noon
+    # on Sundays, Rhode Island keeps 10:00-17:00 on Saturdays).
+    saturday_start = models.TimeField(null=True, blank=True, help_text="Empty: the hours above.")
+    saturday_end = models.TimeField(null=True, blank=True, help_text="Empty: the hours above.")
+    sunday_start = models.TimeField(null=True, blank=True, help_text="Empty: the hours above.")
+    sunday_end = models.TimeField(null=True, blank=True, help_text="Empty: the hours above.")
     area_codes = models.JSONField(
         default=list,
         blank=True,
         help_text="Numbers with these area codes are presumed residents (FL, OK).",
+    )
+    effective_from = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The rule holds for local days from this date on (empty: always).",
+    )
+    source = models.CharField(
+        max_length=300, blank=True, help_text="The statute or the source the rule comes from."
     )
     notes = models.TextField(blank=True)
 
@@ -894,10 +908,45 @@ class SendingWindowPreset(models.Model):
             models.CheckConstraint(
                 condition=Q(start_time__lt=F("end_time")), name="windowpreset_start_before_end"
             ),
+            models.CheckConstraint(
+                condition=Q(saturday_start__isnull=True, saturday_end__isnull=True)
+                | Q(
+                    saturday_start__isnull=False,
+                    saturday_end__isnull=False,
+                    saturday_start__lt=F("saturday_end"),
+                ),
+                name="windowpreset_saturday_hours",
+                violation_error_message="Give both Saturday times, the start before the end.",
+            ),
+            models.CheckConstraint(
+                condition=Q(sunday_start__isnull=True, sunday_end__isnull=True)
+                | Q(
+                    sunday_start__isnull=False,
+                    sunday_end__isnull=False,
+                    sunday_start__lt=F("sunday_end"),
+                ),
+                name="windowpreset_sunday_hours",
+                violation_error_message="Give both Sunday times, the start before the end.",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.code}: {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
+    def applies_on(self, day: dt.date) -> bool:
+        return self.effective_from is None or day >= self.effective_from
+
+    def hours_on(self, day: dt.date) -> tuple[dt.time, dt.time] | None:
+        """The local hours of ``day`` under this rule, or None when the day is closed."""
+        weekday = day.weekday()
+        if weekday == Weekday.SUNDAY:
+            if self.no_sundays:
+                return None
+            if self.sunday_start and self.sunday_end:
+                return self.sunday_start, self.sunday_end
+        if weekday == Weekday.SATURDAY and self.saturday_start and self.saturday_end:
+            return self.saturday_start, self.saturday_end
+        return self.start_time, self.end_time
 
 
 class TimeZoneBound(models.Model):

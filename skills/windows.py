@@ -7,8 +7,9 @@ A text may go to a number only inside every one of these, in the number's own ti
 - the bounding's range for the zone: its override, else its preset, else 08:00-21:00 (TCPA);
 - the stricter-state presets (``SendingWindowPreset``) that apply to the recipient, by the
   record's state (code or name) and, for presets with area codes (FL, OK), by the number's area
-  code; the latest start and earliest end win, ``no_sundays`` closes Sundays and the smallest
-  ``max_per_24h`` is the cap the planner enforces;
+  code; each day the latest start and earliest end win (a preset may keep other hours on
+  Saturdays or Sundays, and holds only from its ``effective_from`` day), ``no_sundays`` closes
+  Sundays and the smallest ``max_per_24h`` is the cap the planner enforces;
 - the cadence row's weekday or weekend range, if it has one;
 - with the schedule switched on, the skill's schedule days in the business unit's zone.
 
@@ -252,25 +253,31 @@ class WindowPolicy:
         if bound is not None and not bound.is_active:
             return WindowVerdict(False, Blocked.ZONE_INACTIVE)
         start, end = bound.window() if bound is not None else (TCPA_START, TCPA_END)
-        no_sundays = False
-        caps = []
-        for preset in presets:  # the recipient's state rules: always, the stricter wins
-            start, end = max(start, preset.start_time), min(end, preset.end_time)
-            no_sundays = no_sundays or preset.no_sundays
-            if preset.max_per_24h:
-                caps.append(preset.max_per_24h)
-        if bound is not None and bound.preset is not None:
-            # The bound's preset gave its hours (unless overridden); its other rules apply too.
-            no_sundays = no_sundays or bound.preset.no_sundays
-            if bound.preset.max_per_24h:
-                caps.append(bound.preset.max_per_24h)
-            if bound.preset not in presets:
-                presets = (*presets, bound.preset)
+        # The bound's preset gives its hours when the bound sets none of its own, day by day
+        # (a Sunday of its own); its other rules apply either way.
+        bound_preset = bound.preset if bound is not None else None
+        own_hours = bound is not None and (bound.start_time or bound.end_time)
+        rules = list(presets)  # the recipient's state rules: always, the stricter wins
+        if bound_preset is not None and bound_preset not in presets:
+            presets = (*presets, bound_preset)
+        today = now.astimezone(zone).date()
+        caps = [p.max_per_24h for p in presets if p.max_per_24h and p.applies_on(today)]
 
         def hours(day: dt.date):
-            if no_sundays and day.weekday() == Weekday.SUNDAY:
-                return None
             s, e = start, end
+            if bound_preset is not None and bound_preset.applies_on(day):
+                preset_hours = bound_preset.hours_on(day)
+                if preset_hours is None:
+                    return None
+                if not own_hours:
+                    s, e = preset_hours
+            for preset in rules:
+                if not preset.applies_on(day):
+                    continue
+                preset_hours = preset.hours_on(day)
+                if preset_hours is None:
+                    return None
+                s, e = max(s, preset_hours[0]), min(e, preset_hours[1])
             if step is not None:
                 weekend = day.weekday() >= Weekday.SATURDAY
                 prefix = "weekend" if weekend else "weekday"

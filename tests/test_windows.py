@@ -210,3 +210,55 @@ def test_the_schedule_narrows_the_window_when_switched_on(skill):
     )
     skill.schedule_days.filter(weekday=0).update(is_active=False)
     assert schedule_window(skill, now) is None
+
+
+CHICAGO_TX = CHICAGO  # Texas is mostly on Central time
+LOS_ANGELES = zoneinfo.ZoneInfo("America/Los_Angeles")
+
+
+def test_texas_sundays_start_at_noon_across_the_dst_change(skill):
+    """Texas (SB 140): Monday to Saturday 09:00-21:00, Sunday 12:00-21:00. 1 Nov 2026 is the
+    Sunday the clocks go back: noon local is 18:00 UTC that day, 17:00 UTC the Sunday before."""
+    rules = policy(skill)
+    for sunday, utc_noon in ((dt.date(2026, 10, 25), 17), (dt.date(2026, 11, 1), 18)):
+        morning = local(CHICAGO_TX, sunday.year, sunday.month, sunday.day, 10)
+        verdict = rules.check(zone_name="America/Chicago", now=morning, state="TX")
+        assert not verdict.is_open(morning)
+        assert verdict.opens_at == dt.datetime.combine(sunday, dt.time(utc_noon), tzinfo=UTC)
+        assert verdict.presets == ("TX",)
+    saturday = local(CHICAGO_TX, 2026, 10, 31, 9, 30)
+    assert rules.check(zone_name="America/Chicago", now=saturday, state="TX").is_open(saturday)
+
+
+def test_rhode_island_saturdays_are_shorter_and_sundays_closed(skill):
+    rules = policy(skill)
+    friday = local(NEW_YORK, 2026, 6, 19, 17, 30)
+    assert rules.check(zone_name="America/New_York", now=friday, state="RI").is_open(friday)
+    saturday = local(NEW_YORK, 2026, 6, 20, 17, 30)
+    verdict = rules.check(zone_name="America/New_York", now=saturday, state="RI")
+    assert not verdict.is_open(saturday), "Saturday 10:00-17:00"
+    assert verdict.opens_at == local(NEW_YORK, 2026, 6, 22, 9), "no Sunday: Monday 09:00"
+    early = local(NEW_YORK, 2026, 6, 20, 9, 30)
+    verdict = rules.check(zone_name="America/New_York", now=early, state="RI")
+    assert verdict.opens_at == local(NEW_YORK, 2026, 6, 20, 10)
+
+
+def test_a_rule_holds_from_its_effective_date(skill):
+    """Oregon HB 3865 (08:00-20:00, 3 a day, by area code) is in force from 1 Jan 2026."""
+    rules = policy(skill)
+    portland = "+15035550100"
+    before = local(LOS_ANGELES, 2025, 12, 31, 20, 30)
+    verdict = rules.check(zone_name="America/Los_Angeles", now=before, phone_number=portland)
+    assert verdict.is_open(before) and verdict.max_per_24h is None
+    after = local(LOS_ANGELES, 2026, 1, 2, 20, 30)
+    verdict = rules.check(zone_name="America/Los_Angeles", now=after, phone_number=portland)
+    assert not verdict.is_open(after) and verdict.max_per_24h == 3
+    assert verdict.presets == ("OR",)
+
+
+def test_a_preset_rejects_half_a_weekend_range(db):
+    from django.core.exceptions import ValidationError
+
+    preset = SendingWindowPreset(code="ZZ", name="Test", sunday_start=dt.time(12))
+    with pytest.raises(ValidationError, match="Give both Sunday times"):
+        preset.full_clean()

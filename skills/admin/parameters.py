@@ -84,16 +84,28 @@ class TimeZoneBoundAdmin(SkillChildAdmin):
 
 @admin.register(SendingWindowPreset)
 class SendingWindowPresetAdmin(ReferenceDataAdmin):
-    list_display = ["code", "name", "start_time", "end_time", "no_sundays", "max_per_24h"]
-    list_filter = ["no_sundays"]
-    search_fields = ["code", "name"]
-    fields = [
+    list_display = [
         "code",
         "name",
         "start_time",
         "end_time",
         "no_sundays",
         "max_per_24h",
+        "effective_from",
+        "source",
+    ]
+    list_filter = ["no_sundays"]
+    search_fields = ["code", "name"]
+    fields = [
+        "code",
+        "name",
+        ("start_time", "end_time"),
+        ("saturday_start", "saturday_end"),
+        ("sunday_start", "sunday_end"),
+        "no_sundays",
+        "max_per_24h",
         "area_codes",
+        "effective_from",
+        "source",
         "notes",
     ]
