@@ -9,6 +9,7 @@ conditions, sort order, schedule days, time-zone bounds).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import phonenumbers
 from django.conf import settings
@@ -878,6 +879,9 @@ class SendingWindowPreset(models.Model):
     start_time = models.TimeField(default=TCPA_START)
     end_time = models.TimeField(default=TCPA_END)
     no_sundays = models.BooleanField(default=False)
+    no_holidays = models.BooleanField(
+        default=False, help_text="Not on the state's legal holidays (the preset's holiday dates)."
+    )
     max_per_24h = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="At most this many texts per person per 24 hours."
     )
@@ -936,8 +940,14 @@ class SendingWindowPreset(models.Model):
     def applies_on(self, day: dt.date) -> bool:
         return self.effective_from is None or day >= self.effective_from
 
+    @functools.cached_property
+    def holiday_dates(self) -> frozenset[dt.date]:
+        return frozenset(h.date for h in self.holidays.all())
+
     def hours_on(self, day: dt.date) -> tuple[dt.time, dt.time] | None:
         """The local hours of ``day`` under this rule, or None when the day is closed."""
+        if self.no_holidays and day in self.holiday_dates:
+            return None
         weekday = day.weekday()
         if weekday == Weekday.SUNDAY:
             if self.no_sundays:
@@ -947,6 +957,30 @@ class SendingWindowPreset(models.Model):
         if weekday == Weekday.SATURDAY and self.saturday_start and self.saturday_end:
             return self.saturday_start, self.saturday_end
         return self.start_time, self.end_time
+
+
+class PresetHoliday(models.Model):
+    """A legal holiday of a state's preset, on the day it is observed: filled for the coming years
+    from the ``holidays`` library (``manage.py state_holidays``), edited like any rule."""
+
+    preset = models.ForeignKey(
+        SendingWindowPreset, on_delete=models.CASCADE, related_name="holidays"
+    )
+    date = models.DateField()
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["preset", "date"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["preset", "date"],
+                name="presetholiday_one_per_day",
+                violation_error_message="This preset already has a holiday on that day.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.preset.code} {self.date:%Y-%m-%d}: {self.name}"
 
 
 class TimeZoneBound(models.Model):

@@ -28,9 +28,11 @@ from skills.models import (
     CadenceStep,
     CallingList,
     CpaRule,
+    PresetHoliday,
     Record,
     RecordTally,
     ScheduleDay,
+    SendingWindowPreset,
     Skill,
     SortCriterion,
     TimeZoneBound,
@@ -271,6 +273,37 @@ def skill_end_of_list_notify(*, skill_id: int) -> bool:
         [skill.end_of_list_email],
     )
     return True
+
+
+# --- State rules -------------------------------------------------------------------------------
+
+
+def preset_holidays_fill(*, years: list[int], codes: list[str] | None = None) -> dict[str, int]:
+    """Add each no-holiday preset's legal holidays of ``years``, on the days they are observed
+    (a Saturday holiday on the Friday before, a Sunday one on the Monday after), from the
+    ``holidays`` library; returns the dates added per preset code. Dates already there, and
+    any a compliance owner removed or added for another year, are left alone.
+    """
+    import holidays  # a large package, needed only here
+
+    presets = SendingWindowPreset.objects.filter(no_holidays=True)
+    if codes:
+        presets = presets.filter(code__in=[c.strip().upper() for c in codes])
+    added: dict[str, int] = {}
+    for preset in presets:
+        try:
+            calendar = holidays.US(subdiv=preset.code, years=years, observed=True)
+        except NotImplementedError:  # not a US state code: its dates are entered by hand
+            added[preset.code] = 0
+            continue
+        rows = [
+            PresetHoliday(preset=preset, date=day, name=str(name)[:200])
+            for day, name in sorted(calendar.items())
+        ]
+        before = preset.holidays.count()
+        PresetHoliday.objects.bulk_create(rows, ignore_conflicts=True)
+        added[preset.code] = preset.holidays.count() - before
+    return added
 
 
 # --- Completion and schedules (run by the planner's tick) --------------------------------------

@@ -9,7 +9,8 @@ A text may go to a number only inside every one of these, in the number's own ti
   record's state (code or name) and, for presets with area codes (FL, OK), by the number's area
   code; each day the latest start and earliest end win (a preset may keep other hours on
   Saturdays or Sundays, and holds only from its ``effective_from`` day), ``no_sundays`` closes
-  Sundays and the smallest ``max_per_24h`` is the cap the planner enforces;
+  Sundays, ``no_holidays`` the preset's holiday dates, and the smallest ``max_per_24h`` is the
+  cap the planner enforces;
 - the cadence row's weekday or weekend range, if it has one;
 - with the schedule switched on, the skill's schedule days in the business unit's zone.
 
@@ -153,8 +154,11 @@ class WindowPolicy:
 
     @classmethod
     def for_skill(cls, skill: Skill) -> WindowPolicy:
-        bounds = list(skill.time_zone_bounds.select_related("preset"))  # window() reads it
-        presets = list(SendingWindowPreset.objects.all())
+        # window() reads the bound's preset, and hours_on its holidays.
+        bounds = list(
+            skill.time_zone_bounds.select_related("preset").prefetch_related("preset__holidays")
+        )
+        presets = list(SendingWindowPreset.objects.prefetch_related("holidays"))
         schedule = list(skill.schedule_days.all()) if skill.schedule_enabled else None
         return cls(skill=skill, bounds=bounds, presets=presets, schedule_days=schedule)
 

@@ -232,15 +232,18 @@ def test_texas_sundays_start_at_noon_across_the_dst_change(skill):
 
 def test_rhode_island_saturdays_are_shorter_and_sundays_closed(skill):
     rules = policy(skill)
-    friday = local(NEW_YORK, 2026, 6, 19, 17, 30)
+    friday = local(NEW_YORK, 2026, 6, 12, 17, 30)
     assert rules.check(zone_name="America/New_York", now=friday, state="RI").is_open(friday)
-    saturday = local(NEW_YORK, 2026, 6, 20, 17, 30)
+    saturday = local(NEW_YORK, 2026, 6, 13, 17, 30)
     verdict = rules.check(zone_name="America/New_York", now=saturday, state="RI")
     assert not verdict.is_open(saturday), "Saturday 10:00-17:00"
-    assert verdict.opens_at == local(NEW_YORK, 2026, 6, 22, 9), "no Sunday: Monday 09:00"
-    early = local(NEW_YORK, 2026, 6, 20, 9, 30)
+    assert verdict.opens_at == local(NEW_YORK, 2026, 6, 15, 9), "no Sunday: Monday 09:00"
+    early = local(NEW_YORK, 2026, 6, 13, 9, 30)
     verdict = rules.check(zone_name="America/New_York", now=early, state="RI")
-    assert verdict.opens_at == local(NEW_YORK, 2026, 6, 20, 10)
+    assert verdict.opens_at == local(NEW_YORK, 2026, 6, 13, 10)
+    juneteenth = local(NEW_YORK, 2026, 6, 19, 12)
+    verdict = rules.check(zone_name="America/New_York", now=juneteenth, state="RI")
+    assert not verdict.is_open(juneteenth), "a federal holiday: closed in Rhode Island"
 
 
 def test_a_rule_holds_from_its_effective_date(skill):
@@ -262,3 +265,26 @@ def test_a_preset_rejects_half_a_weekend_range(db):
     preset = SendingWindowPreset(code="ZZ", name="Test", sunday_start=dt.time(12))
     with pytest.raises(ValidationError, match="Give both Sunday times"):
         preset.full_clean()
+
+
+def test_utah_is_closed_on_a_state_holiday(skill):
+    """Pioneer Day, Friday 24 Jul 2026, a Utah legal holiday: the next window is Saturday."""
+    rules = policy(skill)
+    denver = zoneinfo.ZoneInfo("America/Denver")
+    noon = local(denver, 2026, 7, 24, 12)
+    assert rules.check(zone_name="America/Denver", now=noon, state="CO").is_open(noon)
+    verdict = rules.check(zone_name="America/Denver", now=noon, state="UT")
+    assert not verdict.is_open(noon)
+    assert verdict.opens_at == local(denver, 2026, 7, 25, 8)
+
+
+def test_alabama_keeps_the_observed_day_of_a_weekend_holiday(skill):
+    """4 Jul 2026 is a Saturday: Alabama observes Independence Day on Friday 3 Jul."""
+    rules = policy(skill)
+    friday = local(CHICAGO, 2026, 7, 3, 12)
+    verdict = rules.check(zone_name="America/Chicago", now=friday, state="AL")
+    assert not verdict.is_open(friday)
+    # The Saturday is the holiday itself, a Sunday is closed for Alabama anyway: Monday.
+    assert verdict.opens_at == local(CHICAGO, 2026, 7, 6, 8)
+    georgia = rules.check(zone_name="America/Chicago", now=friday, state="GA")
+    assert georgia.is_open(friday)

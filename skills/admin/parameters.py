@@ -23,6 +23,7 @@ from skills.models import (
     CadenceStep,
     CpaRule,
     FilterCondition,
+    PresetHoliday,
     ScheduleDay,
     SendingWindowPreset,
     SortCriterion,
@@ -82,6 +83,36 @@ class TimeZoneBoundAdmin(SkillChildAdmin):
     fields = ["skill", *TimeZoneBoundInline.fields]
 
 
+class PresetHolidayInline(admin.TabularInline):
+    """The preset's holiday dates (filled by ``manage.py state_holidays``, edited here)."""
+
+    model = PresetHoliday
+    extra = 0
+    fields = ["date", "name"]
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+
+@admin.register(PresetHoliday)
+class PresetHolidayAdmin(ReferenceDataAdmin):
+    """Every preset's holiday dates, to find one day across states."""
+
+    list_display = ["date", "preset", "name"]
+    list_filter = ["preset"]
+    search_fields = ["name", "preset__code"]
+    date_hierarchy = "date"
+
+
 @admin.register(SendingWindowPreset)
 class SendingWindowPresetAdmin(ReferenceDataAdmin):
     list_display = [
@@ -90,6 +121,7 @@ class SendingWindowPresetAdmin(ReferenceDataAdmin):
         "start_time",
         "end_time",
         "no_sundays",
+        "no_holidays",
         "max_per_24h",
         "effective_from",
         "source",
@@ -103,9 +135,11 @@ class SendingWindowPresetAdmin(ReferenceDataAdmin):
         ("saturday_start", "saturday_end"),
         ("sunday_start", "sunday_end"),
         "no_sundays",
+        "no_holidays",
         "max_per_24h",
         "area_codes",
         "effective_from",
         "source",
         "notes",
     ]
+    inlines = [PresetHolidayInline]

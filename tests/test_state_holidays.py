@@ -1,0 +1,32 @@
+"""``manage.py state_holidays``: the no-holiday presets' dates for coming years, kept as data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from io import StringIO
+
+import time_machine
+from django.core.management import call_command
+
+from skills.models import PresetHoliday, SendingWindowPreset
+
+
+def test_the_command_adds_later_years_and_keeps_what_is_there(db):
+    alabama = SendingWindowPreset.objects.get(code="AL")
+    assert alabama.no_holidays
+    assert alabama.holidays.filter(date=dt.date(2026, 7, 3)).exists(), "observed Independence Day"
+    assert not alabama.holidays.filter(date__year=2032).exists()
+    # A compliance owner removed one date and added a day of their own.
+    alabama.holidays.filter(date=dt.date(2031, 12, 25)).delete()
+    PresetHoliday.objects.create(preset=alabama, date=dt.date(2031, 3, 3), name="Storm closure")
+
+    out = StringIO()
+    with time_machine.travel(dt.datetime(2031, 6, 1, 12, tzinfo=dt.UTC), tick=False):
+        call_command("state_holidays", "--years", "2", "--state", "al", "--json", stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["years"] == [2031, 2032]
+    assert result["added"]["AL"] > 10  # 2032's dates (and the removed one, back again)
+    assert alabama.holidays.filter(date=dt.date(2032, 7, 5)).exists(), "4 Jul 2032 is a Sunday"
+    assert alabama.holidays.filter(name="Storm closure").exists()
+    assert not SendingWindowPreset.objects.get(code="FL").holidays.exists()
