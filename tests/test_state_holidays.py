@@ -30,3 +30,15 @@ def test_the_command_adds_later_years_and_keeps_what_is_there(db):
     assert alabama.holidays.filter(date=dt.date(2032, 7, 5)).exists(), "4 Jul 2032 is a Sunday"
     assert alabama.holidays.filter(name="Storm closure").exists()
     assert not SendingWindowPreset.objects.get(code="FL").holidays.exists()
+
+
+def test_a_compliance_owner_sees_and_finds_the_holiday_dates_in_the_admin(client, superuser):
+    from django.urls import reverse
+
+    client.force_login(superuser)
+    alabama = SendingWindowPreset.objects.get(code="AL")
+    page = client.get(reverse("admin:skills_sendingwindowpreset_change", args=[alabama.pk]))
+    assert page.status_code == 200
+    assert "2026-07-03" in page.content.decode()  # the observed Independence Day, on its page
+    found = client.get(reverse("admin:skills_presetholiday_changelist") + "?q=Pioneer")
+    assert found.status_code == 200 and "Pioneer Day" in found.content.decode()
