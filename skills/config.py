@@ -3,7 +3,9 @@
 What is configuration: business units and their custom time zones, DNC groups (not their
 entries), transport codes, SMS registrations, calling lists with their custom fields (the
 templates' merge fields; not their records), message templates, campaigns, and skills with
-every parameter page (cadence, CPA rules, filter, sort order, schedule, time-zone bounding).
+every parameter page (cadence, CPA rules, filter, sort order, schedule, time-zone bounding);
+and the state rules every business unit shares (``[[state_rules]]``: the sending-window presets
+with their holiday dates, matched by code).
 What is not: records, DNC entries, messages, a skill's state (applying a file never starts
 or stops anything) and secrets (the CRM key's hash; carrier credentials live in the
 environment). Objects are matched by their natural keys: a business unit by name, a transport
@@ -40,6 +42,7 @@ from skills.models import (
     CpaRule,
     CustomField,
     FilterCondition,
+    PresetHoliday,
     ScheduleDay,
     SendingWindowPreset,
     Skill,
@@ -113,6 +116,13 @@ SECTIONS = [
         },
     ),
 ]
+# The state rules: shared by every business unit, their holiday dates as rows of each.
+STATE_RULES = Section(
+    "state_rules",
+    SendingWindowPreset,
+    "code",
+    children={"holidays": (PresetHoliday, "preset", ("date",))},
+)
 SKILL_LISTS = {  # many-to-many fields of a skill, written as names
     "calling_lists": CallingList,
     "scrubbed_dnc_groups": DncGroup,
@@ -183,10 +193,15 @@ def config_export(business_units=None) -> str:
             if rows:
                 table[section.key] = rows
         out.append(table)
+    rules = []
+    for preset in SendingWindowPreset.objects.prefetch_related("holidays").order_by("code"):
+        row = _table(preset)
+        row["holidays"] = [{"date": h.date, "name": h.name} for h in preset.holidays.all()]
+        rules.append(row)
     header = (
         "# pcsms configuration: `manage.py config apply FILE` applies it (see skills/config.py)\n"
     )
-    return header + tomli_w.dumps({"business_units": out})
+    return header + tomli_w.dumps({"state_rules": rules, "business_units": out})
 
 
 # --- Apply ------------------------------------------------------------------------------------
@@ -218,13 +233,19 @@ def config_apply(text: str, *, dry_run: bool = False) -> ApplyResult:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"The file is not valid TOML: {exc}."]) from None
-    units = data.get("business_units")
+    units = data.get("business_units", [] if "state_rules" in data else None)
     if not isinstance(units, list) or not all(isinstance(u, dict) for u in units):
         raise ConfigError(["The file has no [[business_units]] tables."])
+    rules = data.get("state_rules", [])
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise ConfigError(["state_rules: expected an array of tables."])
     result = ApplyResult(dry_run=dry_run)
     errors: list[str] = []
     try:
         with transaction.atomic():
+            # First: the skills' time-zone bounding names presets by code.
+            for index, rule in enumerate(rules):
+                _apply_row(STATE_RULES, rule, f"state_rules[{index}]", None, result, errors)
             for index, unit in enumerate(units):
                 _apply_unit(unit, f"business_units[{index}]", result, errors)
             if errors:
@@ -349,14 +370,14 @@ def _apply_row(section: Section, row: dict, where: str, bu, result, errors) -> N
         errors.append(f"{where}: {section.natural_key} is required.")
         return
     model = section.model
-    scope = {} if model is TransportCode else {"business_unit": bu}
+    scope = {} if model in (TransportCode, SendingWindowPreset) else {"business_unit": bu}
     obj = model.objects.filter(**scope, **{section.natural_key: key}).first()
     created = obj is None
     if obj is not None and model is TransportCode and obj.business_unit_id != bu.pk:
         errors.append(f"{where}: transport code {key} belongs to another business unit.")
         return
     if created:
-        obj = model(business_unit=bu)
+        obj = model(**scope) if model is SendingWindowPreset else model(business_unit=bu)
     before = None if created else _snapshot(obj)
     extras = set(section.children) | (set(SKILL_LISTS) if model is Skill else set())
     values = {k: v for k, v in row.items() if k not in extras}

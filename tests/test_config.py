@@ -215,3 +215,38 @@ def test_the_command_refuses_a_bad_file_with_the_problems(db, tmp_path):
         call_command("config", "apply", str(path))
     with pytest.raises(CommandError, match="No business unit named 'Nobody'"):
         call_command("config", "export", "--business-unit", "Nobody")
+
+
+def test_the_state_rules_are_exported_and_applied_with_their_holidays(db):
+    import tomllib
+
+    from skills.models import SendingWindowPreset
+
+    data = tomllib.loads(config_export())
+    rules = {r["code"]: r for r in data["state_rules"]}
+    texas = rules["TX"]
+    assert (texas["sunday_start"], texas["sunday_end"]) == (dt.time(12), dt.time(21))
+    assert texas["source"].startswith("Tex. Bus. & Com. Code")
+    assert {"date": dt.date(2026, 7, 3), "name": "Independence Day (observed)"} in rules["AL"][
+        "holidays"
+    ]
+    assert rules["OR"]["effective_from"] == dt.date(2026, 1, 1)
+
+    # Another system's compliance owner: Texas Sundays from 13:00, one Alabama date less.
+    import tomli_w
+
+    texas["sunday_start"] = dt.time(13)
+    rules["AL"]["holidays"] = rules["AL"]["holidays"][1:]
+    result = config_apply(tomli_w.dumps({"state_rules": list(rules.values())}))
+    assert result.updated["sending window presets"] == 1
+    assert SendingWindowPreset.objects.get(code="TX").sunday_start == dt.time(13)
+    alabama = SendingWindowPreset.objects.get(code="AL")
+    assert alabama.holidays.count() == len(rules["AL"]["holidays"])
+
+    texas["sunday_end"] = dt.time(11)
+    with pytest.raises(ConfigError) as error:
+        config_apply(tomli_w.dumps({"state_rules": list(rules.values())}))
+    assert any(
+        e.startswith("state_rules[") and "Give both Sunday times" in e for e in error.value.errors
+    )
+    assert SendingWindowPreset.objects.get(code="TX").sunday_end == dt.time(21), "unchanged"
