@@ -137,13 +137,13 @@ class SuperuserOnlyAdmin(MissingIs404Mixin, admin.ModelAdmin):
         return request.user.is_active and request.user.is_superuser
 
 
-class ReferenceDataAdmin(MissingIs404Mixin, admin.ModelAdmin):
+class ReferenceDataPermissions:
     """Shared reference data: every staff user may read it, only superusers change it."""
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_staff
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request, *args):
         return request.user.is_active and request.user.is_superuser
 
     def has_change_permission(self, request, obj=None):
@@ -151,6 +151,14 @@ class ReferenceDataAdmin(MissingIs404Mixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_superuser
+
+
+class ReferenceDataAdmin(ReferenceDataPermissions, MissingIs404Mixin, admin.ModelAdmin):
+    """Shared reference data: every staff user may read it, only superusers change it."""
+
+
+class ReferenceDataTabularInline(ReferenceDataPermissions, admin.TabularInline):
+    """Rows of a reference-data object, with its permissions."""
 
 
 class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):

@@ -871,6 +871,17 @@ class ScheduleDay(models.Model):
         return f"{self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
 
 
+def _day_hours_constraint(day: str) -> models.CheckConstraint:
+    """A preset's own hours for ``day``: none, or both times with the start before the end."""
+    start, end = f"{day}_start", f"{day}_end"
+    return models.CheckConstraint(
+        condition=Q(**{f"{start}__isnull": True, f"{end}__isnull": True})
+        | Q(**{f"{start}__isnull": False, f"{end}__isnull": False, f"{start}__lt": F(end)}),
+        name=f"windowpreset_{day}_hours",
+        violation_error_message=f"Give both {day.title()} times, the start before the end.",
+    )
+
+
 class SendingWindowPreset(models.Model):
     """A state's stricter sending hours (docs/spec.md section 9), data compliance owners edit."""
 
@@ -912,26 +923,8 @@ class SendingWindowPreset(models.Model):
             models.CheckConstraint(
                 condition=Q(start_time__lt=F("end_time")), name="windowpreset_start_before_end"
             ),
-            models.CheckConstraint(
-                condition=Q(saturday_start__isnull=True, saturday_end__isnull=True)
-                | Q(
-                    saturday_start__isnull=False,
-                    saturday_end__isnull=False,
-                    saturday_start__lt=F("saturday_end"),
-                ),
-                name="windowpreset_saturday_hours",
-                violation_error_message="Give both Saturday times, the start before the end.",
-            ),
-            models.CheckConstraint(
-                condition=Q(sunday_start__isnull=True, sunday_end__isnull=True)
-                | Q(
-                    sunday_start__isnull=False,
-                    sunday_end__isnull=False,
-                    sunday_start__lt=F("sunday_end"),
-                ),
-                name="windowpreset_sunday_hours",
-                violation_error_message="Give both Sunday times, the start before the end.",
-            ),
+            _day_hours_constraint("saturday"),
+            _day_hours_constraint("sunday"),
         ]
 
     def __str__(self) -> str:

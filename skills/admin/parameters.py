@@ -8,6 +8,7 @@ from django.contrib import admin
 from pcsms.admin_base import (
     FixedParentMixin,
     ReferenceDataAdmin,
+    ReferenceDataTabularInline,
     TenantAdmin,
     scoped,
 )
@@ -83,24 +84,12 @@ class TimeZoneBoundAdmin(SkillChildAdmin):
     fields = ["skill", *TimeZoneBoundInline.fields]
 
 
-class PresetHolidayInline(admin.TabularInline):
+class PresetHolidayInline(ReferenceDataTabularInline):
     """The preset's holiday dates (filled by ``manage.py state_holidays``, edited here)."""
 
     model = PresetHoliday
     extra = 0
     fields = ["date", "name"]
-
-    def has_add_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff
 
 
 @admin.register(PresetHoliday)
