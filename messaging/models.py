@@ -281,6 +281,8 @@ class WithdrawReason(models.TextChoices):
     TOO_LONG = "too_long", "More segments than allowed"
     FILTERED = "filtered", "No longer passes the skill's filter"
     CODE_UNAVAILABLE = "code_unavailable", "Transport code not provisioned"
+    STATE_RULE = "state_rule", "Held back by a state rule or a blackout"
+    FREQUENCY_CAP = "frequency_cap", "Over a frequency cap"
 
 
 PENDING_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING)

@@ -72,6 +72,7 @@ class BusinessUnitAdmin(TenantAdmin):
                 ]
             },
         ),
+        ("Frequency caps", {"fields": ["max_texts_per_24h", "last_purchase_field"]}),
         ("System", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 

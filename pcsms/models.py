@@ -152,6 +152,19 @@ class BusinessUnit(models.Model):
         default=ProbableOptOutPolicy.OPT_OUT,
         help_text="US rules accept revocation by any reasonable means, hence the default.",
     )
+    # Frequency caps across all skills (docs/spec.md section 9): the stricter of this and the
+    # recipient's state rule holds, at planning and at the moment of sending.
+    max_texts_per_24h = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="At most this many texts to one number in 24 hours, across all skills.",
+    )
+    last_purchase_field = models.CharField(
+        max_length=64,
+        default="LastPurchaseDate",
+        blank=True,
+        help_text="The record field with the customer's last purchase date (Oregon's exemption).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -36,6 +36,7 @@ from dnc.models import DncGroup
 from messaging.models import MessageTemplate, SmsRegistration, TransportCode
 from pcsms.models import BusinessUnit, CustomTimeZone
 from skills.models import (
+    Blackout,
     CadenceStep,
     CallingList,
     Campaign,
@@ -47,6 +48,7 @@ from skills.models import (
     SendingWindowPreset,
     Skill,
     SortCriterion,
+    StateRuleOverride,
     TimeZoneBound,
 )
 from skills.services import skill_apply_defaults
@@ -115,6 +117,14 @@ SECTIONS = [
             "time_zones": (TimeZoneBound, "skill", ("time_zone",)),
         },
     ),
+    # The BU's stricter versions of the state rules (after them in the file: see STATE_RULES).
+    Section(
+        "state_rule_overrides",
+        StateRuleOverride,
+        "preset",
+        {"preset": (SendingWindowPreset, "code")},
+    ),
+    Section("blackouts", Blackout, "reason"),
 ]
 # The state rules: shared by every business unit, their holiday dates as rows of each.
 STATE_RULES = Section(
@@ -180,7 +190,9 @@ def config_export(business_units=None) -> str:
         table = _table(bu)
         for section in SECTIONS:
             rows = []
-            objects = section.model.objects.filter(business_unit=bu).order_by(section.natural_key)
+            objects = section.model.objects.filter(business_unit=bu).order_by(
+                _lookup(section, section.natural_key)
+            )
             for obj in objects:
                 row = _table(obj, section.references)
                 if section.model is Skill:
@@ -296,6 +308,12 @@ def _assign(obj, model, values: dict, where: str, references: dict, bu, errors) 
     return ok
 
 
+def _lookup(section: Section, name: str) -> str:
+    """The query path of a section's field: a reference by the other object's key."""
+    reference = section.references.get(name)
+    return f"{name}__{reference[1]}" if reference else name
+
+
 def _has_bu(model: type[models.Model]) -> bool:
     return any(f.name == "business_unit" for f in model._meta.concrete_fields)
 
@@ -371,7 +389,7 @@ def _apply_row(section: Section, row: dict, where: str, bu, result, errors) -> N
         return
     model = section.model
     scope = {} if model in (TransportCode, SendingWindowPreset) else {"business_unit": bu}
-    obj = model.objects.filter(**scope, **{section.natural_key: key}).first()
+    obj = model.objects.filter(**scope, **{_lookup(section, section.natural_key): key}).first()
     created = obj is None
     if obj is not None and model is TransportCode and obj.business_unit_id != bu.pk:
         errors.append(f"{where}: transport code {key} belongs to another business unit.")

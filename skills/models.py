@@ -228,6 +228,11 @@ class Record(models.Model):
     final_reason = models.CharField(max_length=12, choices=FinalReason.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A state rule, a blackout or a frequency cap holds its texts back (skills.models.RuleHold
+    # keeps each hold): the planner looks at the record again from this time on, not at
+    # every pass, so a state's closed morning does not fill the planner's scans.
+    held_until = models.DateTimeField(null=True, blank=True)
+    held_by = models.CharField(max_length=200, blank=True, db_default="")
     # Defaults in the database too: a list import's COPY leaves them out, and PostgreSQL
     # takes the transaction's time instead of parsing two timestamps per row (~0.1 CPU-s per
     # 100,000 records, measured in docs/performance.md).
@@ -871,30 +876,36 @@ class ScheduleDay(models.Model):
         return f"{self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
 
 
-def _day_hours_constraint(day: str) -> models.CheckConstraint:
-    """A preset's own hours for ``day``: none, or both times with the start before the end."""
+def _day_hours_constraint(prefix: str, day: str) -> models.CheckConstraint:
+    """A rule's own hours for ``day``: none, or both times with the start before the end."""
     start, end = f"{day}_start", f"{day}_end"
     return models.CheckConstraint(
         condition=Q(**{f"{start}__isnull": True, f"{end}__isnull": True})
         | Q(**{f"{start}__isnull": False, f"{end}__isnull": False, f"{start}__lt": F(end)}),
-        name=f"windowpreset_{day}_hours",
+        name=f"{prefix}_{day}_hours",
         violation_error_message=f"Give both {day.title()} times, the start before the end.",
     )
 
 
-class SendingWindowPreset(models.Model):
-    """A state's stricter sending hours (docs/spec.md section 9), data compliance owners edit."""
+class ObservedRule(models.TextChoices):
+    """On which day a state observes a legal holiday that falls at the weekend."""
 
-    code = models.CharField(max_length=8, unique=True, help_text="e.g. FL, or US for federal.")
-    name = models.CharField(max_length=100)
-    start_time = models.TimeField(default=TCPA_START)
-    end_time = models.TimeField(default=TCPA_END)
+    SAT_FRI_SUN_MON = "sat_fri_sun_mon", "Saturday's on the Friday before, Sunday's on the Monday"
+    SUN_MON = "sun_mon", "Sunday's on the Monday after (Saturday's stays)"
+    NONE = "none", "On the day itself"
+
+
+class DayRules(models.Model):
+    """The per-day parts a state rule and a business unit's stricter version of it share."""
+
     no_sundays = models.BooleanField(default=False)
     no_holidays = models.BooleanField(
         default=False, help_text="Not on the state's legal holidays (the preset's holiday dates)."
     )
     max_per_24h = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="At most this many texts per person per 24 hours."
+        null=True,
+        blank=True,
+        help_text="At most this many texts to one number per 24 hours, across all skills.",
     )
     # Some states keep other hours at the weekend (docs/spec.md section 9: Texas starts at noon
     # on Sundays, Rhode Island keeps 10:00-17:00 on Saturdays).
@@ -902,6 +913,56 @@ class SendingWindowPreset(models.Model):
     saturday_end = models.TimeField(null=True, blank=True, help_text="Empty: the hours above.")
     sunday_start = models.TimeField(null=True, blank=True, help_text="Empty: the hours above.")
     sunday_end = models.TimeField(null=True, blank=True, help_text="Empty: the hours above.")
+    source = models.CharField(
+        max_length=300, blank=True, help_text="The statute or the source the rule comes from."
+    )
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    def weekday_hours(self) -> tuple[dt.time, dt.time]:
+        raise NotImplementedError
+
+    def holiday_names(self) -> dict[dt.date, str]:
+        raise NotImplementedError
+
+    def rule_on(self, day: dt.date) -> tuple[tuple[dt.time, dt.time] | None, str]:
+        """The local hours of ``day`` under this rule (None when the day is closed), and the
+        words that name that part of the rule when it holds a text back."""
+        if self.no_holidays:
+            name = self.holiday_names().get(day)
+            if name is not None:
+                return None, f"no texts on legal holidays ({name})"
+        weekday = day.weekday()
+        if weekday == Weekday.SUNDAY:
+            if self.no_sundays:
+                return None, "no texts on Sundays"
+            if self.sunday_start and self.sunday_end:
+                hours = self.sunday_start, self.sunday_end
+                return hours, f"Sunday hours {_span(hours)}"
+        if weekday == Weekday.SATURDAY and self.saturday_start and self.saturday_end:
+            hours = self.saturday_start, self.saturday_end
+            return hours, f"Saturday hours {_span(hours)}"
+        hours = self.weekday_hours()
+        return hours, f"hours {_span(hours)}"
+
+    def hours_on(self, day: dt.date) -> tuple[dt.time, dt.time] | None:
+        """The local hours of ``day`` under this rule, or None when the day is closed."""
+        return self.rule_on(day)[0]
+
+
+def _span(hours: tuple[dt.time, dt.time]) -> str:
+    return f"{hours[0]:%H:%M}-{hours[1]:%H:%M}"
+
+
+class SendingWindowPreset(DayRules):
+    """A state's stricter sending hours (docs/spec.md section 9), data compliance owners edit."""
+
+    code = models.CharField(max_length=8, unique=True, help_text="e.g. FL, or US for federal.")
+    name = models.CharField(max_length=100)
+    start_time = models.TimeField(default=TCPA_START)
+    end_time = models.TimeField(default=TCPA_END)
     area_codes = models.JSONField(
         default=list,
         blank=True,
@@ -912,10 +973,19 @@ class SendingWindowPreset(models.Model):
         blank=True,
         help_text="The rule holds for local days from this date on (empty: always).",
     )
-    source = models.CharField(
-        max_length=300, blank=True, help_text="The statute or the source the rule comes from."
+    observed_rule = models.CharField(
+        max_length=16,
+        choices=ObservedRule.choices,
+        default=ObservedRule.SAT_FRI_SUN_MON,
+        help_text="Where a weekend holiday is observed, when its dates are filled in.",
     )
-    notes = models.TextField(blank=True)
+    # Oregon's cap does not count for a customer who bought within the prior 18 months
+    # (docs/spec.md section 9): the record's last purchase date says so.
+    cap_purchase_exempt_months = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The cap does not apply to a record whose last purchase is this recent.",
+    )
 
     class Meta:
         ordering = ["code"]
@@ -923,8 +993,8 @@ class SendingWindowPreset(models.Model):
             models.CheckConstraint(
                 condition=Q(start_time__lt=F("end_time")), name="windowpreset_start_before_end"
             ),
-            _day_hours_constraint("saturday"),
-            _day_hours_constraint("sunday"),
+            _day_hours_constraint("windowpreset", "saturday"),
+            _day_hours_constraint("windowpreset", "sunday"),
         ]
 
     def __str__(self) -> str:
@@ -933,23 +1003,157 @@ class SendingWindowPreset(models.Model):
     def applies_on(self, day: dt.date) -> bool:
         return self.effective_from is None or day >= self.effective_from
 
-    @functools.cached_property
-    def holiday_dates(self) -> frozenset[dt.date]:
-        return frozenset(h.date for h in self.holidays.all())
-
-    def hours_on(self, day: dt.date) -> tuple[dt.time, dt.time] | None:
-        """The local hours of ``day`` under this rule, or None when the day is closed."""
-        if self.no_holidays and day in self.holiday_dates:
-            return None
-        weekday = day.weekday()
-        if weekday == Weekday.SUNDAY:
-            if self.no_sundays:
-                return None
-            if self.sunday_start and self.sunday_end:
-                return self.sunday_start, self.sunday_end
-        if weekday == Weekday.SATURDAY and self.saturday_start and self.saturday_end:
-            return self.saturday_start, self.saturday_end
+    def weekday_hours(self) -> tuple[dt.time, dt.time]:
         return self.start_time, self.end_time
+
+    @functools.cached_property
+    def _holiday_names(self) -> dict[dt.date, str]:
+        return {h.date: h.name for h in self.holidays.all()}
+
+    def holiday_names(self) -> dict[dt.date, str]:
+        return self._holiday_names
+
+    @property
+    def holiday_dates(self) -> frozenset[dt.date]:
+        return frozenset(self._holiday_names)
+
+    def cap_exempt(self, last_purchase_on: dt.date | None, today: dt.date) -> bool:
+        """Whether a record's recent purchase takes it out of this rule's cap (Oregon)."""
+        months = self.cap_purchase_exempt_months
+        if not months or last_purchase_on is None:
+            return False
+        return last_purchase_on > today - dt.timedelta(days=round(months * 30.44))
+
+
+class StateRuleOverride(DayRules):
+    """A business unit's own, stricter version of a state's rule: it applies to the same
+    recipients as the state rule, on top of it (the stricter always wins, so an override can
+    narrow the law's hours and never widen them)."""
+
+    bu_path = "business_unit"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.CASCADE, related_name="state_rule_overrides"
+    )
+    preset = models.ForeignKey(
+        SendingWindowPreset, on_delete=models.CASCADE, related_name="overrides"
+    )
+    start_time = models.TimeField(null=True, blank=True, help_text="Empty: the state's hours.")
+    end_time = models.TimeField(null=True, blank=True, help_text="Empty: the state's hours.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["business_unit", "preset"]
+        verbose_name = "state rule of a business unit"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_unit", "preset"],
+                name="staterule_override_one_per_state",
+                violation_error_message="This business unit already has a rule for that state.",
+            ),
+            models.CheckConstraint(
+                condition=Q(start_time__isnull=True, end_time__isnull=True)
+                | Q(start_time__isnull=False, end_time__isnull=False, start_time__lt=F("end_time")),
+                name="staterule_override_hours",
+                violation_error_message="Give both times, the start before the end.",
+            ),
+            _day_hours_constraint("staterule_override", "saturday"),
+            _day_hours_constraint("staterule_override", "sunday"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.business_unit}: {self.preset.code}"
+
+    def applies_on(self, day: dt.date) -> bool:
+        return self.preset.applies_on(day)
+
+    def weekday_hours(self) -> tuple[dt.time, dt.time]:
+        if self.start_time and self.end_time:
+            return self.start_time, self.end_time
+        return dt.time.min, dt.time.max
+
+    def holiday_names(self) -> dict[dt.date, str]:
+        return self.preset.holiday_names()
+
+    def cap_exempt(self, last_purchase_on: dt.date | None, today: dt.date) -> bool:
+        return self.preset.cap_exempt(last_purchase_on, today)
+
+
+class Blackout(models.Model):
+    """A time when nobody in the listed states is texted, declared by a compliance owner
+    (docs/spec.md section 9: Louisiana bans texts during a declared state of emergency)."""
+
+    bu_path = "business_unit"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.CASCADE, related_name="blackouts"
+    )
+    states = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='State codes, e.g. ["LA"]; empty: every recipient of the business unit.',
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until lifted.")
+    reason = models.CharField(max_length=200, help_text="e.g. Hurricane Ida state of emergency")
+    source = models.CharField(max_length=300, blank=True, help_text="The order or proclamation.")
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(starts_at__lt=F("ends_at")),
+                name="blackout_starts_before_end",
+                violation_error_message="The end must be after the start.",
+            ),
+            # The reason names the blackout (config files find it by it).
+            models.UniqueConstraint(
+                fields=["business_unit", "reason"],
+                name="blackout_one_per_reason",
+                violation_error_message="This business unit already has a blackout so named.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} ({', '.join(self.states) or 'all'})"
+
+    def clean(self) -> None:
+        codes = [str(c).strip().upper() for c in self.states or []]
+        unknown = [c for c in codes if c not in state_codes()]
+        if unknown:
+            raise ValidationError({"states": f"Not a US state code: {', '.join(unknown)}."})
+        self.states = codes
+
+    @property
+    def label(self) -> str:
+        return f"blackout: {self.reason}"
+
+
+@functools.cache
+def state_names() -> dict[str, str]:
+    """US state and territory names, lower case, to their codes ("texas" -> "TX"), and each
+    code to itself: the ``holidays`` library's list, the codes the presets use."""
+    from holidays.countries.united_states import US  # loaded once, when first asked
+
+    names = {name.lower(): code for name, code in US.subdivisions_aliases.items()}
+    names.update({code.lower(): code for code in US.subdivisions})
+    names["washington d.c."] = "DC"
+    return names
+
+
+def state_codes() -> frozenset[str]:
+    return frozenset(state_names().values())
 
 
 class PresetHoliday(models.Model):
@@ -1057,6 +1261,73 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.skill} -> {self.destination}"
+
+
+class RuleHold(models.Model):
+    """A text a rule held back: which rule, for whom, from when and until when.
+
+    Written by the planner when a recipient's state rule, a blackout or a frequency cap keeps
+    it from planning a text it would otherwise plan, and by the send-time guard when one
+    withdraws a queued text; one row per hold (the planner meets the same hold at every pass).
+    The record's page and the evidence of a number list them.
+    """
+
+    bu_path = "business_unit"
+
+    class Kind(models.TextChoices):
+        HOURS = "hours", "Outside the allowed hours"
+        CLOSED_DAY = "closed_day", "A day without texts (Sunday, holiday)"
+        BLACKOUT = "blackout", "Blackout"
+        CAP = "cap", "Frequency cap"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.CASCADE, related_name="rule_holds"
+    )
+    skill = models.ForeignKey(
+        Skill, null=True, blank=True, on_delete=models.SET_NULL, related_name="rule_holds"
+    )
+    record = models.ForeignKey(
+        Record, null=True, blank=True, on_delete=models.SET_NULL, related_name="rule_holds"
+    )
+    message = models.ForeignKey(
+        OutboundMessage,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="rule_holds",
+        help_text="The queued text the send-time guard withdrew, if it was one.",
+    )
+    phone_number = models.CharField(max_length=16)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    rule = models.CharField(max_length=200, help_text='e.g. "TX: Sunday hours 12:00-21:00"')
+    source = models.CharField(max_length=300, blank=True)
+    held_at = models.DateTimeField()
+    held_until = models.DateTimeField(
+        null=True, blank=True, help_text="When the rule lets it go; empty: not in the coming week."
+    )
+
+    class Meta:
+        ordering = ["-held_at", "-id"]
+        indexes = [
+            models.Index(fields=["business_unit", "phone_number"], name="rulehold_number_idx"),
+            models.Index(fields=["record"], name="rulehold_record_idx"),
+        ]
+        constraints = [
+            # The planner meets one hold at each pass until it lifts: it is written once.
+            models.UniqueConstraint(
+                fields=["skill", "phone_number", "rule", "held_until"],
+                condition=Q(held_until__isnull=False, message__isnull=True),
+                name="rulehold_once_per_hold",
+            ),
+            models.UniqueConstraint(
+                fields=["skill", "phone_number", "rule"],
+                condition=Q(held_until__isnull=True, message__isnull=True),
+                name="rulehold_once_per_open_hold",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number}: {self.rule}"
 
 
 class XsEvent(models.Model):

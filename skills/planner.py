@@ -66,19 +66,26 @@ from messaging.segments import analyse
 from messaging.selectors import template_record_values
 from messaging.tasks import kick_senders
 from skills.cadence import Cadence
+from skills.caps import free_at, planned_or_sent
 from skills.filters import RecordFilter, custom_field_types, sort_order
+from skills.holds import records_hold
 from skills.models import (
     Attempt,
     Destination,
     FinalReason,
     Record,
+    RuleHold,
     Skill,
 )
 from skills.outcomes import finalize_records
 from skills.queries import active_list_ids, not_expired_q, pending_q, with_open_number_q
-from skills.services import apply_schedules, record_tallies_compact, skill_complete_if_finished
+from skills.services import (
+    apply_schedules,
+    record_tallies_compact,
+    skill_complete_if_finished,
+)
 from skills.sweeps import sweep_skill
-from skills.windows import WindowPolicy, WindowVerdict
+from skills.windows import Hold, WindowPolicy, WindowVerdict
 from skills.xs import xs_refill_check
 
 logger = logging.getLogger(__name__)
@@ -90,6 +97,8 @@ SCAN_FACTOR = 4
 MAX_SCAN = 50_000  # ... and never more, so one pass is bounded whatever the list size
 TOO_LONG_REPORTED = 100  # external ids of too-long records kept in a result
 RECENT_LOOKBACK = dt.timedelta(hours=24)  # attempts read per record: presets' 24 h caps
+# A held record is looked at again at most this long after, should its rule change meanwhile.
+HOLD_RECHECK = dt.timedelta(minutes=10)
 
 
 # --- Results -----------------------------------------------------------------------------------
@@ -182,7 +191,7 @@ class _Pass:
         self.bu = skill.business_unit
         self.code = skill.registration.transport_code
         self.list_ids = active_list_ids(skill)
-        self.policy = WindowPolicy.for_skill(skill)
+        self.policy = WindowPolicy.for_skill(skill, now)
         self.cadence = Cadence.for_skill(skill)
         self.compiled = templating.parse(skill.template.body)
         self.scrub_groups = list(skill.scrubbed_dnc_groups.values_list("id", flat=True))
@@ -197,6 +206,8 @@ class _Pass:
         self.order = sort_order(skill.sort_criteria.all(), result.warnings)
         self.max_scan = min(MAX_SCAN, max(MIN_SCAN, SCAN_FACTOR * limit))
         self.stopped = False  # paused or stopped during the pass
+        self.sent_to: dict[str, list[dt.datetime]] = {}  # a batch's numbers: texts of 24 h
+        self.holds: list[RuleHold] = []  # a batch's texts held back by a rule
         self.open_zones: list[str] = []
         self.lookback = max(
             RECENT_LOOKBACK,
@@ -222,6 +233,8 @@ class _Pass:
         )
         pending = Attempt.objects.filter(pending_q(skill, now), skill=skill, record=OuterRef("pk"))
         records = records.filter(~Exists(pending))
+        # A record a rule holds back is looked at again when the rule lets it go.
+        records = records.filter(Q(held_until__isnull=True) | Q(held_until__lte=now))
         # Only records with an open number in a zone whose window is open (or about to be):
         # at night nothing is read, and numbers that are never texted (unknown zone, zone not
         # allowed) do not fill every pass's scan.
@@ -281,13 +294,17 @@ class _Pass:
         opted = opted_out_numbers(business_unit_id=self.bu.id, numbers=numbers)
         blocked = opted | numbers_in_groups(group_ids=self.scrub_groups, numbers=numbers)
         recent = self.recent_attempts([r.id for r in records])
+        self.sent_to = planned_or_sent(business_unit_id=self.bu.id, numbers=numbers, now=self.now)
+        self.holds = []
 
         planned: list[_Planned] = []
         finals: dict[str, list[Record]] = {}
+        held: dict[int, list[RuleHold]] = {}
         cost = 0
         for record in records:
             if self.result.cost + cost >= self.limit:
                 break
+            holds_before = len(self.holds)
             outcome = self.decide(record, blocked, opted, recent.get(record.id, []))
             if isinstance(outcome, _Planned):
                 planned.append(outcome)
@@ -296,7 +313,11 @@ class _Pass:
                 finals.setdefault(outcome[6:], []).append(record)
             else:
                 self.result.skipped[outcome] += 1
+                if len(self.holds) > holds_before:
+                    held[record.id] = self.holds[holds_before:]
         self.write(planned, finals)
+        if held:
+            records_hold(held, now=self.now, recheck=HOLD_RECHECK)
 
     def cost(self, planned: _Planned) -> int:
         return planned.segments if self.code.counts_segments else 1
@@ -373,20 +394,55 @@ class _Pass:
             )
             if not verdict.allowed:
                 reason = verdict.reason  # never texted as things are: try the next number
+                if verdict.held is not None:
+                    self.hold(record, destination, verdict.held, None)
                 continue
+            cap = verdict.cap_for(self.last_purchase(record), now.date())
             if not verdict.opens_within(now, PLAN_AHEAD_SECONDS):
                 reason = "window_closed"
-            elif (
-                verdict.max_per_24h
-                and sum(1 for a in mine if a[2] >= now - dt.timedelta(hours=24))
-                >= verdict.max_per_24h
+                if verdict.held is not None:
+                    self.hold(record, destination, verdict.held, verdict.opens_at)
+            elif cap is not None and (
+                until := free_at(self.sent_to.get(destination.phone_number, []), cap.limit)
             ):
                 reason = "daily_cap"
+                self.hold(record, destination, Hold(RuleHold.Kind.CAP, cap.rule, cap.source), until)
             else:
-                return self.merge(record, destination, verdict)
+                planned = self.merge(record, destination, verdict)
+                if isinstance(planned, _Planned):  # counted for the rest of the batch
+                    self.sent_to.setdefault(destination.phone_number, []).append(now)
+                return planned
             if self.cadence.sequential:
                 break
         return reason
+
+    def hold(self, record, destination, held: Hold, until: dt.datetime | None) -> None:
+        """A rule holds this record's text back: kept in the ledger, and the record is looked
+        at again when the rule lets it go (or after HOLD_RECHECK, should the rule change)."""
+        self.holds.append(
+            RuleHold(
+                business_unit_id=self.bu.id,
+                skill_id=self.skill.id,
+                record_id=record.id,
+                phone_number=destination.phone_number,
+                kind=held.kind,
+                rule=held.rule[:200],
+                source=held.source[:300],
+                held_at=self.now,
+                held_until=until,
+            )
+        )
+
+    def last_purchase(self, record: Record) -> dt.date | None:
+        """The record's last purchase date (Oregon's exemption), if its field holds one."""
+        field = self.bu.last_purchase_field
+        value = (record.custom or {}).get(field) if field else None
+        if not value:
+            return None
+        try:
+            return dt.date.fromisoformat(str(value)[:10])
+        except ValueError:
+            return None
 
     def merge(self, record: Record, destination: Destination, verdict) -> _Planned | str:
         body = self.compiled.render(template_record_values(record))
@@ -500,7 +556,11 @@ class _Pass:
             for p, message in zip(planned, messages, strict=True)
         )
         Record.objects.filter(id__in=[p.record.id for p in planned]).update(
-            attempts=F("attempts") + 1, last_attempt_at=now, updated_at=timezone.now()
+            attempts=F("attempts") + 1,
+            last_attempt_at=now,
+            held_until=None,
+            held_by="",
+            updated_at=timezone.now(),
         )
         Destination.objects.filter(id__in=[p.destination.id for p in planned]).update(
             attempts=F("attempts") + 1

@@ -20,6 +20,7 @@ from messaging.outbox import withdraw
 from messaging.tasks import kick_senders
 from pcsms.queue import enqueue_on_commit
 from pcsms.timezones import resolve_zone
+from skills.calendars import holiday_calendar
 from skills.filters import RecordFilter, custom_field_types
 from skills.importing.service import Progress, upload_job_run
 from skills.models import (
@@ -279,27 +280,24 @@ def skill_end_of_list_notify(*, skill_id: int) -> bool:
 
 
 def preset_holidays_fill(*, years: list[int], codes: list[str] | None = None) -> dict[str, int]:
-    """Add each no-holiday preset's legal holidays of ``years``, on the days they are observed
-    (a Saturday holiday on the Friday before, a Sunday one on the Monday after), from the
-    ``holidays`` library; returns the dates added per preset code. Dates already there, and
-    any a compliance owner removed or added for another year, are left alone.
+    """Add the legal holidays of ``years`` to each no-holiday preset (and to any preset named in
+    ``codes``), on their days and the days they are observed by the preset's rule (see
+    :func:`holiday_calendar`); returns the dates added per preset code. Dates already there,
+    and any a compliance owner removed or added for another year, are left alone.
     """
-    import holidays  # a large package, needed only here
-
-    presets = SendingWindowPreset.objects.filter(no_holidays=True)
+    presets = SendingWindowPreset.objects.all()
     if codes:
         presets = presets.filter(code__in=[c.strip().upper() for c in codes])
+    else:
+        presets = presets.filter(no_holidays=True)
     added: dict[str, int] = {}
     for preset in presets:
         try:
-            calendar = holidays.US(subdiv=preset.code, years=years, observed=True)
+            calendar = holiday_calendar(preset.code, years, preset.observed_rule)
         except NotImplementedError:  # not a US state code: its dates are entered by hand
             added[preset.code] = 0
             continue
-        rows = [
-            PresetHoliday(preset=preset, date=day, name=str(name)[:200])
-            for day, name in sorted(calendar.items())
-        ]
+        rows = [PresetHoliday(preset=preset, date=day, name=name) for day, name in calendar.items()]
         before = preset.holidays.count()
         PresetHoliday.objects.bulk_create(rows, ignore_conflicts=True)
         added[preset.code] = preset.holidays.count() - before

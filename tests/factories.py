@@ -26,6 +26,7 @@ from messaging.models import (
 from pcsms.models import BusinessUnit, CustomTimeZone, Membership
 from skills.models import (
     Attempt,
+    Blackout,
     CadenceStep,
     CallingList,
     Campaign,
@@ -34,10 +35,12 @@ from skills.models import (
     Destination,
     FilterCondition,
     Record,
+    RuleHold,
     ScheduleDay,
     SendingWindowPreset,
     Skill,
     SortCriterion,
+    StateRuleOverride,
     TimeZoneBound,
     UploadJob,
     XsEvent,
@@ -320,6 +323,41 @@ class XsEventFactory(factory.django.DjangoModelFactory):
     payload = factory.LazyFunction(lambda: {"external_id": "C-1", "outcome": "delivered"})
 
 
+class StateRuleOverrideFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StateRuleOverride
+
+    business_unit = factory.SubFactory(BusinessUnitFactory)
+    preset = factory.SubFactory(SendingWindowPresetFactory)
+    start_time = dt.time(10, 0)
+    end_time = dt.time(19, 0)
+
+
+class BlackoutFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Blackout
+
+    business_unit = factory.SubFactory(BusinessUnitFactory)
+    states = factory.LazyFunction(lambda: ["LA"])
+    starts_at = factory.LazyFunction(timezone.now)
+    reason = "State of emergency"
+
+
+class RuleHoldFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RuleHold
+
+    business_unit = factory.SubFactory(BusinessUnitFactory)
+    skill = factory.SubFactory(SkillFactory, business_unit=SAME_BU)
+    record = factory.SubFactory(
+        RecordFactory, calling_list__business_unit=factory.SelfAttribute("...business_unit")
+    )
+    phone_number = "+13125550123"
+    kind = RuleHold.Kind.HOURS
+    rule = "TX: Sunday hours 12:00-21:00"
+    held_at = factory.LazyFunction(timezone.now)
+
+
 # Model -> factory, for tests that walk every model (e.g. the admin isolation test).
 FACTORIES = {
     f._meta.model: f
@@ -352,5 +390,8 @@ FACTORIES = {
         SendingWindowPresetFactory,
         AttemptFactory,
         XsEventFactory,
+        StateRuleOverrideFactory,
+        BlackoutFactory,
+        RuleHoldFactory,
     ]
 }

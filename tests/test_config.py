@@ -250,3 +250,72 @@ def test_the_state_rules_are_exported_and_applied_with_their_holidays(db):
         e.startswith("state_rules[") and "Give both Sunday times" in e for e in error.value.errors
     )
     assert SendingWindowPreset.objects.get(code="TX").sunday_end == dt.time(21), "unchanged"
+
+
+def test_a_business_units_own_rules_blackouts_and_cap_go_to_another_system(bu):
+    """What a compliance owner set for their BU travels with its configuration: its stricter
+    Texas hours, a declared blackout and the BU-wide cap; applying the file elsewhere makes
+    the same, and a rule for a state that has none is refused by name."""
+    import tomllib
+
+    import tomli_w
+
+    from skills.models import Blackout, SendingWindowPreset, StateRuleOverride
+
+    bu.max_texts_per_24h = 4
+    bu.save()
+    StateRuleOverride.objects.create(
+        business_unit=bu,
+        preset=SendingWindowPreset.objects.get(code="TX"),
+        start_time=dt.time(10),
+        end_time=dt.time(19),
+        no_sundays=True,
+        source="Counsel, 2026-11",
+    )
+    Blackout.objects.create(
+        business_unit=bu,
+        states=["LA"],
+        starts_at=dt.datetime(2026, 9, 1, 5, tzinfo=dt.UTC),
+        ends_at=dt.datetime(2026, 9, 20, 5, tzinfo=dt.UTC),
+        reason="Hurricane state of emergency",
+        source="Proclamation 26-101",
+    )
+    data = tomllib.loads(config_export())
+    unit = data["business_units"][0]
+    assert unit["max_texts_per_24h"] == 4
+    assert unit["state_rule_overrides"] == [
+        {
+            "preset": "TX",
+            "start_time": dt.time(10),
+            "end_time": dt.time(19),
+            "no_sundays": True,
+            "no_holidays": False,
+            "source": "Counsel, 2026-11",
+            "notes": "",
+        }
+    ]
+    assert unit["blackouts"][0]["reason"] == "Hurricane state of emergency"
+
+    unit["name"] = "Elsewhere"
+    unit.pop("registrations", None)
+    unit.pop("transport_codes", None)
+    result = config_apply(tomli_w.dumps({"business_units": [unit]}))
+    elsewhere = BusinessUnit.objects.get(name="Elsewhere")
+    assert result.created["business units"] == 1
+    override = StateRuleOverride.objects.get(business_unit=elsewhere)
+    assert (override.preset.code, override.start_time, override.no_sundays) == (
+        "TX",
+        dt.time(10),
+        True,
+    )
+    blackout = Blackout.objects.get(business_unit=elsewhere)
+    assert blackout.states == ["LA"] and blackout.ends_at == dt.datetime(
+        2026, 9, 20, 5, tzinfo=dt.UTC
+    )
+    again = config_apply(tomli_w.dumps({"business_units": [unit]}))
+    assert again.created == {} and again.updated == {}, "applying it twice changes nothing"
+
+    unit["state_rule_overrides"][0]["preset"] = "ZZ"
+    with pytest.raises(ConfigError) as error:
+        config_apply(tomli_w.dumps({"business_units": [unit]}))
+    assert any("state_rule_overrides[0]" in e and "'ZZ'" in e for e in error.value.errors)

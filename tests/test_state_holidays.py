@@ -9,7 +9,7 @@ from io import StringIO
 import time_machine
 from django.core.management import call_command
 
-from skills.models import PresetHoliday, SendingWindowPreset
+from skills.models import ObservedRule, PresetHoliday, SendingWindowPreset
 
 
 def test_the_command_adds_later_years_and_keeps_what_is_there(db):
@@ -42,3 +42,30 @@ def test_a_compliance_owner_sees_and_finds_the_holiday_dates_in_the_admin(client
     assert "2026-07-03" in page.content.decode()  # the observed Independence Day, on its page
     found = client.get(reverse("admin:skills_presetholiday_changelist") + "?q=Pioneer")
     assert found.status_code == 200 and "Pioneer Day" in found.content.decode()
+
+
+def test_mississippi_observes_a_sunday_holiday_on_monday_and_a_saturday_one_on_the_day(db):
+    """Miss. Code 3-3-7: a holiday on a Sunday is kept on the Monday; unlike Alabama's rule, a
+    Saturday one does not move to the Friday (4 Jul 2026 is a Saturday, 4 Jul 2027 a Sunday)."""
+    mississippi = SendingWindowPreset.objects.get(code="MS")
+    assert mississippi.observed_rule == ObservedRule.SUN_MON
+    dates = dict(mississippi.holidays.values_list("date", "name"))
+    assert dt.date(2026, 7, 4) in dates and dt.date(2026, 7, 3) not in dates
+    assert dates[dt.date(2027, 7, 5)] == "Independence Day (observed)"
+    alabama = set(
+        SendingWindowPreset.objects.get(code="AL").holidays.values_list("date", flat=True)
+    )
+    assert {dt.date(2026, 7, 3), dt.date(2027, 7, 5)} <= alabama
+    # Mississippi bans Sundays, not holidays: its calendar is kept, and closes nothing.
+    assert not mississippi.no_holidays
+
+
+def test_the_command_fills_a_named_state_with_its_own_observed_rule(db):
+    mississippi = SendingWindowPreset.objects.get(code="MS")
+    out = StringIO()
+    with time_machine.travel(dt.datetime(2032, 6, 1, 12, tzinfo=dt.UTC), tick=False):
+        call_command("state_holidays", "--years", "1", "--state", "MS", "--json", stdout=out)
+    assert json.loads(out.getvalue())["added"]["MS"] > 10
+    # 25 Dec 2032 is a Saturday: kept on the day, not on Friday the 24th.
+    assert mississippi.holidays.filter(date=dt.date(2032, 12, 25)).exists()
+    assert not mississippi.holidays.filter(date=dt.date(2032, 12, 24)).exists()

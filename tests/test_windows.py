@@ -226,6 +226,7 @@ def test_texas_sundays_start_at_noon_across_the_dst_change(skill):
         assert not verdict.is_open(morning)
         assert verdict.opens_at == dt.datetime.combine(sunday, dt.time(utc_noon), tzinfo=UTC)
         assert verdict.presets == ("TX",)
+        assert verdict.held.rule == "TX: Sunday hours 12:00-21:00"
     saturday = local(CHICAGO_TX, 2026, 10, 31, 9, 30)
     assert rules.check(zone_name="America/Chicago", now=saturday, state="TX").is_open(saturday)
 
@@ -237,6 +238,7 @@ def test_rhode_island_saturdays_are_shorter_and_sundays_closed(skill):
     saturday = local(NEW_YORK, 2026, 6, 13, 17, 30)
     verdict = rules.check(zone_name="America/New_York", now=saturday, state="RI")
     assert not verdict.is_open(saturday), "Saturday 10:00-17:00"
+    assert verdict.held.rule == "RI: Saturday hours 10:00-17:00"
     assert verdict.opens_at == local(NEW_YORK, 2026, 6, 15, 9), "no Sunday: Monday 09:00"
     early = local(NEW_YORK, 2026, 6, 13, 9, 30)
     verdict = rules.check(zone_name="America/New_York", now=early, state="RI")
@@ -244,6 +246,10 @@ def test_rhode_island_saturdays_are_shorter_and_sundays_closed(skill):
     juneteenth = local(NEW_YORK, 2026, 6, 19, 12)
     verdict = rules.check(zone_name="America/New_York", now=juneteenth, state="RI")
     assert not verdict.is_open(juneteenth), "a federal holiday: closed in Rhode Island"
+    assert verdict.held.rule.startswith("RI: no texts on legal holidays (Juneteenth")
+    sunday = local(NEW_YORK, 2026, 6, 14, 12)
+    verdict = rules.check(zone_name="America/New_York", now=sunday, state="Rhode Island")
+    assert verdict.held.rule == "RI: no texts on Sundays"
 
 
 def test_a_rule_holds_from_its_effective_date(skill):
@@ -276,6 +282,8 @@ def test_utah_is_closed_on_a_state_holiday(skill):
     verdict = rules.check(zone_name="America/Denver", now=noon, state="UT")
     assert not verdict.is_open(noon)
     assert verdict.opens_at == local(denver, 2026, 7, 25, 8)
+    assert verdict.held.rule == "UT: no texts on legal holidays (Pioneer Day)"
+    assert verdict.held.kind == "closed_day" and "13-25a-103" in verdict.held.source
 
 
 def test_alabama_keeps_the_observed_day_of_a_weekend_holiday(skill):
@@ -284,6 +292,7 @@ def test_alabama_keeps_the_observed_day_of_a_weekend_holiday(skill):
     friday = local(CHICAGO, 2026, 7, 3, 12)
     verdict = rules.check(zone_name="America/Chicago", now=friday, state="AL")
     assert not verdict.is_open(friday)
+    assert verdict.held.rule == "AL: no texts on legal holidays (Independence Day (observed))"
     # The Saturday is the holiday itself, a Sunday is closed for Alabama anyway: Monday.
     assert verdict.opens_at == local(CHICAGO, 2026, 7, 6, 8)
     georgia = rules.check(zone_name="America/Chicago", now=friday, state="GA")

@@ -4,6 +4,6 @@ Django's autodiscovery imports ``skills.admin``; importing each module here regi
 admins (the package form Django documents for models, "Organizing models in a package").
 """
 
-from skills.admin import activity, dashboards, lists, parameters, skill, uploads
+from skills.admin import activity, dashboards, lists, parameters, rules, skill, uploads
 
-__all__ = ["activity", "dashboards", "lists", "parameters", "skill", "uploads"]
+__all__ = ["activity", "dashboards", "lists", "parameters", "rules", "skill", "uploads"]

@@ -23,6 +23,7 @@ from pcsms.admin_base import (
     scoped,
 )
 from skills.admin.dashboards import dashboard_data, dashboard_page, viewable
+from skills.admin.rules import RuleHoldInline
 from skills.models import (
     CallingList,
     Campaign,
@@ -218,11 +219,13 @@ class RecordAdmin(PhoneSearchMixin, FixedParentMixin, TenantAdmin):
         "final_reason",
         "attempts",
         "last_attempt_at",
+        "held_by",
+        "held_until",
         "upload_job",
         "created_at",
         "updated_at",
     ]
-    inlines = [DestinationInline]
+    inlines = [DestinationInline, RuleHoldInline]
     show_full_result_count = False  # a second COUNT(*) over a large table on every search
     fieldsets = [
         (None, {"fields": ["calling_list", "external_id"]}),
@@ -235,7 +238,18 @@ class RecordAdmin(PhoneSearchMixin, FixedParentMixin, TenantAdmin):
             "List fields",
             {"fields": ["priority", "score", "customer1", "customer2", "expires_on", "custom"]},
         ),
-        ("Outcome", {"fields": ["is_final", "final_reason", "attempts", "last_attempt_at"]}),
+        (
+            "Outcome",
+            {
+                "fields": [
+                    "is_final",
+                    "final_reason",
+                    "attempts",
+                    "last_attempt_at",
+                    ("held_by", "held_until"),
+                ]
+            },
+        ),
         ("System", {"fields": ["upload_job", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
