@@ -160,6 +160,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # The largest calling list or DNC file the admin accepts (pcsms/files.py).
 MAX_UPLOAD_MB = env.int("MAX_UPLOAD_MB", default=200)
 
+# The evidence PDF's font (skills/evidence.py): a Unicode TTF shows every character of a text;
+# without one the PDF uses its core font, Latin-1 only.
+EVIDENCE_PDF_FONT = env.str(
+    "EVIDENCE_PDF_FONT", default="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+)
+
 PHONENUMBER_DEFAULT_REGION = env.str("PHONENUMBER_DEFAULT_REGION", default="US")
 PHONENUMBER_DEFAULT_FORMAT = "E164"
 

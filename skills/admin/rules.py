@@ -4,6 +4,10 @@ ledger of texts the rules held back."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from pcsms.admin_base import (
     SYSTEM_FIELDSET,
@@ -13,6 +17,15 @@ from pcsms.admin_base import (
     TenantAdmin,
     TenantTabularInline,
     scoped,
+)
+from pcsms.models import BusinessUnit, visible_to
+from skills.evidence import (
+    NotANumber,
+    evidence_csv,
+    evidence_json,
+    evidence_pdf,
+    normalise_number,
+    number_evidence,
 )
 from skills.models import Blackout, RuleHold, StateRuleOverride
 
@@ -111,3 +124,44 @@ class RuleHoldAdmin(PhoneSearchMixin, SystemWrittenMixin, TenantAdmin):
     ]
     readonly_fields = fields
     show_full_result_count = False
+    change_list_template = "admin/skills/rulehold/change_list.html"
+
+    def get_urls(self):
+        evidence = self.admin_site.admin_view(self.evidence_view)
+        return [path("evidence/", evidence, name="skills_rulehold_evidence"), *super().get_urls()]
+
+    def evidence_view(self, request):
+        """Everything pcsms did with one number in the user's business units, and why."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        raw = request.GET.get("number", "").strip()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Evidence of a number",
+            "raw_number": raw,
+        }
+        if raw:
+            try:
+                number = normalise_number(raw)
+            except NotANumber as exc:
+                context["error"] = str(exc)
+            else:
+                units = visible_to(BusinessUnit.objects.all(), request.user)
+                evidence = number_evidence(number, units)
+                form = request.GET.get("format", "")
+                if form in EVIDENCE_FILES:
+                    render, kind = EVIDENCE_FILES[form]
+                    response = HttpResponse(render(evidence), content_type=kind)
+                    name = f"evidence-{number.lstrip('+')}.{form}"
+                    response["Content-Disposition"] = f'attachment; filename="{name}"'
+                    return response
+                context["evidence"] = evidence
+        return TemplateResponse(request, "admin/skills/evidence.html", context)
+
+
+EVIDENCE_FILES = {
+    "pdf": (evidence_pdf, "application/pdf"),
+    "csv": (evidence_csv, "text/csv; charset=utf-8"),
+    "json": (evidence_json, "application/json"),
+}
