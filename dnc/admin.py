@@ -264,12 +264,13 @@ class DncEntryAdmin(PhoneSearchMixin, TenantAdmin):
     list_select_related = ["group", "added_by"]  # both shown on every row
     # The source tells an opt-in which entries it may remove (only the recipient's own), so it
     # is never relabelled here; entries added in the admin are manual.
-    readonly_fields = ["source", "added_by", "created_at"]
+    readonly_fields = ["source", "added_by", "retain_until", "retention_rule", "created_at"]
     fields = [
         "group",
         "phone_number",
         "source",
         "expires_on",
+        ("retain_until", "retention_rule"),
         "collected_at",
         "evidence",
         "added_by",

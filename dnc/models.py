@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
@@ -128,6 +128,10 @@ class DncEntry(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # A state may require a STOP to be honoured for years (docs/spec.md section 11: Virginia, 10
+    # years): set when a recipient's opt-out is recorded, and the expiry is never before it.
+    retain_until = models.DateField(null=True, blank=True, editable=False)
+    retention_rule = models.CharField(max_length=200, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -139,6 +143,13 @@ class DncEntry(models.Model):
                 fields=["group", "phone_number"],
                 name="dncentry_one_per_group_and_number",
                 violation_error_message="This number is already in this DNC group.",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_on__isnull=True)
+                | Q(retain_until__isnull=True)
+                | Q(expires_on__gte=F("retain_until")),
+                name="dncentry_kept_for_its_retention",
+                violation_error_message="The entry must be kept until its retention date.",
             ),
         ]
         indexes = [
@@ -163,6 +174,13 @@ class DncEntry(models.Model):
     def clean(self) -> None:
         if self.expires_on and self.collected_at and self.expires_on < self.collected_at.date():
             raise ValidationError({"expires_on": "The expiry date is before the date collected."})
+        if self.expires_on and self.retain_until and self.expires_on < self.retain_until:
+            raise ValidationError(
+                {
+                    "expires_on": f"This opt-out must be kept until {self.retain_until:%Y-%m-%d} "
+                    f"({self.retention_rule}): the expiry cannot be earlier."
+                }
+            )
 
     @property
     def is_expired(self) -> bool:

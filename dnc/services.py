@@ -54,6 +54,35 @@ class OptOut:
 # written (the number's queued texts are already withdrawn: see messaging.services.phone_opt_out).
 OPT_OUT_LISTENERS: list[Callable[[OptOut], None]] = []
 
+# Each is called with (business_unit_id=, phone_number=, collected_on=) for an opt-out the
+# recipient made (a reply, the carrier's "unsubscribed") and returns (keep until, rule in words)
+# or None: the longest wins (``skills`` answers from the state rules, e.g. Virginia's 10 years).
+RETENTION_RULES: list[Callable[..., tuple[dt.date, str] | None]] = []
+# The opt-outs a state's retention applies to: the recipient's own.
+RETAINED_SOURCES = (
+    DncEntry.Source.STOP_REPLY,
+    DncEntry.Source.PROBABLE_OPT_OUT,
+    DncEntry.Source.CARRIER,
+)
+
+
+def retention_for(
+    *, business_unit_id: int, phone_number: str, collected_on: dt.date
+) -> tuple[dt.date, str] | None:
+    """How long an opt-out of this number must be kept, and by which rule (None: no rule)."""
+    answers = [
+        answer
+        for rule in RETENTION_RULES
+        if (
+            answer := rule(
+                business_unit_id=business_unit_id,
+                phone_number=phone_number,
+                collected_on=collected_on,
+            )
+        )
+    ]
+    return max(answers, key=lambda a: a[0]) if answers else None
+
 
 def normalise_phone(value: str, *, region: str = "US") -> str | None:
     """``value`` as E.164, or ``None`` if it cannot be a phone number (a short code, a name)."""
@@ -121,6 +150,17 @@ def dnc_entry_add(
     source, so a later opt-in cannot remove it). An expired one blocks again, now for this
     reason.
     """
+    retain_until, rule = None, ""
+    if source in RETAINED_SOURCES:
+        kept = retention_for(
+            business_unit_id=group.business_unit_id,
+            phone_number=str(phone_number),
+            collected_on=timezone.localdate(),
+        )
+        if kept is not None:
+            retain_until, rule = kept
+            if expires_on is not None:
+                expires_on = max(expires_on, retain_until)
     entry, created = DncEntry.objects.get_or_create(
         group=group,
         phone_number=phone_number,
@@ -129,6 +169,8 @@ def dnc_entry_add(
             "evidence": evidence,
             "added_by": added_by,
             "expires_on": expires_on,
+            "retain_until": retain_until,
+            "retention_rule": rule,
         },
     )
     if created:
@@ -136,8 +178,25 @@ def dnc_entry_add(
     if entry.is_expired:
         entry.source, entry.evidence, entry.added_by = source, evidence, added_by
         entry.expires_on = expires_on
-        entry.save(update_fields=["source", "evidence", "added_by", "expires_on"])
+        entry.retain_until, entry.retention_rule = retain_until, rule
+        entry.save(
+            update_fields=[
+                "source",
+                "evidence",
+                "added_by",
+                "expires_on",
+                "retain_until",
+                "retention_rule",
+            ]
+        )
         return entry, True
+    if retain_until is not None and (entry.retain_until or dt.date.min) < retain_until:
+        # Blocking already (a manual entry, say): the recipient's own STOP is kept as long as
+        # the law says, whatever expiry the entry had.
+        entry.retain_until, entry.retention_rule = retain_until, rule
+        if entry.expires_on is not None and entry.expires_on < retain_until:
+            entry.expires_on = retain_until
+        entry.save(update_fields=["retain_until", "retention_rule", "expires_on"])
     return entry, False
 
 

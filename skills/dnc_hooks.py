@@ -6,15 +6,21 @@ When a number opts out of a business unit (a STOP reply, a free-text opt-out, or
 page's "opted out" outcome says. ``dnc`` calls this through
 :data:`dnc.services.OPT_OUT_LISTENERS`; ``SkillsConfig.ready`` puts it there, so ``dnc`` never
 imports ``skills``.
+
+It also answers :data:`dnc.services.RETENTION_RULES`: how long a state requires the recipient's
+opt-out to be honoured (Virginia, 10 years), from the state rules that apply to the number.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from django.utils import timezone
 
 from dnc.services import OptOut, dnc_entry_add
 from messaging.models import OutboundMessage
-from skills.models import Attempt, FinalReason, Record
+from skills.models import Attempt, Destination, FinalReason, Record, SendingWindowPreset
+from skills.windows import area_code, area_code_state, state_code
 from skills.xs import xs_records_finalized
 
 
@@ -71,3 +77,33 @@ def skill_opt_out(opt_out: OptOut) -> None:
         )
         opt_out.notes.append(f"finalized record {attempt.record.external_id} (opted out)")
     # The attempt's own outcome (a 21610 failure is "opted out") is skills.outcomes' business.
+
+
+def stop_retention(
+    *, business_unit_id: int, phone_number: str, collected_on: dt.date
+) -> tuple[dt.date, str] | None:
+    """Until when an opt-out of this number must be kept, by the longest retention of the state
+    rules that apply to it: the states of the BU's records with the number, its area code's
+    state, and the presets that presume residents from its area code."""
+    states = {area_code_state(phone_number)}
+    records = Destination.objects.filter(
+        phone_number=phone_number, record__calling_list__business_unit_id=business_unit_id
+    ).values_list("record__state", flat=True)
+    states |= {state_code(s) or s.strip().upper() for s in records.distinct()[:50]}
+    code = area_code(phone_number)
+    found = None
+    for preset in SendingWindowPreset.objects.filter(stop_retention_years__isnull=False):
+        if preset.code not in states and code not in [str(c) for c in preset.area_codes or []]:
+            continue
+        until = _years_after(collected_on, preset.stop_retention_years)
+        if found is None or until > found[0]:
+            rule = f"{preset.code}: a STOP is honoured for {preset.stop_retention_years} years"
+            found = (until, f"{rule} ({preset.source})" if preset.source else rule)
+    return found
+
+
+def _years_after(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)

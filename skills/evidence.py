@@ -220,6 +220,8 @@ def number_evidence(number: str, business_units) -> Evidence:
                 "evidence": entry.evidence,
                 "added_by": entry.added_by.get_username() if entry.added_by else "",
                 "expires_on": _iso(entry.expires_on),
+                "retain_until": _iso(entry.retain_until),
+                "retention_rule": entry.retention_rule,
             }
         )
         timeline.append(
@@ -229,7 +231,12 @@ def number_evidence(number: str, business_units) -> Evidence:
                 "dnc",
                 f"On DNC group {entry.group.name} ({entry.get_source_display()})",
                 entry.evidence
-                + (f" - expires after {entry.expires_on:%Y-%m-%d}" if entry.expires_on else ""),
+                + (f" - expires after {entry.expires_on:%Y-%m-%d}" if entry.expires_on else "")
+                + (
+                    f" - kept until {entry.retain_until:%Y-%m-%d}: {entry.retention_rule}"
+                    if entry.retain_until
+                    else ""
+                ),
                 f"dnc entry {entry.id}",
             )
         )

@@ -922,10 +922,12 @@ class DayRules(models.Model):
         abstract = True
 
     def weekday_hours(self) -> tuple[dt.time, dt.time]:
-        raise NotImplementedError
+        """The hours of a day with no weekend hours of its own: here, the whole day."""
+        return dt.time.min, dt.time.max
 
     def holiday_names(self) -> dict[dt.date, str]:
-        raise NotImplementedError
+        """The legal holidays the rule closes on, by date: here, none."""
+        return {}
 
     def rule_on(self, day: dt.date) -> tuple[tuple[dt.time, dt.time] | None, str]:
         """The local hours of ``day`` under this rule (None when the day is closed), and the
@@ -985,6 +987,13 @@ class SendingWindowPreset(DayRules):
         null=True,
         blank=True,
         help_text="The cap does not apply to a record whose last purchase is this recent.",
+    )
+    # Virginia (SB 1339): a STOP by reply is honoured for at least 10 years (docs/spec.md
+    # section 11): the opt-out's DNC entry never expires before.
+    stop_retention_years = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="A recipient's opt-out is kept at least this many years.",
     )
 
     class Meta:
@@ -1071,7 +1080,7 @@ class StateRuleOverride(DayRules):
     def weekday_hours(self) -> tuple[dt.time, dt.time]:
         if self.start_time and self.end_time:
             return self.start_time, self.end_time
-        return dt.time.min, dt.time.max
+        return super().weekday_hours()  # no hours of its own: the state's hold
 
     def holiday_names(self) -> dict[dt.date, str]:
         return self.preset.holiday_names()

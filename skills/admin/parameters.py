@@ -126,6 +126,7 @@ class SendingWindowPresetAdmin(ReferenceDataAdmin):
         "no_sundays",
         ("no_holidays", "observed_rule"),
         ("max_per_24h", "cap_purchase_exempt_months"),
+        "stop_retention_years",
         "area_codes",
         "effective_from",
         "source",
