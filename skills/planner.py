@@ -294,7 +294,17 @@ class _Pass:
         opted = opted_out_numbers(business_unit_id=self.bu.id, numbers=numbers)
         blocked = opted | numbers_in_groups(group_ids=self.scrub_groups, numbers=numbers)
         recent = self.recent_attempts([r.id for r in records])
-        self.sent_to = planned_or_sent(business_unit_id=self.bu.id, numbers=numbers, now=self.now)
+        capped = {
+            d.phone_number
+            for r in records
+            for d in r.destinations.all()
+            if self.policy.may_cap(state=r.state, phone_number=d.phone_number)
+        }
+        self.sent_to = (
+            planned_or_sent(business_unit_id=self.bu.id, numbers=capped, now=self.now)
+            if capped
+            else {}
+        )
         self.holds = []
 
         planned: list[_Planned] = []

@@ -218,6 +218,7 @@ class WindowPolicy:
             z.strip().lower() for z in (self.business_unit.allowed_time_zones or [])
         }
         self.bounds = {b.time_zone.strip().lower(): b for b in bounds}
+        self.bound_caps = any(b.preset is not None and b.preset.max_per_24h for b in bounds)
         self.presets_by_state: dict[str, list[SendingWindowPreset]] = {}
         self.presets_by_area: dict[str, list[SendingWindowPreset]] = {}
         for preset in presets:
@@ -331,6 +332,17 @@ class WindowPolicy:
         for preset in self.presets_by_area.get(area_code(phone_number or ""), []):
             found[preset.pk] = preset
         return tuple(found[k] for k in sorted(found))
+
+    def may_cap(self, *, state: str = "", phone_number: str = "") -> bool:
+        """Whether a frequency cap may apply to this recipient at all: the planner counts the
+        texts of only these numbers."""
+        if self.bu_cap is not None or self.bound_caps:
+            return True
+        for preset in self.presets_for(state=state, phone_number=phone_number):
+            override = self.overrides.get(preset.pk)
+            if preset.max_per_24h or (override is not None and override.max_per_24h):
+                return True
+        return False
 
     def blackouts_for(self, states: set[str]) -> tuple[Blackout, ...]:
         return tuple(b for b in self.blackouts if not b.states or states & set(b.states))
