@@ -266,6 +266,20 @@ POSITIVE_RULES: Sequence[tuple[str, float, str]] = [
     ),
 ]
 
+# The free-text rules above that read Spanish: a probable opt-out they decide is answered by the
+# BU's Spanish keyword set.
+SPANISH_REASONS = frozenset(
+    {
+        "no me escriban",
+        "dejen de escribir",
+        "darme de baja",
+        "no quiero mensajes",
+        "no mas mensajes",
+        "ya basta",
+        "quitenme de la lista",
+    }
+)
+
 NEGATIVE_RULES: Sequence[tuple[str, float, str]] = [
     (
         r"\b(?:dont|do not|never|cant|cannot|can not|wont|will not|didnt|shouldnt|wouldnt|not)"
@@ -534,10 +548,45 @@ def classify(
 
 
 def classify_for_business_unit(body: str, business_unit) -> Verdict:
-    """``classify`` with the keyword lists of a business unit."""
+    """``classify`` with the keyword lists of a business unit: its own (its first language)
+    and those of each of its other languages (``KeywordSet``)."""
+    sets = list(business_unit.keyword_sets.all())
     return classify(
         body,
-        opt_out_keywords=business_unit.opt_out_keywords or DEFAULT_OPT_OUT_KEYWORDS,
-        opt_in_keywords=business_unit.opt_in_keywords or DEFAULT_OPT_IN_KEYWORDS,
-        help_keywords=business_unit.help_keywords or DEFAULT_HELP_KEYWORDS,
+        opt_out_keywords=[
+            *(business_unit.opt_out_keywords or DEFAULT_OPT_OUT_KEYWORDS),
+            *(w for k in sets for w in k.opt_out_keywords or []),
+        ],
+        opt_in_keywords=[
+            *(business_unit.opt_in_keywords or DEFAULT_OPT_IN_KEYWORDS),
+            *(w for k in sets for w in k.opt_in_keywords or []),
+        ],
+        help_keywords=[
+            *(business_unit.help_keywords or DEFAULT_HELP_KEYWORDS),
+            *(w for k in sets for w in k.help_keywords or []),
+        ],
+    )
+
+
+def keyword_set_of(verdict: Verdict, business_unit):
+    """The other-language keyword set whose keyword the verdict matched (its replies answer),
+    or None for the BU's own keywords. A free-text opt-out in Spanish is answered by the BU's
+    Spanish set; any other free text in the BU's first language."""
+    if not verdict.keyword:
+        if SPANISH_REASONS & set(verdict.reasons):
+            spanish = (
+                k for k in business_unit.keyword_sets.all() if k.language.lower() == "spanish"
+            )
+            return next(spanish, None)
+        return None
+    own = {
+        Kind.OPT_OUT: business_unit.opt_out_keywords or DEFAULT_OPT_OUT_KEYWORDS,
+        Kind.OPT_IN: business_unit.opt_in_keywords or DEFAULT_OPT_IN_KEYWORDS,
+        Kind.HELP: business_unit.help_keywords or DEFAULT_HELP_KEYWORDS,
+    }.get(verdict.kind, [])
+    if verdict.keyword.strip().upper() in {w.strip().upper() for w in own}:
+        return None
+    kind = {Kind.OPT_OUT: "opt_out", Kind.OPT_IN: "opt_in", Kind.HELP: "help"}.get(verdict.kind)
+    return next(
+        (k for k in business_unit.keyword_sets.all() if kind and k.has(verdict.keyword, kind)), None
     )

@@ -258,17 +258,28 @@ def dnc_opt_out(
 class OptIn:
     removed: int
     still_blocked_in: list[str]  # groups whose other entries (manual, import...) still block
+    carrier_kept: int = 0  # carrier "unsubscribed" entries kept: the carrier did not confirm
 
 
-def dnc_opt_in(*, business_unit: BusinessUnit, phone_number: str) -> OptIn:
+def dnc_opt_in(
+    *, business_unit: BusinessUnit, phone_number: str, carrier_confirmed: bool = False
+) -> OptIn:
     """The recipient asked to receive texts again: remove the entries *they* caused.
 
     Only STOP-reply and free-text opt-out entries go (``DncEntry.RECIPIENT_SOURCES``), in every
-    group of the BU; manual, imported and carrier entries stay.
+    group of the BU; manual and imported entries stay. A carrier's "unsubscribed" entry (21610:
+    the carrier itself blocks the number) goes only when the carrier confirms the opt-in
+    (``carrier_confirmed``: Twilio's OptOutType START); until then a text would fail anyway.
     """
     entries = DncEntry.objects.filter(group__business_unit=business_unit, phone_number=phone_number)
+    sources = list(DncEntry.RECIPIENT_SOURCES)
+    if carrier_confirmed:
+        sources.append(DncEntry.Source.CARRIER)
+    carrier_kept = (
+        0 if carrier_confirmed else entries.filter(source=DncEntry.Source.CARRIER).count()
+    )
     # delete() also counts the evidence links it removes; only the entries matter here.
-    _, per_model = entries.filter(source__in=DncEntry.RECIPIENT_SOURCES).delete()
+    _, per_model = entries.filter(source__in=sources).delete()
     today = timezone.localdate()
     still = sorted(
         set(
@@ -277,7 +288,11 @@ def dnc_opt_in(*, business_unit: BusinessUnit, phone_number: str) -> OptIn:
             .values_list("group__name", flat=True)
         )
     )
-    return OptIn(removed=per_model.get(DncEntry._meta.label, 0), still_blocked_in=still)
+    return OptIn(
+        removed=per_model.get(DncEntry._meta.label, 0),
+        still_blocked_in=still,
+        carrier_kept=carrier_kept,
+    )
 
 
 def dnc_entries_remove(*, entry_ids: Iterable[int], sources: Iterable[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from dnc.keywords import Kind, Verdict, classify_for_business_unit
+from dnc.keywords import Kind, Verdict, classify_for_business_unit, keyword_set_of
 from dnc.models import DncEntry
 from dnc.services import (
     OptOut,
@@ -446,18 +446,23 @@ HELP_TEMPLATE = (
 )
 
 
-def help_reply_text(*, business_unit, registration=None) -> str:
-    """The HELP answer: the registration's own text, else built from the BU's details."""
+def help_reply_text(*, business_unit, registration=None, keyword_set=None) -> str:
+    """The HELP answer: in the language of the keyword (its set's text, with {name} and
+    {contact}), else the registration's own text, else built from the BU's details."""
+    name = business_unit.business_name.strip() or business_unit.name
+    contact = business_unit.support_contact.strip() or "the sender"
+    if keyword_set is not None and keyword_set.help_reply.strip():
+        return keyword_set.help_reply.strip().replace("{name}", name).replace("{contact}", contact)
     if registration is not None and registration.help_reply.strip():
         return registration.help_reply.strip()
-    contact = business_unit.support_contact.strip() or "the sender"
-    return HELP_TEMPLATE.format(
-        name=business_unit.business_name.strip() or business_unit.name, contact=contact
-    )
+    return HELP_TEMPLATE.format(name=name, contact=contact)
 
 
-def opt_out_confirmation_text(*, business_unit, registration=None) -> str:
-    """The one confirmation after an opt-out ("" = send none)."""
+def opt_out_confirmation_text(*, business_unit, registration=None, keyword_set=None) -> str:
+    """The one confirmation after an opt-out ("" = send none): in the keyword's language if its
+    set has one, else the registration's, else the BU's."""
+    if keyword_set is not None and keyword_set.opt_out_confirmation.strip():
+        return keyword_set.opt_out_confirmation.strip()
     if registration is not None and registration.opt_out_confirmation.strip():
         return registration.opt_out_confirmation.strip()
     return business_unit.opt_out_confirmation.strip()
@@ -490,9 +495,12 @@ def inbound_classify(*, inbound: InboundMessage) -> None:
     if carrier_kind is not None and carrier_kind != verdict.kind:
         verdict = Verdict(kind=carrier_kind, reasons=(f"Twilio OptOutType {inbound.opt_out_type}",))
     kind = verdict.kind
+    language = keyword_set_of(verdict, business_unit)  # replies in the keyword's language
     inbound.classification = kind.value
     label = InboundMessage.Classification(kind.value).label
     notes = [f"{label} ({verdict.describe()})" if verdict.describe() else label]
+    if language is not None:
+        notes.append(f"answered in {language.language}")
     reply = ""
     phone = normalise_phone(inbound.from_number, region=business_unit.phone_region)
     if kind == Kind.PROBABLE_OPT_OUT:
@@ -522,22 +530,33 @@ def inbound_classify(*, inbound: InboundMessage) -> None:
             notes.append("had already opted out: no second confirmation")
         else:
             reply = opt_out_confirmation_text(
-                business_unit=business_unit, registration=registration
+                business_unit=business_unit, registration=registration, keyword_set=language
             )
             notes.append("confirmation sent" if reply else "no confirmation configured")
     elif kind == Kind.PROBABLE_OPT_OUT:
         notes.append("listed for review only (business unit policy): not opted out")
     elif kind == Kind.OPT_IN:
-        opt_in = dnc_opt_in(business_unit=business_unit, phone_number=phone)
+        opt_in = dnc_opt_in(
+            business_unit=business_unit,
+            phone_number=phone,
+            # Twilio's own START: it has lifted its block (21610), so ours of it goes too.
+            carrier_confirmed=carrier_kind == Kind.OPT_IN,
+        )
         notes.append(
             f"removed {opt_in.removed} opt-out entr{'y' if opt_in.removed == 1 else 'ies'}"
         )
+        if opt_in.carrier_kept:
+            notes.append("the carrier's block (21610) stays until the carrier confirms the START")
         if opt_in.still_blocked_in:
             notes.append("still blocked by " + ", ".join(f"'{g}'" for g in opt_in.still_blocked_in))
         reply = registration.opt_in_confirmation.strip() if registration else ""
+        if language is not None and language.opt_in_confirmation.strip():
+            reply = language.opt_in_confirmation.strip()
         notes.append("confirmation sent" if reply else "no confirmation configured")
     elif kind == Kind.HELP:
-        reply = help_reply_text(business_unit=business_unit, registration=registration)
+        reply = help_reply_text(
+            business_unit=business_unit, registration=registration, keyword_set=language
+        )
         notes.append("HELP reply sent")
     if carrier_kind is not None and reply:
         reply = ""  # Twilio's Advanced Opt-Out sent its own answer: not a second one

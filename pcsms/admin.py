@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from pcsms.admin_base import SuperuserOnlyAdmin, TenantAdmin, TenantTabularInline, scoped
-from pcsms.models import BusinessUnit, CustomTimeZone, Membership
+from pcsms.models import BusinessUnit, CustomTimeZone, KeywordSet, Membership
 from pcsms.selectors import USER_BU_PATH, permissions_grantable_by, user_manageable_by
 
 User = get_user_model()
@@ -25,6 +25,30 @@ class MembershipInline(TenantTabularInline):
     autocomplete_fields = ["user"]
     fields = ["user", "role", "created_at"]
     readonly_fields = ["created_at"]
+
+
+class KeywordSetInline(TenantTabularInline):
+    """The BU's keywords and replies in other languages (Spanish to begin with)."""
+
+    model = KeywordSet
+    fields = [
+        "language",
+        "opt_out_keywords",
+        "opt_in_keywords",
+        "help_keywords",
+        "opt_out_confirmation",
+        "opt_in_confirmation",
+        "help_reply",
+    ]
+
+
+@admin.register(KeywordSet)
+class KeywordSetAdmin(TenantAdmin):
+    list_display = ["language", "business_unit", "opt_out_keywords", "help_keywords"]
+    list_filter = [scoped("business_unit")]
+    search_fields = ["language"]
+    list_select_related = ["business_unit"]  # shown on every row
+    fields = ["business_unit", *KeywordSetInline.fields]
 
 
 class CustomTimeZoneInline(TenantTabularInline):
@@ -44,7 +68,7 @@ class BusinessUnitAdmin(TenantAdmin):
     list_filter = ["is_active"]
     search_fields = ["name", "business_name"]
     readonly_fields = ["created_at", "updated_at"]
-    inlines = [CustomTimeZoneInline, MembershipInline]
+    inlines = [CustomTimeZoneInline, KeywordSetInline, MembershipInline]
     fieldsets = [
         (None, {"fields": ["name", "is_active"]}),
         (

@@ -175,6 +175,14 @@ class BusinessUnit(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        created = self._state.adding
+        super().save(*args, **kwargs)
+        if created:  # a new BU answers in Spanish too, as carriers require (docs/spec.md 12)
+            KeywordSet.objects.bulk_create(
+                [KeywordSet(business_unit=self, **SPANISH_KEYWORDS)], ignore_conflicts=True
+            )
+
     def zone_names(self) -> set[str]:
         """Every zone name usable in this BU: IANA names plus its custom zones."""
         return set(timezones.iana_zone_names()) | set(
@@ -198,6 +206,73 @@ class BusinessUnit(models.Model):
                 errors["allowed_time_zones"] = "Unknown time zone(s): " + ", ".join(unknown)
         if errors:
             raise ValidationError(errors)
+
+
+# Carriers require Spanish-language programs to answer ALTO (stop) and AYUDA (help)
+# (docs/spec.md section 12); the other words are common Spanish opt-outs. Editable per BU.
+SPANISH_KEYWORDS = {
+    "language": "Spanish",
+    "opt_out_keywords": ["ALTO", "PARAR", "CANCELAR", "BAJA", "NO MAS"],
+    "opt_in_keywords": [],
+    "help_keywords": ["AYUDA"],
+    "opt_out_confirmation": (
+        "Se ha dado de baja y no recibirá más mensajes. Responda START para volver a recibirlos."
+    ),
+    "help_reply": (
+        "{name}: para ayuda, contacte a {contact}. La frecuencia de los mensajes varía. Pueden "
+        "aplicarse tarifas de mensajes y datos. Responda ALTO para cancelar."
+    ),
+}
+
+
+class KeywordSet(models.Model):
+    """A business unit's keywords and replies in another language: a reply matching one of its
+    keywords is answered in its language. The BU's own keyword fields are its first language.
+    """
+
+    bu_path = "business_unit"
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.CASCADE, related_name="keyword_sets"
+    )
+    language = models.CharField(max_length=40, help_text="e.g. Spanish")
+    opt_out_keywords = models.JSONField(
+        default=list, blank=True, validators=[validate_keyword_list]
+    )
+    opt_in_keywords = models.JSONField(default=list, blank=True, validators=[validate_keyword_list])
+    help_keywords = models.JSONField(default=list, blank=True, validators=[validate_keyword_list])
+    opt_out_confirmation = models.CharField(
+        max_length=320, blank=True, help_text="Empty: the business unit's confirmation."
+    )
+    opt_in_confirmation = models.CharField(
+        max_length=320, blank=True, help_text="Empty: the registration's confirmation."
+    )
+    help_reply = models.CharField(
+        max_length=320,
+        blank=True,
+        help_text="{name} and {contact}: the BU's business name and support contact. "
+        "Empty: the registration's or the BU's reply.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["business_unit", "language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business_unit", "language"],
+                name="keywordset_one_per_language",
+                violation_error_message="This business unit already has keywords in that language.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.business_unit}: {self.language}"
+
+    def has(self, keyword: str, kind: str) -> bool:
+        """Whether ``keyword`` (as the classifier matched it) is one of this set's ``kind``."""
+        words = getattr(self, f"{kind}_keywords") or []
+        return keyword.strip().upper() in {w.strip().upper() for w in words}
 
 
 class Membership(models.Model):

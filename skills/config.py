@@ -34,7 +34,7 @@ from django.db import IntegrityError, models, transaction
 
 from dnc.models import DncGroup
 from messaging.models import MessageTemplate, SmsRegistration, TransportCode
-from pcsms.models import BusinessUnit, CustomTimeZone
+from pcsms.models import BusinessUnit, CustomTimeZone, KeywordSet
 from skills.models import (
     Blackout,
     CadenceStep,
@@ -83,6 +83,7 @@ class Section:
 # In the order they are applied: each may name the ones before it.
 SECTIONS = [
     Section("custom_time_zones", CustomTimeZone, "name"),
+    Section("keyword_sets", KeywordSet, "language"),
     Section("dnc_groups", DncGroup, "name"),
     Section("transport_codes", TransportCode, "number"),
     Section(

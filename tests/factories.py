@@ -23,7 +23,7 @@ from messaging.models import (
     SmsRegistration,
     TransportCode,
 )
-from pcsms.models import BusinessUnit, CustomTimeZone, Membership
+from pcsms.models import BusinessUnit, CustomTimeZone, KeywordSet, Membership
 from skills.models import (
     Attempt,
     Blackout,
@@ -358,6 +358,15 @@ class RuleHoldFactory(factory.django.DjangoModelFactory):
     held_at = factory.LazyFunction(timezone.now)
 
 
+class KeywordSetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = KeywordSet
+
+    business_unit = factory.SubFactory(BusinessUnitFactory)
+    language = factory.Sequence(lambda n: f"Language {n}")
+    opt_out_keywords = factory.LazyFunction(lambda: ["ARRET"])
+
+
 # Model -> factory, for tests that walk every model (e.g. the admin isolation test).
 FACTORIES = {
     f._meta.model: f
@@ -393,5 +402,6 @@ FACTORIES = {
         StateRuleOverrideFactory,
         BlackoutFactory,
         RuleHoldFactory,
+        KeywordSetFactory,
     ]
 }

@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from dnc.models import DncEntry, DncGroup
+from dnc.services import dnc_default_group
 from messaging.backends import locmem
 from messaging.backends.twilio import compute_signature
 from messaging.models import (
@@ -19,7 +20,7 @@ from messaging.models import (
     WithdrawReason,
 )
 from messaging.sender import CodeSender
-from pcsms.models import ProbableOptOutPolicy
+from pcsms.models import KeywordSet, ProbableOptOutPolicy
 from skills.models import FinalReason
 from tests.factories import (
     AttemptFactory,
@@ -725,3 +726,77 @@ def test_the_wsgi_entry_point_applies_signed_webhooks_without_the_admins_middlew
     # People's pages keep every middleware.
     status, headers, _body = _through_wsgi(rf.get("/admin/login/"))
     assert status == 200 and headers["X-Frame-Options"] == "DENY"
+
+
+def test_start_lifts_the_carriers_block_only_when_the_carrier_confirms_it(client, registration):
+    """A 21610 ("unsubscribed") made a carrier entry: the carrier itself blocks the number.
+    A START that Twilio did not handle leaves it (a text would fail anyway); Twilio's own
+    START (OptOutType=START: it lifted its block) removes it."""
+    group = dnc_default_group(business_unit=registration.business_unit)
+    DncEntry.objects.create(
+        group=group, phone_number=RECIPIENT, source=DncEntry.Source.CARRIER, evidence="21610"
+    )
+    post(client, INBOUND, payload("inbound_start"))
+    assert DncEntry.objects.filter(source=DncEntry.Source.CARRIER).exists()
+    inbound = InboundMessage.objects.get()
+    assert "the carrier's block (21610) stays until the carrier confirms" in inbound.action_taken
+
+    confirmed = payload("inbound_start", MessageSid="SM" + "4" * 32, OptOutType="START")
+    post(client, INBOUND, confirmed)
+    assert not DncEntry.objects.filter(phone_number=RECIPIENT).exists()
+    later = InboundMessage.objects.get(carrier_sid="SM" + "4" * 32)
+    assert "removed 1 opt-out entry" in later.action_taken
+
+
+# --- Keywords in other languages ---------------------------------------------------------------
+
+
+def test_alto_opts_out_and_is_confirmed_in_spanish_once(client, registration):
+    """Every BU starts with the Spanish set carriers require (ALTO, AYUDA)."""
+    response = post(client, INBOUND, payload("inbound_stop", Body="Alto"))
+    assert _reply(response).startswith("Se ha dado de baja y no recibirá más mensajes.")
+    inbound = InboundMessage.objects.get()
+    assert inbound.classification == "opt_out"
+    assert "keyword ALTO" in inbound.action_taken and "answered in Spanish" in inbound.action_taken
+    assert DncEntry.objects.get().source == DncEntry.Source.STOP_REPLY
+    again = post(client, INBOUND, payload("inbound_stop", Body="PARAR", MessageSid="SM" + "5" * 32))
+    assert _reply(again) == "", "one confirmation, never a second"
+
+
+def test_ayuda_is_answered_in_spanish_with_the_business_units_details(client, registration):
+    response = post(client, INBOUND, payload("inbound_help", Body="AYUDA"))
+    assert _reply(response) == (
+        "Acme Dental: para ayuda, contacte a 800-555-0100. La frecuencia de los mensajes varía. "
+        "Pueden aplicarse tarifas de mensajes y datos. Responda ALTO para cancelar."
+    )
+    english = post(client, INBOUND, payload("inbound_help", MessageSid="SM" + "6" * 32))
+    assert _reply(english).startswith("Acme Dental: for help contact 800-555-0100.")
+
+
+def test_spanish_free_text_is_confirmed_in_spanish(client, registration):
+    response = post(client, INBOUND, payload("inbound_spanish"))
+    assert _reply(response).startswith("Se ha dado de baja")
+
+
+def test_a_compliance_owner_adds_a_language_and_a_word(client, registration, other_bu):
+    """A French set (ARRET, AIDE) in this BU answers in French; another BU's set does not
+    reach this one."""
+    bu = registration.business_unit
+    KeywordSet.objects.create(
+        business_unit=bu,
+        language="French",
+        opt_out_keywords=["ARRET"],
+        help_keywords=["AIDE"],
+        opt_out_confirmation="Vous êtes désabonné(e).",
+    )
+    KeywordSet.objects.create(
+        business_unit=other_bu, language="Italian", opt_out_keywords=["ABMELDEN"]
+    )
+    assert _reply(post(client, INBOUND, payload("inbound_stop", Body="Arrêt"))) == (
+        "Vous êtes désabonné(e)."
+    )
+    other = post(
+        client, INBOUND, payload("inbound_other", Body="ABMELDEN", MessageSid="SM" + "8" * 32)
+    )
+    assert _reply(other) == ""
+    assert InboundMessage.objects.get(carrier_sid="SM" + "8" * 32).classification != "opt_out"
