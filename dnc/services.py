@@ -44,7 +44,10 @@ class OptOut:
     group: DncGroup  # where the opt-out's own entry goes
     message_id: int | None = None  # the outbound text that caused it, when known (carrier error)
     added_by: object | None = None
-    already_opted_out: bool = False  # the number had opted out of this BU before
+    already_opted_out: bool = False  # the number had opted out of this scope before
+    # Whether it binds every registration of the BU (revoke all) or only those whose STOP
+    # replies land in ``group`` (the BU's opt-out scope, docs/spec.md section 12).
+    binds_all: bool = True
     entries: list[DncEntry] = field(default_factory=list)  # created or renewed by this opt-out
     notes: list[str] = field(default_factory=list)
     entry: DncEntry | None = None  # the number's entry in ``group``, new or already there
@@ -229,13 +232,22 @@ def dnc_opt_out(
             group=dnc_stop_group(business_unit=business_unit, group=group),
             message_id=message_id,
             added_by=added_by,
+            binds_all=business_unit.revokes_all(timezone.localdate()),
         )
         if not had_default and opt_out.group.is_default:
             opt_out.notes.append("the business unit had no default DNC group: created it")
         opt_out.notes.extend(notes)
         opt_out.already_opted_out = bool(
-            opted_out_numbers(business_unit_id=business_unit.id, numbers=[phone_number])
+            opted_out_numbers(
+                business_unit_id=business_unit.id,
+                numbers=[phone_number],
+                stop_group_id=opt_out.group.id,
+            )
         )
+        if not opt_out.binds_all:
+            opt_out.notes.append(
+                f"binds the registrations whose STOP replies land in '{opt_out.group.name}'"
+            )
         for listener in OPT_OUT_LISTENERS:
             listener(opt_out)
         entry, changed = dnc_entry_add(

@@ -28,15 +28,30 @@ def own_guards(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, s
             verdicts[message.id] = HOLD
         elif not message.transport_code.can_send or not message.registration.is_active:
             verdicts[message.id] = WithdrawReason.CODE_UNAVAILABLE
-    by_bu: dict[int, set[str]] = {}
-    for message in messages:
-        by_bu.setdefault(message.business_unit_id, set()).add(message.to)
-    for bu_id, numbers in by_bu.items():
-        stopped = opted_out_numbers(business_unit_id=bu_id, numbers=numbers)
-        for message in messages:
-            if message.business_unit_id == bu_id and message.to in stopped:
-                verdicts.setdefault(message.id, WithdrawReason.OPTED_OUT)
+    for message_id in opted_out_messages(messages):
+        verdicts.setdefault(message_id, WithdrawReason.OPTED_OUT)
     return verdicts
+
+
+def opted_out_messages(messages: list[OutboundMessage]) -> set[int]:
+    """The ids of the texts whose recipient's opt-out binds them, by their BU's opt-out scope:
+    one lookup per BU and registration STOP group (docs/spec.md section 12)."""
+    by_scope: dict[tuple[int, int | None], set[str]] = {}
+    for message in messages:
+        scope = (message.business_unit_id, message.registration.stop_dnc_group_id)
+        by_scope.setdefault(scope, set()).add(message.to)
+    stopped = {
+        (bu_id, group_id, number)
+        for (bu_id, group_id), numbers in by_scope.items()
+        for number in opted_out_numbers(
+            business_unit_id=bu_id, numbers=numbers, stop_group_id=group_id
+        )
+    }
+    return {
+        m.id
+        for m in messages
+        if (m.business_unit_id, m.registration.stop_dnc_group_id, m.to) in stopped
+    }
 
 
 def run_guards(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str]:

@@ -20,6 +20,7 @@ from messaging.models import (
     MessageStatus,
     MessageTemplate,
     OutboundMessage,
+    SmsRegistration,
     WithdrawReason,
     template_fields_for,
 )
@@ -309,3 +310,28 @@ def message_export_rows(messages: QuerySet[OutboundMessage]) -> Iterator[list[ob
             _when(finished),
             body,
         ]
+
+
+# --- Opt-out scope --------------------------------------------------------------------------
+
+
+def registrations_bound_by(*, business_unit: BusinessUnit, stop_group) -> QuerySet[SmsRegistration]:
+    """The registrations a recipient's opt-out stops texting when it comes in on a registration
+    with STOP group ``stop_group`` (None: none of its own): every registration of the BU when
+    it revokes all, else those whose STOP replies land in the same group (docs/spec.md
+    section 12), as :func:`dnc.selectors.opt_out_scope_groups` reads it."""
+    registrations = SmsRegistration.objects.filter(business_unit=business_unit)
+    if business_unit.revokes_all(timezone.localdate()):
+        return registrations
+    own = (
+        stop_group is not None
+        and stop_group.is_active
+        and stop_group.business_unit_id == business_unit.id
+    )
+    if own and not stop_group.is_default:
+        return registrations.filter(stop_dnc_group=stop_group)
+    return registrations.filter(
+        Q(stop_dnc_group__isnull=True)
+        | Q(stop_dnc_group__is_active=False)
+        | Q(stop_dnc_group__is_default=True)
+    )

@@ -47,10 +47,9 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
-from dnc.selectors import opted_out_numbers
 from messaging.backends import get_backend
 from messaging.backends.base import BaseSmsBackend, SendOutcome, SendResult
-from messaging.guards import HOLD_SECONDS, run_guards
+from messaging.guards import HOLD_SECONDS, opted_out_messages, run_guards
 from messaging.hooks import HOLD
 from messaging.leases import LEASE_SECONDS, lease_acquire, lease_release, lease_renew
 from messaging.models import (
@@ -472,15 +471,8 @@ class CodeSender:
     def _recheck_opt_outs(self, messages: list[OutboundMessage]) -> list[OutboundMessage]:
         """Opt-outs once more, right before the hand-over: the guards ran up to GUARD_LEAD
         ago, and a STOP stored since then must still stop its text (docs/spec.md section 12)."""
-        by_bu: dict[int, set[str]] = {}
-        for message in messages:
-            by_bu.setdefault(message.business_unit_id, set()).add(message.to)
-        stopped = {
-            (bu_id, number)
-            for bu_id, numbers in by_bu.items()
-            for number in opted_out_numbers(business_unit_id=bu_id, numbers=numbers)
-        }
-        late = [m.id for m in messages if (m.business_unit_id, m.to) in stopped]
+        stopped = opted_out_messages(messages)
+        late = [m.id for m in messages if m.id in stopped]
         if not late:
             return messages
         withdrawn = withdraw(late, WithdrawReason.OPTED_OUT, from_statuses=(MessageStatus.SENDING,))

@@ -39,6 +39,7 @@ from messaging.models import (
     WithdrawReason,
 )
 from messaging.outbox import notify, withdraw
+from messaging.selectors import registrations_bound_by
 from pcsms.db import execute_prepared
 from pcsms.models import ProbableOptOutPolicy
 
@@ -567,7 +568,8 @@ def inbound_classify(*, inbound: InboundMessage) -> None:
 
 
 def phone_opt_out(*, business_unit, phone_number: str, **dnc_fields) -> OptOut:
-    """A number opts out of the BU: its queued texts are withdrawn, then the DNC entry is written.
+    """A number opts out (of the BU, or of the registrations its scope names): its queued texts
+    there are withdrawn, then the DNC entry is written.
 
     One transaction, in this order: the number's queued rows are locked and withdrawn (a sender
     holding one of them finishes its hand-over first; one that comes later finds it withdrawn),
@@ -580,7 +582,12 @@ def phone_opt_out(*, business_unit, phone_number: str, **dnc_fields) -> OptOut:
     with transaction.atomic():
         ids = list(
             OutboundMessage.objects.filter(
-                business_unit=business_unit, to=phone_number, status=MessageStatus.QUEUED
+                business_unit=business_unit,
+                to=phone_number,
+                status=MessageStatus.QUEUED,
+                registration__in=registrations_bound_by(
+                    business_unit=business_unit, stop_group=dnc_fields.get("group")
+                ),
             ).values_list("id", flat=True)
         )
         withdrawn: list[int] = []

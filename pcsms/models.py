@@ -97,6 +97,22 @@ class ProbableOptOutPolicy(models.TextChoices):
     REVIEW_ONLY = "review_only", "List for review only"
 
 
+class OptOutScope(models.TextChoices):
+    """What a recipient's opt-out binds (docs/spec.md section 12)."""
+
+    REGISTRATION = "registration", "This registration: the programs sharing its STOP group"
+    BUSINESS_UNIT = "business_unit", "The whole business unit (revoke all)"
+
+
+# The FCC's revoke-all rule, 47 CFR 64.1200(a)(10), is waived until this day (DA-26-12A, see
+# docs/spec.md section 12): from it a revocation binds every program of the caller.
+FCC_REVOKE_ALL_DATE = dt.date(2027, 1, 31)
+
+
+def _default_revoke_all_from() -> dt.date:
+    return FCC_REVOKE_ALL_DATE
+
+
 class BusinessUnit(models.Model):
     """The tenant: everything else belongs to exactly one business unit."""
 
@@ -165,6 +181,22 @@ class BusinessUnit(models.Model):
         blank=True,
         help_text="The record field with the customer's last purchase date (Oregon's exemption).",
     )
+    opt_out_scope = models.CharField(
+        max_length=16,
+        choices=OptOutScope.choices,
+        default=OptOutScope.REGISTRATION,
+        help_text="What a STOP, a free-text opt-out or the carrier's unsubscribe binds. A STOP "
+        "lands in its registration's STOP group (or the default group): with 'this "
+        "registration', it stops the texts of the registrations whose STOP replies land there.",
+    )
+    revoke_all_from = models.DateField(
+        null=True,
+        blank=True,
+        default=_default_revoke_all_from,
+        help_text="From this day every opt-out binds the whole business unit, whatever the "
+        "scope above (the FCC's revoke-all rule takes effect 31 Jan 2027). Empty: the scope "
+        "alone decides.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -182,6 +214,12 @@ class BusinessUnit(models.Model):
             KeywordSet.objects.bulk_create(
                 [KeywordSet(business_unit=self, **SPANISH_KEYWORDS)], ignore_conflicts=True
             )
+
+    def revokes_all(self, on: dt.date) -> bool:
+        """Whether a recipient's opt-out binds every registration of the BU on day ``on``."""
+        return self.opt_out_scope == OptOutScope.BUSINESS_UNIT or (
+            self.revoke_all_from is not None and on >= self.revoke_all_from
+        )
 
     def zone_names(self) -> set[str]:
         """Every zone name usable in this BU: IANA names plus its custom zones."""

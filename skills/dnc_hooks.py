@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from dnc.services import OptOut, dnc_entry_add
 from messaging.models import OutboundMessage
+from messaging.selectors import registrations_bound_by
 from skills.models import Attempt, Destination, FinalReason, Record, SendingWindowPreset
 from skills.windows import area_code, area_code_state, state_code
 from skills.xs import xs_records_finalized
@@ -26,8 +27,8 @@ from skills.xs import xs_records_finalized
 
 def last_attempt_for(opt_out: OptOut) -> Attempt | None:
     """The skill attempt behind the opt-out: the text that caused it (a carrier error), else
-    the last text handed to the carrier for that number in the BU; ``None`` if that text did
-    not come from a skill."""
+    the last text handed to the carrier for that number under the registrations the opt-out
+    binds; ``None`` if that text did not come from a skill."""
     related = ("skill", "record")  # both are read and changed below
     if opt_out.message_id is not None:
         attempt = (
@@ -37,7 +38,14 @@ def last_attempt_for(opt_out: OptOut) -> Attempt | None:
             return attempt
     last = (
         OutboundMessage.objects.filter(
-            business_unit=opt_out.business_unit, to=opt_out.phone_number, sent_at__isnull=False
+            business_unit=opt_out.business_unit,
+            to=opt_out.phone_number,
+            sent_at__isnull=False,
+            # Under the scope "this registration" another program's text is not the one
+            # the recipient answered, and its record goes on (docs/spec.md section 12).
+            registration__in=registrations_bound_by(
+                business_unit=opt_out.business_unit, stop_group=opt_out.group
+            ),
         )
         .order_by("-sent_at", "-id")
         .values_list("id", flat=True)

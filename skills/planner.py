@@ -291,7 +291,11 @@ class _Pass:
             Prefetch("destinations", Destination.objects.order_by("record_id", "position")),
         )
         numbers = {d.phone_number for r in records for d in r.destinations.all()}
-        opted = opted_out_numbers(business_unit_id=self.bu.id, numbers=numbers)
+        opted = opted_out_numbers(
+            business_unit_id=self.bu.id,
+            numbers=numbers,
+            stop_group_id=self.skill.registration.stop_dnc_group_id,
+        )
         blocked = opted | numbers_in_groups(group_ids=self.scrub_groups, numbers=numbers)
         recent = self.recent_attempts([r.id for r in records])
         capped = {

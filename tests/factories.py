@@ -23,7 +23,7 @@ from messaging.models import (
     SmsRegistration,
     TransportCode,
 )
-from pcsms.models import BusinessUnit, CustomTimeZone, KeywordSet, Membership
+from pcsms.models import BusinessUnit, CustomTimeZone, KeywordSet, Membership, OptOutScope
 from skills.models import (
     Attempt,
     Blackout,
@@ -73,6 +73,8 @@ class BusinessUnitFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"BU {n}")
     business_name = factory.LazyAttribute(lambda bu: f"{bu.name} Inc.")
     support_contact = "help@example.com"
+    # An opt-out binds the whole BU unless a test is about the scope (test_opt_out_scope.py).
+    opt_out_scope = OptOutScope.BUSINESS_UNIT
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):
