@@ -1272,6 +1272,31 @@ class Attempt(models.Model):
         return f"{self.skill} -> {self.destination}"
 
 
+class SkillForecast(models.Model):
+    """The forecast made when a skill started (skills.forecast): the dashboard compares what
+    happens with it. ``data`` is the whole forecast (per day, per hour, its assumptions)."""
+
+    bu_path = "skill__business_unit"
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="forecasts")
+    made_at = models.DateTimeField(default=timezone.now)
+    starts_at = models.DateTimeField()
+    finishes_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty: not within the forecast's 60 days."
+    )
+    records = models.PositiveIntegerField(default=0)
+    texts = models.PositiveIntegerField(default=0)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-made_at"]
+        verbose_name = "skill forecast"
+        indexes = [models.Index(fields=["skill", "-made_at"], name="skillforecast_skill_made_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.skill}: forecast of {self.made_at:%Y-%m-%d %H:%M}"
+
+
 class RuleHold(models.Model):
     """A text a rule held back: which rule, for whom, from when and until when.
 

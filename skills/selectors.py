@@ -217,6 +217,7 @@ class Dashboard:
     per_minute: list[int]  # texts sent in each of the last THROUGHPUT_MINUTES minutes
     opted_out: int
     now: dt.datetime
+    forecast: ForecastCheck | None = None  # a skill's: its start's forecast beside the facts
 
     @property
     def rate(self) -> float:
@@ -253,6 +254,7 @@ class Dashboard:
             "eta_text": eta_text(self.eta_minutes),
             "opted_out": self.opted_out,
             "at": timezone.localtime(self.now).strftime("%H:%M:%S"),
+            "forecast": self.forecast.as_json() if self.forecast else None,
         }
 
 
@@ -305,6 +307,104 @@ def skill_waiting(skill: Skill, tallies: list | None = None) -> int:
     )
 
 
+def forecast_texts_by(progress: list, moment: dt.datetime) -> int:
+    """How many texts a forecast expects sent by ``moment``, from its curve of (moment, texts
+    sent by then) points (datetimes or ISO text), straight between two points."""
+    before = (None, 0)
+    for point, total in progress:
+        when = dt.datetime.fromisoformat(point) if isinstance(point, str) else point
+        if when > moment:
+            start, sent = before
+            if start is None:
+                return 0
+            return round(sent + (total - sent) * ((moment - start) / (when - start)))
+        before = (when, total)
+    return before[1]
+
+
+@dataclass
+class ForecastCheck:
+    """The forecast made at the skill's start beside what has happened since."""
+
+    made_at: dt.datetime
+    starts_at: dt.datetime
+    finishes_at: dt.datetime | None
+    expected: int  # texts the forecast expected sent by now
+    sent: int  # texts sent since the start
+    completed_at: dt.datetime | None  # when the skill completed, if it has
+
+    @property
+    def off_by(self) -> dt.timedelta | None:
+        """How much later (positive) or earlier the skill completed than forecast."""
+        if self.completed_at is None or self.finishes_at is None:
+            return None
+        return self.completed_at - self.finishes_at
+
+    def as_json(self) -> dict:
+        def local(value):
+            return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else None
+
+        off = self.off_by
+        duration = (self.finishes_at - self.starts_at) if self.finishes_at else None
+        data = {
+            "made_at": local(self.made_at),
+            "finishes_at": local(self.finishes_at) or "not within 60 days",
+            "expected": self.expected,
+            "sent": self.sent,
+            "ahead_percent": round(100 * (self.sent - self.expected) / self.expected)
+            if self.expected
+            else None,
+            "completed_at": local(self.completed_at),
+            "off_minutes": round(off.total_seconds() / 60) if off is not None else None,
+            "off_percent": round(100 * off / duration) if off is not None and duration else None,
+        }
+        words = [f"Forecast at the start ({data['made_at']}): finishes {data['finishes_at']}."]
+        if self.completed_at is not None:
+            done = f"Completed {data['completed_at']}"
+            if data["off_minutes"] is not None:
+                side = "before" if data["off_minutes"] < 0 else "after"
+                done += f", {abs(data['off_minutes'])} min {side} the forecast"
+                if data["off_percent"] is not None:
+                    done += f" ({abs(data['off_percent'])}% of its time)"
+            words.append(done + ".")
+        sent = f"{self.sent:,} texts sent against {self.expected:,} expected by now"
+        if data["ahead_percent"] is not None:
+            sent += f" ({data['ahead_percent']:+d}%)"
+        words.append(sent + ".")
+        data["summary"] = " ".join(words)
+        return data
+
+
+def skill_forecast_check(skill: Skill, now: dt.datetime) -> ForecastCheck | None:
+    """The forecast kept at the skill's last start, if it ran since, beside the facts."""
+    if skill.state not in (Skill.State.RUNNING, Skill.State.COMPLETED):
+        return None
+    if skill.state_changed_at is None:  # set to running by hand, not started
+        return None
+    forecasts = skill.forecasts.order_by("-starts_at")
+    if skill.state == Skill.State.COMPLETED:  # the start before the completion
+        forecasts = forecasts.filter(starts_at__lte=skill.state_changed_at)
+    else:  # this run's: made as it started
+        forecasts = forecasts.filter(
+            starts_at__gte=skill.state_changed_at - dt.timedelta(minutes=1)
+        )
+    forecast = forecasts.first()
+    if forecast is None:
+        return None
+    until = skill.state_changed_at if skill.state == Skill.State.COMPLETED else now
+    sent = OutboundMessage.objects.filter(
+        attempt__skill=skill, sent_at__gte=forecast.starts_at, sent_at__lte=until
+    ).count()
+    return ForecastCheck(
+        made_at=forecast.made_at,
+        starts_at=forecast.starts_at,
+        finishes_at=forecast.finishes_at,
+        expected=forecast_texts_by(forecast.data.get("progress", []), until),
+        sent=sent,
+        completed_at=skill.state_changed_at if skill.state == Skill.State.COMPLETED else None,
+    )
+
+
 def skill_dashboard(skill: Skill, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     tallies = list_tallies(active_list_ids(skill))
@@ -317,6 +417,7 @@ def skill_dashboard(skill: Skill, now: dt.datetime | None = None) -> Dashboard:
         per_minute=_per_minute([skill], now),
         opted_out=dict(progress.finalized).get(FinalReason.OPTED_OUT.label, 0),
         now=now,
+        forecast=skill_forecast_check(skill, now),
     )
 
 

@@ -22,6 +22,7 @@ from pcsms.queue import enqueue_on_commit
 from pcsms.timezones import resolve_zone
 from skills.calendars import holiday_calendar
 from skills.filters import RecordFilter, custom_field_types
+from skills.forecast import skill_forecast
 from skills.importing.service import Progress, upload_job_run
 from skills.models import (
     DEFAULT_CPA_RULES,
@@ -35,6 +36,7 @@ from skills.models import (
     ScheduleDay,
     SendingWindowPreset,
     Skill,
+    SkillForecast,
     SortCriterion,
     TimeZoneBound,
     UploadJob,
@@ -132,6 +134,14 @@ def skill_start(*, skill: Skill) -> Skill:
     skill.state_changed_at = timezone.now()
     skill.save(update_fields=["state", "state_changed_at", "updated_at"])
     kick_senders()
+    # The forecast of this start, which the dashboard compares with what happens.
+    enqueue_on_commit(
+        "skills.tasks.forecast_skill_task",
+        skill.id,
+        skill.state_changed_at.isoformat(),
+        task_name=f"forecast_skill_{skill.id}",
+        group="planner",
+    )
     # A pass of its own at once, so its first texts do not wait for the next tick.
     enqueue_on_commit(
         "skills.tasks.plan_skill_task",
@@ -445,3 +455,17 @@ def upload_job_import(
         job.message = f"The records were imported, but the skill did not start: {text}"
         UploadJob.objects.filter(pk=job.pk).update(message=job.message)
     return job
+
+
+def skill_forecast_keep(*, skill: Skill, now: dt.datetime | None = None) -> SkillForecast:
+    """Work out the skill's forecast from ``now`` (its start) and keep it for the dashboard."""
+    forecast = skill_forecast(skill, now=now)
+    return SkillForecast.objects.create(
+        skill=skill,
+        made_at=forecast.made_at,
+        starts_at=forecast.starts_at,
+        finishes_at=forecast.finishes_at,
+        records=forecast.records,
+        texts=forecast.texts,
+        data=forecast.as_json(),
+    )

@@ -7,10 +7,12 @@ by path. Renaming or moving one needs a data migration like 0013.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from skills.models import Skill
 from skills.planner import plan_skill
 from skills.planner import plan_tick as run_plan_tick
-from skills.services import skill_end_of_list_notify, upload_job_import
+from skills.services import skill_end_of_list_notify, skill_forecast_keep, upload_job_import
 from skills.xs import xs_deliver as deliver
 
 
@@ -27,6 +29,15 @@ def plan_skill_task(skill_id: int) -> dict:
         return {"planned": 0}
     result = plan_skill(skill=skill)
     return {"planned": result.planned, "state": result.state, "error": result.error}
+
+
+def forecast_skill_task(skill_id: int, started_at: str) -> dict:
+    """The forecast of a skill as it started, kept for its dashboard."""
+    skill = Skill.objects.filter(pk=skill_id).first()
+    if skill is None:
+        return {"forecast": None}
+    kept = skill_forecast_keep(skill=skill, now=dt.datetime.fromisoformat(started_at))
+    return {"forecast": kept.pk, "finishes_at": kept.data["finishes_at"]}
 
 
 def import_upload_job(job_id: int) -> None:

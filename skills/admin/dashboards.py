@@ -75,3 +75,33 @@ def dashboard_page(model_admin, request, obj, dashboard, kind: str):
         "change_url": reverse(f"{prefix}_change", args=[obj.pk]),
     }
     return TemplateResponse(request, "admin/skills/dashboard.html", context)
+
+
+CHART_WIDTH = 600  # the forecast chart's viewBox width; its bars share it
+
+
+def forecast_chart(forecast, zone) -> dict:
+    """The bars of a forecast's texts per hour, for an SVG 100 high: one bar an hour, the
+    day's first hour marked with its date (in ``zone``)."""
+    hours = forecast.per_hour
+    if not hours:
+        return {"bars": [], "peak": 0, "width": 0, "labels": []}
+    peak = max(n for _h, n in hours) or 1
+    width = CHART_WIDTH / len(hours)
+    bars, labels = [], []
+    for i, (hour, n) in enumerate(hours):
+        local = hour.astimezone(zone)
+        height = round(100 * n / peak, 2)
+        bars.append(
+            {
+                "x": round(i * width, 2),
+                "y": round(100 - height, 2),
+                "width": max(round(width * 0.8, 2), 0.5),
+                "height": height,
+                "count": n,
+                "label": f"{local:%a %d %b %H:00}",
+            }
+        )
+        if i == 0 or local.hour == 0:
+            labels.append({"x": round(i * width, 2), "text": f"{local:%a %d %b}"})
+    return {"bars": bars, "peak": peak, "width": CHART_WIDTH, "labels": labels[:14]}

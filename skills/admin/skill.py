@@ -4,6 +4,8 @@ relative-priorities page and the filter preview."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -24,7 +26,8 @@ from pcsms.admin_base import (
     TenantTabularInline,
     scoped,
 )
-from skills.admin.dashboards import dashboard_data, dashboard_page, viewable
+from skills.admin.dashboards import dashboard_data, dashboard_page, forecast_chart, viewable
+from skills.forecast import skill_forecast
 from skills.models import (
     CadenceStep,
     CpaRule,
@@ -35,6 +38,7 @@ from skills.models import (
     TimeZoneBound,
 )
 from skills.selectors import (
+    eta_text,
     skill_dashboard,
     skill_filter_preview,
     skill_priority_table,
@@ -49,6 +53,7 @@ from skills.services import (
     skill_start,
     skill_stop,
 )
+from skills.windows import schedule_zone
 from skills.xs import skill_xs_key_issue
 
 # Inlines in the order of the parameter pages (docs/spec.md section 7).
@@ -350,6 +355,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
                 name="skills_skill_filter_preview",
             ),
             path("<int:pk>/dashboard/", view(self.dashboard_view), name="skills_skill_dashboard"),
+            path("<int:pk>/forecast/", view(self.forecast_view), name="skills_skill_forecast"),
             path(
                 "<int:pk>/dashboard/data/",
                 view(self.dashboard_data_view),
@@ -366,6 +372,57 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     def dashboard_view(self, request, pk):
         skill = viewable(self, request, pk)
         return dashboard_page(self, request, skill, skill_dashboard(skill), "skill")
+
+    def forecast_view(self, request, pk):
+        """When the skill will finish if it starts now (or at the time asked), day by day and
+        hour by hour, with what the forecast assumes (skills.forecast)."""
+        skill = viewable(self, request, pk)
+        zone = schedule_zone(skill.business_unit)
+        start, error = None, ""
+        asked = request.GET.get("start", "").strip()
+        if asked:
+            try:
+                start = dt.datetime.fromisoformat(asked)
+            except ValueError:
+                error = f"{asked!r} is not a date and time such as 2026-12-08T09:00."
+            else:
+                if start.tzinfo is None:
+                    start = start.replace(tzinfo=zone)
+        forecast = skill_forecast(skill, now=start)
+        return TemplateResponse(
+            request,
+            "admin/skills/forecast.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": f"Forecast: {skill}",
+                "object": skill,
+                "forecast": forecast,
+                "chart": forecast_chart(forecast, zone),
+                "zone": zone,
+                "asked": asked,
+                "error": error,
+                "start_local": forecast.starts_at.astimezone(zone),
+                "finish_local": forecast.finishes_at.astimezone(zone)
+                if forecast.finishes_at
+                else None,
+                "duration": eta_text(round(forecast.duration.total_seconds() / 60))
+                if forecast.duration
+                else "",
+                "days": [
+                    {
+                        "day": d.day,
+                        "texts": d.texts,
+                        "finished": d.finished,
+                        "first": d.first_text.astimezone(zone) if d.first_text else None,
+                        "last": d.last_text.astimezone(zone) if d.last_text else None,
+                    }
+                    for d in forecast.days
+                ],
+                "change_url": reverse("admin:skills_skill_change", args=[skill.pk]),
+                "dashboard_url": reverse("admin:skills_skill_dashboard", args=[skill.pk]),
+            },
+        )
 
     def dashboard_data_view(self, request, pk):
         skill = viewable(self, request, pk)

@@ -47,6 +47,15 @@
     el("peak").textContent = fmt.format(peak);
   }
 
+  // The forecast made at the start beside what happened (skills.selectors.ForecastCheck).
+  function forecast(f) {
+    const summary = el("forecast_summary");
+    if (!summary) return;
+    summary.textContent = f
+      ? f.summary
+      : "No forecast of this run: one is made when the skill starts.";
+  }
+
   function show(data) {
     el("states").textContent = data.states.join("; ");
     el("at").textContent = data.at;
@@ -60,6 +69,7 @@
     rows(el("outcomes"), data.outcomes);
     rows(el("texts"), data.texts);
     chart(data.per_minute);
+    forecast(data.forecast);
   }
 
   async function poll() {

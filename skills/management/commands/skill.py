@@ -1,31 +1,43 @@
-"""``manage.py skill start|pause|stop|status NAME``: a skill's state from the command line."""
+"""``manage.py skill start|pause|stop|status|report|forecast NAME``: a skill's state, its
+report and its forecast from the command line."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
 from messaging.models import OutboundMessage
+from skills.forecast import skill_forecast
 from skills.models import Record, Skill
 from skills.selectors import skill_dashboard
 from skills.services import SkillStateError, skill_pause, skill_start, skill_stop
+from skills.windows import schedule_zone
 
 
 class Command(BaseCommand):
     help = (
         "Start, pause, stop a skill, show its status (texts by status, records open), or its "
-        "report (records by outcome, texts by status, rate, time left, opt-outs: the dashboard)."
+        "report (records by outcome, texts by status, rate, time left, opt-outs: the dashboard), "
+        "or its forecast (when it will finish, texts per day, what the forecast assumes)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=["start", "pause", "stop", "status", "report"])
+        parser.add_argument(
+            "action", choices=["start", "pause", "stop", "status", "report", "forecast"]
+        )
         parser.add_argument("name", help="The skill's name.")
         parser.add_argument(
             "--business-unit", required=True, help="Name of the business unit the skill is in."
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        parser.add_argument(
+            "--start",
+            help="forecast: the moment it would start, ISO 8601 with its offset "
+            "(e.g. 2026-12-08T09:00-06:00). Default: now.",
+        )
 
     def handle(self, *args, action, name, business_unit, **options):
         try:
@@ -36,6 +48,8 @@ class Command(BaseCommand):
             raise CommandError(f'No skill "{name}" in business unit "{business_unit}".') from None
         if action == "report":
             return self._report(skill, options)
+        if action == "forecast":
+            return self._forecast(skill, options)
         withdrawn = None
         try:
             if action == "start":
@@ -93,3 +107,57 @@ class Command(BaseCommand):
             f"  last 15 minutes: {data['rate']} texts a minute; time left: {data['eta_text']}; "
             f"opted out: {data['opted_out']:,}"
         )
+        if data.get("forecast"):
+            write(f"  {data['forecast']['summary']}")
+
+    def _forecast(self, skill: Skill, options) -> None:
+        start = None
+        if options.get("start"):
+            try:
+                start = dt.datetime.fromisoformat(options["start"])
+            except ValueError:
+                raise CommandError(
+                    f"--start {options['start']!r} is not an ISO 8601 time "
+                    "(e.g. 2026-12-08T09:00-06:00)."
+                ) from None
+            if start.tzinfo is None:
+                raise CommandError("--start needs its UTC offset (e.g. 2026-12-08T09:00-06:00).")
+        forecast = skill_forecast(skill, now=start)
+        if options["json"]:
+            self.stdout.write(json.dumps(forecast.as_json()))
+            return
+        write = self.stdout.write
+        zone = schedule_zone(skill.business_unit)
+        starts = forecast.starts_at.astimezone(zone)
+        write(f'Forecast of skill "{skill.name}" ({skill.business_unit.name}), times in {zone}')
+        write(f"  from {starts:%a %Y-%m-%d %H:%M}: {forecast.records:,} records to text")
+        if forecast.finishes_at is None:
+            write("  finishes: not within 60 days")
+        else:
+            write(
+                f"  finishes: {forecast.finishes_at.astimezone(zone):%a %Y-%m-%d %H:%M} "
+                f"(in {_duration(forecast.duration)}), {forecast.texts:,} texts"
+            )
+        write(f"  {'day':<16}{'texts':>10}{'done':>10}  hours")
+        for day in forecast.days:
+            hours = ""
+            if day.first_text:
+                hours = (
+                    f"{day.first_text.astimezone(zone):%H:%M}-"
+                    f"{day.last_text.astimezone(zone):%H:%M}"
+                )
+            write(f"  {day.day:%a %Y-%m-%d}  {day.texts:>10,}{day.finished:>10,}  {hours}")
+        write("  assumes:")
+        for words in forecast.assumptions:
+            write(f"    - {words}")
+
+
+def _duration(span: dt.timedelta) -> str:
+    minutes = round(span.total_seconds() / 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days} d"] if days else []
+    if hours or days:
+        parts.append(f"{hours} h")
+    parts.append(f"{minutes} min")
+    return " ".join(parts)
