@@ -215,8 +215,9 @@ def planner_ticks(now: dt.datetime) -> tuple[dt.datetime, dt.timedelta]:
 class _Group:
     """Records whose first number shares zone, state and area code: one window for all.
 
-    ``pool`` holds the records due now by (texts so far, when they were sent: for the caps);
-    ``future`` the records due later, as a heap of (due, seq, texts so far, sent, count)."""
+    ``pool`` holds the records due now by ((texts so far, texts they may get), when they were
+    sent: for the caps); ``future`` the records due later, as a heap of (due, seq, (texts so
+    far, texts they may get), sent, count)."""
 
     zone: str
     state: str
@@ -229,7 +230,7 @@ class _Group:
     next_open: dt.datetime | None = None
     cap: int | None = None
 
-    def add(self, due: dt.datetime, attempts: int, sent: tuple, count: float) -> None:
+    def add(self, due: dt.datetime, attempts: tuple[int, int], sent: tuple, count: float) -> None:
         heapq.heappush(self.future, (due, next(_SEQ), attempts, sent, count))
         self.waiting += count
 
@@ -277,6 +278,29 @@ def _first_number(skill: Skill, cadence: Cadence):
     return numbers.order_by(*order)
 
 
+def _texts_a_record_may_get(skill: Skill, cadence: Cadence):
+    """Per record, how many texts the cadence gives it in all: each open number of a cadence
+    column gets that column's attempts (any number one text without a cadence); in repeat mode
+    the skill's maximum attempts alone bound it."""
+    if cadence.repeat:
+        return Value(skill.max_attempts, output_field=IntegerField())
+
+    def numbers(column: str | None):
+        rows = Destination.objects.filter(record=OuterRef("pk"), is_final=False)
+        if column is not None:
+            rows = rows.filter(source_field__iexact=column)
+        counted = rows.order_by().values("record").annotate(c=Count("id")).values("c")[:1]
+        return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+    if not cadence.steps:
+        return numbers(None)
+    total = None
+    for step in cadence.steps:
+        term = numbers(step.row.phone_field.strip()) * Value(step.attempts)
+        total = term if total is None else total + term
+    return ExpressionWrapper(total, output_field=IntegerField())
+
+
 def _groups(skill: Skill, policy: WindowPolicy, cadence: Cadence, now: dt.datetime):
     """The skill's open records, counted by their first number's zone, state and area code,
     attempts so far and the minute they are due; and how many no window will ever open for."""
@@ -291,6 +315,7 @@ def _groups(skill: Skill, policy: WindowPolicy, cadence: Cadence, now: dt.dateti
     first = _first_number(skill, cadence)
     rows = (
         records.annotate(
+            texts=_texts_a_record_may_get(skill, cadence),
             number_zone=Subquery(first.values("time_zone")[:1]),
             number=Subquery(
                 first.annotate(text=Cast("phone_number", CharField(max_length=128))).values("text")[
@@ -312,7 +337,7 @@ def _groups(skill: Skill, policy: WindowPolicy, cadence: Cadence, now: dt.dateti
             last=TruncMinute("last_attempt_at"),
             held=TruncMinute("held_until"),
         )
-        .values("zone", "state", "area", "attempts", "last", "held", "pending")
+        .values("zone", "state", "area", "attempts", "last", "held", "pending", "texts")
         .annotate(n=Count("id"))
         .order_by()
     )
@@ -333,11 +358,14 @@ def _groups(skill: Skill, policy: WindowPolicy, cadence: Cadence, now: dt.dateti
             due = max(due, row["last"] + retry)
         if row["held"] is not None:
             due = max(due, row["held"])
+        limit = min(skill.max_attempts, row["texts"] or 0)
+        if row["attempts"] >= limit:  # its numbers have had every text the cadence gives
+            continue
         key = (zone.strip(), state.strip().upper(), area)
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group(zone=zone, state=state, phone=phone)
-        group.add(due, row["attempts"], (), float(row["n"]))
+        group.add(due, (row["attempts"], limit), (), float(row["n"]))
     return list(groups.values()), never
 
 
@@ -460,13 +488,13 @@ class _Play:
             if not group.open or not group.pool:
                 continue
             pool, group.pool = group.pool, {}
-            for (attempts, sent), count in pool.items():
+            for ((attempts, limit), sent), count in pool.items():
                 n = count * share
                 if count - n > 1e-9:
-                    group.pool[(attempts, sent)] = count - n
+                    group.pool[((attempts, limit), sent)] = count - n
                 group.waiting -= n
                 self.count(run, now, n)
-                again = 0.0 if attempts + 1 >= run.max_attempts else n * self.outcomes.retried
+                again = 0.0 if attempts + 1 >= limit else n * self.outcomes.retried
                 # A step's texts are all gone by its end.
                 self.finish(run, now + self.step + receipt, n - again)
                 if again > 1e-9:
@@ -476,7 +504,7 @@ class _Play:
                     history = (*sent, minute) if group.cap else ()
                     if group.cap and len(history) >= group.cap:
                         due = max(due, self.next_tick(history[-group.cap] + dt.timedelta(days=1)))
-                    group.add(due, attempts + 1, history[-8:], again)
+                    group.add(due, (attempts + 1, limit), history[-8:], again)
         return texts * run.cost
 
     def count(self, run: _SkillRun, now: dt.datetime, n: float) -> None:
@@ -642,7 +670,8 @@ def _assumptions(skill, subject, others, outcomes, pace, period) -> list[str]:
     words.append(outcomes.describe())
     words.append(
         f"a retried record is due {skill.min_retry_minutes} min after its receipt, at most "
-        f"{skill.max_attempts} texts a record; the planner runs every "
+        f"{skill.max_attempts} texts a record and as many as its cadence gives its numbers; "
+        "the planner runs every "
         f"{period.total_seconds() / 60:g} min"
     )
     groups = len(subject.groups)

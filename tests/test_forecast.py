@@ -45,10 +45,12 @@ def _registration(bu, pace):
     )
 
 
-def _skill(bu, registration, n, *, zone="America/Chicago", home="", area="312", **fields):
-    """A skill of ``n`` records in ``zone``, of state ``home``, numbers of area code ``area``."""
+def _skill(bu, registration, n, *, zone="America/Chicago", home="", area="312", tries=1, **fields):
+    """A skill of ``n`` records in ``zone``, of state ``home``, numbers of area code ``area``,
+    each number texted up to ``tries`` times by the cadence."""
     fields.setdefault("state", Skill.State.STOPPED)
     skill = make_skill(bu, registration=registration, **fields)
+    skill.cadence_steps.update(attempts=tries)
     for _ in range(n):
         add_record(
             skill,
@@ -133,7 +135,7 @@ def test_a_florida_cap_of_3_in_24_hours_carries_texts_to_the_next_day(bu):
     _history(bu, OutcomeClass.TRANSIENT)
     registration = _registration(bu, 10)
     start = dt.datetime(2026, 6, 17, 9, 0, tzinfo=NEW_YORK)
-    common = {"zone": "America/New_York", "max_attempts": 5, "min_retry_minutes": 60}
+    common = {"zone": "America/New_York", "max_attempts": 5, "min_retry_minutes": 60, "tries": 5}
     florida = _skill(bu, registration, 10, home="FL", area="305", name="FL", **common)
     georgia = _skill(bu, registration, 10, home="GA", area="404", name="GA", **common)
 
@@ -150,10 +152,13 @@ def test_the_outcomes_of_the_last_30_days_are_expected_again(bu):
     _history(bu, OutcomeClass.TRANSIENT, 20)
     outcomes = expected_outcomes(bu.id, dt.datetime.now(dt.UTC))
     assert (outcomes.texts, outcomes.delivered, outcomes.retried) == (200, 0.9, 0.1)
-    skill = _skill(bu, _registration(bu, 10), 1000, min_retry_minutes=30)
+    skill = _skill(bu, _registration(bu, 10), 1000, min_retry_minutes=30, tries=3)
     forecast = skill_forecast(skill, now=WEDNESDAY)
     # 1,000 first texts, 100 retried 30 min after, 10 of those again: 1,110.
     assert forecast.texts == 1110
+    # The cadence's one text a number: no retry, whatever the history.
+    skill.cadence_steps.update(attempts=1)
+    assert skill_forecast(skill, now=WEDNESDAY).texts == 1000
     assert dt.timedelta(minutes=61) < forecast.duration < dt.timedelta(minutes=65)
     assert any("90.0% delivered, 10.0% retried later" in w for w in forecast.assumptions)
 
