@@ -69,6 +69,9 @@ SAMPLE = 200  # records merged to learn the segments of a text
 PROGRESS_POINTS = 2_000  # points of the texts-sent curve kept with a forecast
 DONE = 0.5  # fewer records than this left: the skill is done
 TICK = dt.timedelta(minutes=1)  # the planner's schedule (skills/migrations/0004)
+# How far ahead the planner queues a code's work (skills.planner.PLAN_AHEAD_SECONDS): a text is
+# planned up to this long before it goes, and its retry time counts from then.
+PLAN_AHEAD = dt.timedelta(seconds=180)
 PLANNER_TASK = "skills.tasks.plan_tick"
 
 
@@ -216,8 +219,8 @@ class _Group:
     """Records whose first number shares zone, state and area code: one window for all.
 
     ``pool`` holds the records due now by ((texts so far, texts they may get), when they were
-    sent: for the caps); ``future`` the records due later, as a heap of (due, seq, (texts so
-    far, texts they may get), sent, count)."""
+    sent: for the caps, the minute they fell due); ``future`` the records due later, as a heap
+    of (due, seq, (texts so far, texts they may get), sent, count)."""
 
     zone: str
     state: str
@@ -227,6 +230,7 @@ class _Group:
     waiting: float = 0.0
     valid_until: dt.datetime = dt.datetime.min.replace(tzinfo=UTC)
     open: bool = False
+    opened_at: dt.datetime | None = None  # when the open window opened
     next_open: dt.datetime | None = None
     cap: int | None = None
 
@@ -237,8 +241,9 @@ class _Group:
     def ripen(self, now: dt.datetime) -> float:
         """Moves the records due by ``now`` to the pool; returns how many are due."""
         while self.future and self.future[0][0] <= now:
-            _due, _seq, attempts, sent, count = heapq.heappop(self.future)
-            self.pool[(attempts, sent)] = self.pool.get((attempts, sent), 0.0) + count
+            due, _seq, attempts, sent, count = heapq.heappop(self.future)
+            key = (attempts, sent, due.replace(second=0, microsecond=0))
+            self.pool[key] = self.pool.get(key, 0.0) + count
         return sum(self.pool.values())
 
 
@@ -403,6 +408,10 @@ class _Play:
         self.texts_at: list[tuple[dt.datetime, float]] = []  # the subject's texts by step
         self.finishes: list[tuple[dt.datetime, float]] = []  # the subject's records done
 
+    def pass_at(self, moment: dt.datetime) -> dt.datetime:
+        """The planner's first pass at or after ``moment``: the start's own, then the ticks."""
+        return self.start if moment <= self.start else self.next_tick(moment)
+
     def next_tick(self, moment: dt.datetime) -> dt.datetime:
         if moment <= self.first_tick:
             return self.first_tick
@@ -426,6 +435,7 @@ class _Play:
             group.open, group.next_open, group.valid_until = False, None, HORIZON_END
         elif verdict.is_open(now):
             group.open, group.next_open, group.valid_until = True, now, verdict.closes_at
+            group.opened_at = verdict.opens_at
         else:
             group.open, group.next_open = False, verdict.opens_at
             group.valid_until = verdict.opens_at
@@ -488,23 +498,31 @@ class _Play:
             if not group.open or not group.pool:
                 continue
             pool, group.pool = group.pool, {}
-            for ((attempts, limit), sent), count in pool.items():
+            for ((attempts, limit), sent, due), count in pool.items():
                 n = count * share
                 if count - n > 1e-9:
-                    group.pool[((attempts, limit), sent)] = count - n
+                    group.pool[((attempts, limit), sent, due)] = count - n
                 group.waiting -= n
                 self.count(run, now, n)
                 again = 0.0 if attempts + 1 >= limit else n * self.outcomes.retried
                 # A step's texts are all gone by its end.
                 self.finish(run, now + self.step + receipt, n - again)
                 if again > 1e-9:
-                    due = self.next_tick(now + self.step + receipt + run.retry)
+                    # The retry time counts from when the text was planned: at the first pass
+                    # the record was due and its window open within the planner's lead, and
+                    # at most the lead before it went (the outbox holds that much).
+                    ready = max(due, (group.opened_at or due) - PLAN_AHEAD)
+                    planned = max(self.pass_at(ready), now - PLAN_AHEAD)
+                    due_again = self.next_tick(max(now + self.step + receipt, planned + run.retry))
                     # Sent times to the minute, so that records retried together stay together.
                     minute = now.replace(second=0, microsecond=0)
                     history = (*sent, minute) if group.cap else ()
                     if group.cap and len(history) >= group.cap:
-                        due = max(due, self.next_tick(history[-group.cap] + dt.timedelta(days=1)))
-                    group.add(due, (attempts + 1, limit), history[-8:], again)
+                        due_again = max(
+                            due_again,
+                            self.next_tick(history[-group.cap] + dt.timedelta(days=1)),
+                        )
+                    group.add(due_again, (attempts + 1, limit), history[-8:], again)
         return texts * run.cost
 
     def count(self, run: _SkillRun, now: dt.datetime, n: float) -> None:

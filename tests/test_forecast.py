@@ -279,3 +279,9 @@ def test_a_kept_forecast_is_the_whole_forecast(bu):
     kept = skill_forecast_keep(skill=skill, now=WEDNESDAY)
     assert kept.data["texts"] == 60 and kept.data["days"][0]["texts"] == 60
     assert kept.finishes_at is not None and kept.records == 60
+
+
+def test_the_forecast_plans_as_far_ahead_as_the_planner():
+    from skills import forecast, planner
+
+    assert forecast.PLAN_AHEAD == dt.timedelta(seconds=planner.PLAN_AHEAD_SECONDS)
