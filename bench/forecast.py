@@ -3,7 +3,7 @@ carrier until it completes.
 
 Usage::
 
-    .venv/bin/python bench/forecast.py [--records 3000] [--rate 10] [--opens-after 240]
+    .venv/bin/python bench/forecast.py [--records 6000] [--rate 10] [--opens-after 420]
         [--warm-up 500] [--min-retry 2] [--timeout 1800] [--database-url postgres://...]
 
 A fresh PostgreSQL database (default ``pcsms_bench_forecast``) and one django-q2 cluster
@@ -107,9 +107,9 @@ def wait_completed(skill, timeout: float) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=3000)
+    parser.add_argument("--records", type=int, default=6000)
     parser.add_argument("--rate", type=float, default=10)
-    parser.add_argument("--opens-after", type=int, default=240, help="seconds")
+    parser.add_argument("--opens-after", type=int, default=420, help="seconds")
     parser.add_argument("--warm-up", type=int, default=500, help="records")
     parser.add_argument("--min-retry", type=int, default=2, help="minutes")
     parser.add_argument("--timeout", type=float, default=1800)

@@ -17,9 +17,10 @@ applies), then the code's pace is played forward in steps of ``STEP``:
   without history every text is taken as delivered, and the forecast says so;
 - the skill completes at the planner's first tick after the last expected receipt.
 
-The forecast is an expectation: counts are fractions, and the skill is done when less than
-half a record is left. It reads and never writes; :func:`skills.services.skill_forecast_keep`
-keeps the forecast made at the start, which the dashboard compares with what happened.
+The forecast is an expectation: counts are fractions, and the finish is the expected moment
+of the last record (a tail of a few retried records is a matter of chance: see ``done_at``).
+It reads and never writes; :func:`skills.services.skill_forecast_keep` keeps the forecast
+made at the start, which the dashboard compares with what happened.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ HISTORY = dt.timedelta(days=30)  # the texts whose outcomes are expected again
 MIN_HISTORY = 200  # fewer texts than this say too little: every text is taken as delivered
 SAMPLE = 200  # records merged to learn the segments of a text
 PROGRESS_POINTS = 2_000  # points of the texts-sent curve kept with a forecast
-DONE = 0.5  # fewer records than this left: the skill is done
+# Fewer records than this left to text: nothing more is played (their finish still counts).
+DONE = 0.001
 TICK = dt.timedelta(minutes=1)  # the planner's schedule (skills/migrations/0004)
 # How far ahead the planner queues a code's work (skills.planner.PLAN_AHEAD_SECONDS): a text is
 # planned up to this long before it goes, and its retry time counts from then.
@@ -535,14 +537,20 @@ class _Play:
             self.finishes.append((moment, n))
 
     def done_at(self) -> dt.datetime | None:
-        """When all but half a record of the subject's are done."""
-        total = sum(n for _m, n in self.finishes)
-        done = 0.0
-        for moment, n in sorted(self.finishes):
-            done += n
-            if done >= total - DONE:
-                return moment
-        return None
+        """When the subject's last record is expected done.
+
+        The records done after a moment T are many independent chances, so the chance that
+        none is left after T is exp(-lambda(T)), lambda(T) being how many are expected done after
+        T; the expected last moment is the first one plus the integral of 1 - exp(-lambda)."""
+        if not self.finishes:
+            return None
+        events = sorted(self.finishes)
+        after = sum(n for _m, n in events)
+        expected = events[0][0]
+        for (moment, n), (following, _n) in itertools.pairwise(events):
+            after -= n
+            expected += (following - moment) * (1 - math.exp(-max(after, 0.0)))
+        return expected
 
 
 HORIZON_END = dt.datetime.max.replace(tzinfo=UTC)
@@ -678,8 +686,8 @@ def _days(play: _Play, zone) -> list[ForecastDay]:
 
 def _assumptions(skill, subject, others, outcomes, pace, period) -> list[str]:
     code = skill.registration.transport_code
-    unit = "segments" if code.counts_segments else "texts"
-    words = [f"{code}: {pace:g} {unit} a second"]
+    unit = "segment" if code.counts_segments else "text"
+    words = [f"{code}: {pace:g} {unit}{'' if pace == 1 else 's'} a second"]
     if code.counts_segments:
         words.append(f"{subject.cost:.2f} segments a text (the template merged with the records)")
     if others:

@@ -876,15 +876,21 @@ class ScheduleDay(models.Model):
         return f"{self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
 
 
-def _day_hours_constraint(prefix: str, day: str) -> models.CheckConstraint:
-    """A rule's own hours for ``day``: none, or both times with the start before the end."""
-    start, end = f"{day}_start", f"{day}_end"
-    return models.CheckConstraint(
-        condition=Q(**{f"{start}__isnull": True, f"{end}__isnull": True})
-        | Q(**{f"{start}__isnull": False, f"{end}__isnull": False, f"{start}__lt": F(end)}),
-        name=f"{prefix}_{day}_hours",
-        violation_error_message=f"Give both {day.title()} times, the start before the end.",
-    )
+def _weekend_hours_constraints(prefix: str) -> list[models.CheckConstraint]:
+    """A rule's own Saturday and Sunday hours: none, or both times, the start before the end.
+    (Django gives a model's constraints no inheritance of names, so each model asks.)"""
+    constraints = []
+    for day in ("saturday", "sunday"):
+        start, end = f"{day}_start", f"{day}_end"
+        constraints.append(
+            models.CheckConstraint(
+                condition=Q(**{f"{start}__isnull": True, f"{end}__isnull": True})
+                | Q(**{f"{start}__isnull": False, f"{end}__isnull": False, f"{start}__lt": F(end)}),
+                name=f"{prefix}_{day}_hours",
+                violation_error_message=f"Give both {day.title()} times, the start before the end.",
+            )
+        )
+    return constraints
 
 
 class ObservedRule(models.TextChoices):
@@ -1002,8 +1008,7 @@ class SendingWindowPreset(DayRules):
             models.CheckConstraint(
                 condition=Q(start_time__lt=F("end_time")), name="windowpreset_start_before_end"
             ),
-            _day_hours_constraint("windowpreset", "saturday"),
-            _day_hours_constraint("windowpreset", "sunday"),
+            *_weekend_hours_constraints("windowpreset"),
         ]
 
     def __str__(self) -> str:
@@ -1067,8 +1072,7 @@ class StateRuleOverride(DayRules):
                 name="staterule_override_hours",
                 violation_error_message="Give both times, the start before the end.",
             ),
-            _day_hours_constraint("staterule_override", "saturday"),
-            _day_hours_constraint("staterule_override", "sunday"),
+            *_weekend_hours_constraints("staterule_override"),
         ]
 
     def __str__(self) -> str:
