@@ -39,6 +39,7 @@ from skills.models import (
     ScheduleDay,
     SendingWindowPreset,
     Skill,
+    SkillForecast,
     SortCriterion,
     StateRuleOverride,
     TimeZoneBound,
@@ -370,6 +371,18 @@ class KeywordSetFactory(factory.django.DjangoModelFactory):
 
 
 # Model -> factory, for tests that walk every model (e.g. the admin isolation test).
+class SkillForecastFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SkillForecast
+
+    skill = factory.SubFactory(SkillFactory)
+    starts_at = factory.LazyFunction(timezone.now)
+    finishes_at = factory.LazyAttribute(lambda f: f.starts_at + dt.timedelta(minutes=10))
+    records = 100
+    texts = 100
+    data = factory.LazyFunction(lambda: {"assumptions": ["every text is taken as delivered"]})
+
+
 FACTORIES = {
     f._meta.model: f
     for f in [
@@ -405,5 +418,6 @@ FACTORIES = {
         BlackoutFactory,
         RuleHoldFactory,
         KeywordSetFactory,
+        SkillForecastFactory,
     ]
 }

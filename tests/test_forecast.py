@@ -284,4 +284,4 @@ def test_a_kept_forecast_is_the_whole_forecast(bu):
 def test_the_forecast_plans_as_far_ahead_as_the_planner():
     from skills import forecast, planner
 
-    assert forecast.PLAN_AHEAD == dt.timedelta(seconds=planner.PLAN_AHEAD_SECONDS)
+    assert dt.timedelta(seconds=planner.PLAN_AHEAD_SECONDS) == forecast.PLAN_AHEAD

@@ -1,4 +1,5 @@
-"""Admin of what skills did: attempts and the XS webhook's events (the system writes them)."""
+"""Admin of what skills did: attempts, the XS webhook's events and the forecasts kept at each
+start (the system writes them)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pcsms.admin_base import (
 from pcsms.csvexport import csv_download
 from skills.models import (
     Attempt,
+    SkillForecast,
     XsEvent,
 )
 
@@ -86,3 +88,18 @@ class XsEventAdmin(SystemWrittenMixin, TenantAdmin):
             status=XsEvent.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
         )
         self.message_user(request, f"{count} event(s) will be sent again.", messages.SUCCESS)
+
+
+@admin.register(SkillForecast)
+class SkillForecastAdmin(SystemWrittenMixin, TenantAdmin):
+    """The forecasts kept as skills started: what the dashboard compares with."""
+
+    list_display = ["skill", "starts_at", "finishes_at", "records", "texts", "made_at"]
+    list_filter = [scoped("skill__business_unit"), scoped("skill"), "starts_at"]
+    list_select_related = ["skill"]  # shown on every row
+    fields = ["skill", "made_at", "starts_at", "finishes_at", "records", "texts", "assumptions"]
+    readonly_fields = fields
+
+    @admin.display(description="what it assumed")
+    def assumptions(self, obj):
+        return "; ".join(obj.data.get("assumptions", []))
