@@ -24,7 +24,7 @@ def test_the_forecast_from_the_skills_page(page, login, staff_member, bu):
         add_record(skill, zone="America/Los_Angeles")
     login(staff_member)
     page.goto(reverse("admin:skills_skill_change", args=[skill.pk]))
-    page.get_by_role("link", name="Forecast").click()
+    page.get_by_role("link", name="Forecast", exact=True).click()
     expect(page.locator("h1")).to_contain_text("Forecast: Reminders")
     expect(page.locator('[data-f="records"]')).to_have_text("120")
     expect(page.locator('[data-f="texts"]')).to_have_text("120")
@@ -32,7 +32,7 @@ def test_the_forecast_from_the_skills_page(page, login, staff_member, bu):
     # Monday 8 June 2026, 09:00 in New York (the BU's zone): 06:00 in Los Angeles, whose
     # window opens at 08:00 there, 11:00 here; 120 texts at one a second take two minutes.
     page.get_by_label("Starting at").fill("2026-06-08T09:00")
-    page.get_by_role("button", name="Forecast").click()
+    page.get_by_role("button", name="Forecast", exact=True).click()
     expect(page.locator('[data-f="finishes"]')).to_contain_text("Mon 8 Jun 11:0")
     days = page.locator('[data-f="days"] tbody')
     expect(days).to_contain_text("Mon 2026-06-08")
