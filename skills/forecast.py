@@ -60,7 +60,7 @@ from skills.cadence import Cadence
 from skills.models import Attempt, Destination, OutcomeClass, Record, Skill
 from skills.queries import active_list_ids, not_expired_q, pending_q
 from skills.selectors import forecast_texts_by
-from skills.windows import UTC, WindowPolicy, schedule_zone
+from skills.windows import LOOKAHEAD_DAYS, UTC, Blocked, WindowPolicy, schedule_zone
 
 STEP = dt.timedelta(seconds=10)  # the forecast's clock while texts go
 HORIZON = dt.timedelta(days=60)  # a skill not done by then is "not within 60 days"
@@ -357,7 +357,9 @@ def _groups(skill: Skill, policy: WindowPolicy, cadence: Cadence, now: dt.dateti
         zone, state, area = row["zone"] or "", row["state"] or "", row["area"] or ""
         phone = area + "5550100" if area.startswith("+1") else area  # a number of its area
         verdict = policy.check(zone_name=zone, now=now, state=state, phone_number=phone)
-        if not area or not verdict.allowed:
+        # Never: no number, or a zone no window opens for; a week without an hour (a long
+        # blackout) is only a wait.
+        if not area or (not verdict.allowed and verdict.reason != Blocked.NO_WINDOW):
             never += row["n"]
             continue
         due = now
@@ -433,8 +435,9 @@ class _Play:
         )
         cap = verdict.cap_for(None, now.date()) if verdict.allowed else None
         group.cap = cap.limit if cap else None
-        if not verdict.allowed:
-            group.open, group.next_open, group.valid_until = False, None, HORIZON_END
+        if not verdict.allowed:  # no hour this week (a long blackout): asked again in a week
+            group.open, group.next_open = False, None
+            group.valid_until = now + dt.timedelta(days=LOOKAHEAD_DAYS - 1)
         elif verdict.is_open(now):
             group.open, group.next_open, group.valid_until = True, now, verdict.closes_at
             group.opened_at = verdict.opens_at
@@ -513,8 +516,8 @@ class _Play:
                     # The retry time counts from when the text was planned: at the first pass
                     # the record was due and its window open within the planner's lead, and
                     # at most the lead before it went (the outbox holds that much).
-                    ready = max(due, (group.opened_at or due) - PLAN_AHEAD)
-                    planned = max(self.pass_at(ready), now - PLAN_AHEAD)
+                    eligible = max(due, (group.opened_at or due) - PLAN_AHEAD)
+                    planned = max(self.pass_at(eligible), now - PLAN_AHEAD)
                     due_again = self.next_tick(max(now + self.step + receipt, planned + run.retry))
                     # Sent times to the minute, so that records retried together stay together.
                     minute = now.replace(second=0, microsecond=0)
@@ -551,9 +554,6 @@ class _Play:
             after -= n
             expected += (following - moment) * (1 - math.exp(-max(after, 0.0)))
         return expected
-
-
-HORIZON_END = dt.datetime.max.replace(tzinfo=UTC)
 
 
 def _run_for(skill: Skill, now: dt.datetime) -> _SkillRun:

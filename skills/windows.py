@@ -373,7 +373,7 @@ class WindowPolicy:
         )
         cached = self._cache.get(key)
         # An answer holds from when it was worked out until its window closes (or opens).
-        if cached is not None and cached[0] <= now and now < _valid_until(cached[1]):
+        if cached is not None and cached[0] <= now and now < _valid_until(*cached):
             return cached[1]
         verdict = self._check(key[0], presets, blackouts, step, now)
         self._cache[key] = (now, verdict)
@@ -514,10 +514,13 @@ def _span(blackout: Blackout) -> tuple[dt.datetime, dt.datetime]:
     return blackout.starts_at, blackout.ends_at or FOREVER
 
 
-def _valid_until(verdict: WindowVerdict) -> dt.datetime:
-    """Until when a verdict worked out earlier still holds: its window's end, or its start
-    while it names what holds it closed (after that, the window is open)."""
+def _valid_until(since: dt.datetime, verdict: WindowVerdict) -> dt.datetime:
+    """Until when a verdict worked out at ``since`` still holds: its window's end, or its start
+    while it names what holds it closed (after that, the window is open). "No hour in the
+    coming week" holds only as far as that week reached (a long blackout ends)."""
     if not verdict.allowed:
+        if verdict.reason == Blocked.NO_WINDOW:
+            return since + dt.timedelta(days=LOOKAHEAD_DAYS - 1)
         return FOREVER
     if verdict.held is not None:
         return verdict.opens_at

@@ -129,6 +129,22 @@ def test_utah_waits_out_pioneer_day_and_the_sunday(bu):
     assert texted == [dt.date(2026, 7, 25)]  # Saturday: the holiday, then not on Sunday
 
 
+def test_a_blackout_of_ten_days_puts_the_texts_after_it(bu):
+    from skills.models import Blackout
+
+    skill = _skill(bu, _registration(bu, 10), 100, home="LA", area="504")
+    Blackout.objects.create(
+        business_unit=bu,
+        states=["LA"],
+        starts_at=WEDNESDAY - dt.timedelta(days=1),
+        ends_at=WEDNESDAY + dt.timedelta(days=10),
+        reason="Hurricane state of emergency",
+    )
+    forecast = skill_forecast(skill, now=WEDNESDAY)
+    texted = [d.day for d in forecast.days if d.texts]
+    assert texted == [dt.date(2026, 6, 27)]  # the day the blackout ends, 10:00 Chicago
+
+
 def test_a_florida_cap_of_3_in_24_hours_carries_texts_to_the_next_day(bu):
     """Every text is retried (the BU's history says so) after 60 min, up to 5 texts: Georgia
     gets all 5 on the first day, Florida 3, and its 4th waits 24 h after its first."""
