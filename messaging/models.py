@@ -518,6 +518,7 @@ class SenderProcess(models.Model):
 
     class Meta:
         verbose_name = "sender process"
+        verbose_name_plural = "sender processes"
 
     def __str__(self) -> str:
         return self.name

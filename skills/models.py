@@ -1060,6 +1060,7 @@ class StateRuleOverride(DayRules):
     class Meta:
         ordering = ["business_unit", "preset"]
         verbose_name = "state rule of a business unit"
+        verbose_name_plural = "state rules of business units"
         constraints = [
             models.UniqueConstraint(
                 fields=["business_unit", "preset"],
