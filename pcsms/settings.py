@@ -49,7 +49,7 @@ if BEHIND_TLS_PROXY:
     CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "pcsms.admin_apps.PcsmsAdminConfig",  # django.contrib.admin, its index grouped by task
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -4,10 +4,6 @@ from django.views.generic import RedirectView
 
 from pcsms.views import healthz
 
-admin.site.site_header = "pcsms administration"
-admin.site.site_title = "pcsms"
-admin.site.index_title = "Proactive agentless SMS"
-
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
