@@ -109,6 +109,27 @@ def test_skill_command(skill, bu):
         call_command("skill", "stop", "Nope", "--business-unit", bu.name)
 
 
+def test_the_skill_command_needs_the_business_unit_only_when_the_name_is_shared(
+    skill, bu, other_bu
+):
+    out = StringIO()
+    call_command("skill", "status", "Flu shots", "--json", stdout=out)  # one of that name
+    assert json.loads(out.getvalue())["business_unit"] == bu.name
+    with pytest.raises(CommandError, match='No skill "Nope".'):
+        call_command("skill", "status", "Nope")
+
+    SkillFactory(business_unit=other_bu, name="Flu shots")
+    with pytest.raises(CommandError) as refused:
+        call_command("skill", "status", "Flu shots")
+    assert str(refused.value) == (
+        'Skills named "Flu shots" are in several business units ("Acme", "Globex"): '
+        "give --business-unit."
+    )
+    out = StringIO()
+    call_command("skill", "status", "Flu shots", "--business-unit", "Globex", "--json", stdout=out)
+    assert json.loads(out.getvalue())["business_unit"] == "Globex"
+
+
 def _import_for(skill, *, start: bool):
     """An upload job for the skill's list, queued with its proposed mapping, run by the task."""
     job = UploadJob(

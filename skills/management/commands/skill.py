@@ -30,7 +30,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("name", help="The skill's name.")
         parser.add_argument(
-            "--business-unit", required=True, help="Name of the business unit the skill is in."
+            "--business-unit",
+            help="Name of the business unit the skill is in; needed only when skills of several "
+            "business units have that name.",
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
         parser.add_argument(
@@ -40,12 +42,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, action, name, business_unit, **options):
-        try:
-            skill = Skill.objects.select_related("business_unit").get(
-                name=name, business_unit__name=business_unit
-            )
-        except Skill.DoesNotExist:
-            raise CommandError(f'No skill "{name}" in business unit "{business_unit}".') from None
+        skill = _skill_named(name, business_unit)
         if action == "report":
             return self._report(skill, options)
         if action == "forecast":
@@ -150,6 +147,26 @@ class Command(BaseCommand):
         write("  assumes:")
         for words in forecast.assumptions:
             write(f"    - {words}")
+
+
+def _skill_named(name: str, business_unit: str | None) -> Skill:
+    """The skill of that name (in that business unit, if given); a clear error when there is
+    none, or when several business units have one and none was given."""
+    skills = Skill.objects.select_related("business_unit").filter(name=name)
+    if business_unit:
+        skill = skills.filter(business_unit__name=business_unit).first()
+        if skill is None:
+            raise CommandError(f'No skill "{name}" in business unit "{business_unit}".')
+        return skill
+    found = list(skills.order_by("business_unit__name")[:20])
+    if not found:
+        raise CommandError(f'No skill "{name}".')
+    if len(found) > 1:
+        units = ", ".join(f'"{s.business_unit.name}"' for s in found)
+        raise CommandError(
+            f'Skills named "{name}" are in several business units ({units}): give --business-unit.'
+        )
+    return found[0]
 
 
 def _duration(span: dt.timedelta) -> str:
