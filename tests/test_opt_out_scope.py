@@ -62,6 +62,18 @@ def _queued(registration):
     )
 
 
+def _sent(skill, registration, *, hours_ago):
+    """A text of ``skill`` to the recipient, sent ``hours_ago`` before BEFORE."""
+    return AttemptFactory(
+        skill=skill,
+        message__business_unit=registration.business_unit,
+        message__registration=registration,
+        message__to=RECIPIENT,
+        message__status=MessageStatus.SENT,
+        message__sent_at=BEFORE - dt.timedelta(hours=hours_ago),
+    )
+
+
 def _stop(client, to_number, sid="SM" + "2e" * 16):
     return post(client, INBOUND, payload("inbound_stop", To=to_number, MessageSid=sid))
 
@@ -142,22 +154,8 @@ def test_the_record_finalized_is_the_one_the_stop_answered(client, programs):
     reminder_skill = make_skill(bu, registration=reminders, name="Reminders")
     billing_skill = make_skill(bu, registration=billing, name="Billing")
     with time_machine.travel(BEFORE, tick=False):
-        reminded = AttemptFactory(
-            skill=reminder_skill,
-            message__business_unit=bu,
-            message__registration=reminders,
-            message__to=RECIPIENT,
-            message__status=MessageStatus.SENT,
-            message__sent_at=BEFORE - dt.timedelta(hours=2),
-        )
-        billed = AttemptFactory(
-            skill=billing_skill,
-            message__business_unit=bu,
-            message__registration=billing,
-            message__to=RECIPIENT,
-            message__status=MessageStatus.SENT,
-            message__sent_at=BEFORE - dt.timedelta(hours=1),
-        )
+        reminded = _sent(reminder_skill, reminders, hours_ago=2)
+        billed = _sent(billing_skill, billing, hours_ago=1)
         _stop(client, REMINDERS_NUMBER)
     reminded.record.refresh_from_db()
     billed.record.refresh_from_db()
