@@ -255,6 +255,13 @@ class Record(models.Model):
         indexes = [
             # The planner: open records of a list in created order.
             models.Index(fields=["calling_list", "is_final", "id"], name="record_list_open_idx"),
+            # "Why is nothing sending": the open records a rule holds, by rule. Only held
+            # records are in it, so an import's rows cost it nothing.
+            models.Index(
+                fields=["calling_list", "held_by"],
+                condition=Q(is_final=False, held_until__isnull=False),
+                name="record_open_held_idx",
+            ),
             # The tick's sweep (skills/sweeps.py): the open records that expired, found by
             # range, not by reading every open record.
             models.Index(
@@ -530,6 +537,9 @@ class Skill(models.Model):
     )
     state = models.CharField(max_length=10, choices=State.choices, default=State.STOPPED)
     state_changed_at = models.DateTimeField(null=True, blank=True)
+    # Why the system paused it (a carrier's spam block): the home page's alert and the "why
+    # is nothing sending" panel say it; cleared when the skill starts again.
+    paused_reason = models.CharField(max_length=300, blank=True, default="")
 
     # 1. General settings
     max_attempts = models.PositiveSmallIntegerField(

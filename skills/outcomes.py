@@ -311,8 +311,13 @@ def _number_bad(destination_id: int, reason: str) -> None:
 
 
 def _block(skill: Skill, attempt: Attempt, described: str) -> None:
+    number = attempt.destination.phone_number
     with contextlib.suppress(SkillStateError):  # stopped or completed: nothing goes out
-        skill_pause(skill=skill)
+        skill_pause(
+            skill=skill,
+            reason=f"The carrier blocked a text as spam or filtered it ({described}; to "
+            f"{number}). Review the template and the sending number before resuming.",
+        )
     logger.error(
         "ALERT: skill %s (%s) of %s paused: the carrier blocked a text as spam or filtered it "
         "(%s; message %s to %s). Review the template and the sending number before resuming.",

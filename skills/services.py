@@ -21,6 +21,7 @@ from messaging.tasks import kick_senders
 from pcsms.queue import enqueue_on_commit
 from pcsms.timezones import resolve_zone
 from skills.calendars import holiday_calendar
+from skills.diagnosis import start_problems
 from skills.filters import RecordFilter, custom_field_types
 from skills.forecast import skill_forecast
 from skills.importing.service import Progress, upload_job_run
@@ -95,22 +96,10 @@ class SkillStateError(ValidationError):
 
 
 def _check_startable(skill: Skill) -> list[str]:
-    problems = []
+    # The template row is read locked (see skill_start); the checks are those the "why is
+    # nothing sending" panel names.
     template = MessageTemplate.objects.select_for_update().get(pk=skill.template_id)
-    if not template.is_active:
-        problems.append(f'its template "{template}" is not active')
-    registration = skill.registration
-    if not registration.is_active:
-        problems.append(f'its SMS registration "{registration}" is not active')
-    code = registration.transport_code
-    if not code.can_send:
-        problems.append(
-            f"its transport code {code.number} is {code.get_provisioning_status_display().lower()}"
-            ", not provisioned"
-        )
-    if not skill.calling_lists.filter(status=CallingList.Status.ACTIVE).exists():
-        problems.append("it has no active calling list")
-    return problems
+    return [reason.text for reason in start_problems(skill, template)]
 
 
 @transaction.atomic
@@ -132,7 +121,8 @@ def skill_start(*, skill: Skill) -> Skill:
         raise SkillStateError(f'Skill "{skill}" cannot start: ' + "; ".join(problems) + ".")
     skill.state = Skill.State.RUNNING
     skill.state_changed_at = timezone.now()
-    skill.save(update_fields=["state", "state_changed_at", "updated_at"])
+    skill.paused_reason = ""
+    skill.save(update_fields=["state", "state_changed_at", "paused_reason", "updated_at"])
     kick_senders()
     # The forecast of this start, which the dashboard compares with what happens.
     enqueue_on_commit(
@@ -187,8 +177,11 @@ def skill_queue_reprioritise(*, skill: Skill) -> int:
 
 
 @transaction.atomic
-def skill_pause(*, skill: Skill) -> Skill:
-    """Hold sending and keep the queue: the sender keeps paused skills' texts queued."""
+def skill_pause(*, skill: Skill, reason: str = "") -> Skill:
+    """Hold sending and keep the queue: the sender keeps paused skills' texts queued.
+
+    ``reason``: why the system paused it (a spam block), for the alerts; empty when a person
+    did."""
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
     if skill.state == Skill.State.PAUSED:
         return skill
@@ -198,7 +191,8 @@ def skill_pause(*, skill: Skill) -> Skill:
         )
     skill.state = Skill.State.PAUSED
     skill.state_changed_at = timezone.now()
-    skill.save(update_fields=["state", "state_changed_at", "updated_at"])
+    skill.paused_reason = reason[:300]
+    skill.save(update_fields=["state", "state_changed_at", "paused_reason", "updated_at"])
     return skill
 
 

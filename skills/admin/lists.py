@@ -24,6 +24,8 @@ from pcsms.admin_base import (
 )
 from skills.admin.dashboards import dashboard_data, dashboard_page, viewable
 from skills.admin.rules import RuleHoldInline
+from skills.admin.why import record_why_html
+from skills.diagnosis import record_why
 from skills.models import (
     CallingList,
     Campaign,
@@ -221,6 +223,7 @@ class RecordAdmin(PhoneSearchMixin, FixedParentMixin, TenantAdmin):
         "last_attempt_at",
         "held_by",
         "held_until",
+        "why_not_texted",
         "upload_job",
         "created_at",
         "updated_at",
@@ -247,11 +250,19 @@ class RecordAdmin(PhoneSearchMixin, FixedParentMixin, TenantAdmin):
                     "attempts",
                     "last_attempt_at",
                     ("held_by", "held_until"),
+                    "why_not_texted",
                 ]
             },
         ),
         ("System", {"fields": ["upload_job", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
+
+    @admin.display(description="why not texted now")
+    def why_not_texted(self, obj):
+        """Per skill of the record's list, what holds its next text (skills/diagnosis.py)."""
+        if obj is None or obj.pk is None:
+            return "-"
+        return record_why_html(record_why(obj))
 
 
 @admin.register(Destination)

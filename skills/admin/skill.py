@@ -27,6 +27,8 @@ from pcsms.admin_base import (
     scoped,
 )
 from skills.admin.dashboards import dashboard_data, dashboard_page, forecast_chart, viewable
+from skills.admin.why import why_panel
+from skills.diagnosis import skill_why
 from skills.forecast import skill_forecast
 from skills.models import (
     CadenceStep,
@@ -308,6 +310,8 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
             }
             for key, title in self.tabs
         ]
+        if obj is not None:  # what holds its texts now (skills/diagnosis.py)
+            context["why"] = why_panel(skill_why(obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_related(self, request, form, formsets, change):

@@ -1,5 +1,5 @@
-"""``manage.py skill start|pause|stop|status|report|forecast NAME``: a skill's state, its
-report and its forecast from the command line."""
+"""``manage.py skill start|pause|stop|status|report|forecast NAME``: a skill's state and what
+holds its texts, its report and its forecast from the command line."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
 from messaging.models import OutboundMessage
+from skills.diagnosis import skill_why
 from skills.forecast import skill_forecast
 from skills.models import Record, Skill
 from skills.selectors import skill_dashboard
@@ -74,6 +75,8 @@ class Command(BaseCommand):
         }
         if withdrawn is not None:
             summary["withdrawn"] = withdrawn
+        why = skill_why(skill)  # what holds its texts now (skills/diagnosis.py)
+        summary["why"] = why.as_json()
         if options["json"]:
             self.stdout.write(json.dumps(summary))
             return
@@ -83,6 +86,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  records: {summary['records']} ({summary['records_final']} finalized)")
         for status, n in sorted(texts.items()):
             self.stdout.write(f"  texts {status}: {n}")
+        self.stdout.write(f"  {why.headline}")
+        for reason in why.reasons:
+            self.stdout.write(f"    - {reason.text}")
 
     def _report(self, skill: Skill, options) -> None:
         data = skill_dashboard(skill).as_json()
