@@ -86,6 +86,20 @@ class PcsmsAdminSite(admin.AdminSite):
     site_header = "pcsms administration"
     site_title = "pcsms"
     index_title = "Proactive agentless SMS"
+    # The home page: the index with the apps' panels above the sections. The apps above pcsms
+    # add what they show (skills/admin/home.py) through ``home_builders``, so this module
+    # imports none of them.
+    index_template = "admin/home.html"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.home_builders = []  # callables(request) -> extra context for the home page
+
+    def index(self, request, extra_context=None):
+        context = {}
+        for build in self.home_builders:
+            context.update(build(request))
+        return super().index(request, {**context, **(extra_context or {})})
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)
