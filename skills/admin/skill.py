@@ -27,6 +27,7 @@ from pcsms.admin_base import (
     scoped,
 )
 from skills.admin.dashboards import dashboard_data, dashboard_page, forecast_chart, viewable
+from skills.admin.setup_guide import setup_guide_page
 from skills.admin.why import why_panel
 from skills.diagnosis import skill_why
 from skills.forecast import skill_forecast
@@ -353,6 +354,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
 
         return [
             path("priorities/", view(self.priorities_view), name="skills_skill_priorities"),
+            path("setup/", view(self.setup_guide_view), name="skills_skill_setup"),
             path(
                 "<int:pk>/filter-preview/",
                 view(self.filter_preview_view),
@@ -367,6 +369,10 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
             ),
             *super().get_urls(),
         ]
+
+    def setup_guide_view(self, request):
+        """The guided set-up of a first skill, step by step (skills/admin/setup_guide.py)."""
+        return setup_guide_page(self, request)
 
     @admin.display(description="dashboard")
     def dashboard_link(self, obj):
