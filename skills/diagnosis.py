@@ -23,13 +23,11 @@ from skills.cadence import Cadence
 from skills.filters import RecordFilter, custom_field_types
 from skills.models import CallingList, FinalReason, Record, Skill, Weekday
 from skills.queries import active_list_ids, not_expired_q, pending_q
-from skills.selectors import list_tallies
+from skills.selectors import SEND_LAG_BOUND, list_tallies
 from skills.windows import Blocked, WindowPolicy, schedule_zone
 
 UTC = dt.UTC
 RECENT = dt.timedelta(minutes=15)  # "sending now": texts handed to the carrier this recently
-# A text is sent within this long of being planned: bounds the scan of the skill's texts.
-SEND_LAG_BOUND = dt.timedelta(hours=6)
 
 
 class Kind:
