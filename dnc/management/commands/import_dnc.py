@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from dnc.importing import FileError, dnc_import
 from dnc.models import DncGroup
-from pcsms.models import BusinessUnit
+from pcsms.commands import find_named, only_business_unit, spinner, write_json
 
 
 class Command(BaseCommand):
@@ -26,7 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("path", help="The file to import.")
         parser.add_argument("--group", required=True, help="Name of the DNC group.")
         parser.add_argument(
-            "--business-unit", required=True, help="Name of the business unit owning the group."
+            "--business-unit",
+            help="Name of the business unit owning the group; needed only when groups of "
+            "several business units have that name (or, with --create-group, when there are "
+            "several business units).",
         )
         parser.add_argument(
             "--create-group",
@@ -43,30 +45,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         path = Path(options["path"])
-        group = (
-            DncGroup.objects.filter(
-                business_unit__name=options["business_unit"], name=options["group"]
-            )
-            .select_related("business_unit")
-            .first()
-        )  # the BU's phone region is read
-        if group is None:
-            if not options["create_group"]:
-                raise CommandError(
-                    f"No DNC group {options['group']!r} in business unit "
-                    f"{options['business_unit']!r} (add --create-group to create it)."
-                )
-            bu = BusinessUnit.objects.filter(name=options["business_unit"]).first()
-            if bu is None:
-                raise CommandError(f"No business unit {options['business_unit']!r}.")
-            group = DncGroup.objects.create(business_unit=bu, name=options["group"])
+        group = self._group(options)
         if not path.is_file():
             raise CommandError(f"{path}: no such file.")
         try:
-            result = dnc_import(group=group, path=path, file_name=path.name)
+            # dnc_import reports no progress of its own: the spinner says it is working.
+            with spinner(self, options, f"importing {path.name} into {group.name}"):
+                result = dnc_import(group=group, path=path, file_name=path.name)
         except FileError as exc:
             if options["json"]:
-                self.stdout.write(json.dumps({"file": path.name, "error": str(exc)}))
+                write_json(self, {"file": path.name, "error": str(exc)})
             raise CommandError(f"{path.name}: {exc} Nothing was imported.") from exc
         if options["errors"] and result.report:
             Path(options["errors"]).write_bytes(result.report)
@@ -74,7 +62,7 @@ class Command(BaseCommand):
             data = result.as_dict()
             data.update(group=group.name, business_unit=group.business_unit.name)
             data["error_report"] = options["errors"] if result.report else None
-            self.stdout.write(json.dumps(data))
+            write_json(self, data)
             return
         self.stdout.write(
             f"{result.file_name} -> {group.business_unit.name} / {group.name}: {result.rows} "
@@ -86,3 +74,16 @@ class Command(BaseCommand):
         if result.invalid > len(result.errors):
             hint = f" in {options['errors']}" if options["errors"] else " (use --errors FILE)"
             self.stderr.write(f"  ... {result.invalid - len(result.errors)} more{hint}")
+
+    def _group(self, options) -> DncGroup:
+        """The group named (its business unit is read for the phone region); with
+        --create-group, a new one in --business-unit or the only business unit."""
+        name, unit = options["group"], options["business_unit"]
+        group, bu = find_named(DncGroup.objects.all(), name, unit, plural="DNC groups")
+        if group is not None:
+            return group
+        if not options["create_group"]:
+            where = f" in business unit {bu.name!r}" if bu else ""
+            raise CommandError(f"No DNC group {name!r}{where} (add --create-group to create it).")
+        bu = bu or only_business_unit(f"No DNC group {name!r} yet")
+        return DncGroup.objects.create(business_unit=bu, name=name)

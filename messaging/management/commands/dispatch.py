@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import sys
 import time
 
@@ -14,6 +13,7 @@ from django.utils.module_loading import import_string
 
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.sender import Dispatcher
+from pcsms.commands import ProgressBar, progress_stream, write_json
 
 
 class Command(BaseCommand):
@@ -48,7 +48,14 @@ class Command(BaseCommand):
         # Threads hand the GIL over every 5 ms by default: a slot's carrier call could wait
         # that long behind database work in another thread. Pacing wants sub-millisecond.
         sys.setswitchinterval(0.0005)
-        interactive = sys.stdout.isatty() and not options["json"]
+        stream = progress_stream(self, options)
+        interactive = stream is not None
+        # Until idle, the work has an end: a bar of the texts done out of those done and queued.
+        bar = (
+            ProgressBar(stream, width=20, unit="texts")
+            if stream and options["until_idle"]
+            else None
+        )
         started = time.monotonic()
         last = {"sent": 0, "t": started}
 
@@ -60,13 +67,17 @@ class Command(BaseCommand):
             rate = (stats.sent - last["sent"]) / max(1e-6, now - last["t"])
             last.update(sent=stats.sent, t=now)
             queued = OutboundMessage.objects.filter(status=MessageStatus.QUEUED).count()
-            self.stdout.write(
-                f"\r{now - started:6.0f} s  codes {len(dispatcher.threads):3d}  "
+            line = (
+                f"{now - started:6.0f} s  codes {len(dispatcher.threads):3d}  "
                 f"sent {stats.sent:8d} ({rate:7.1f}/s)  failed {stats.failed}  "
                 f"retried {stats.retried}  withdrawn {stats.withdrawn}  "
-                f"unknown {stats.unknown}  queued {queued}   ",
-                ending="",
+                f"unknown {stats.unknown}  queued {queued}   "
             )
+            if bar is not None:
+                done = stats.sent + stats.failed + stats.withdrawn + stats.unknown
+                bar.update(done, done + queued, label=line)
+                return
+            self.stdout.write(f"\r{line}", ending="")
             self.stdout.flush()
 
         # What exists now (Django, the apps, the SMS backend's modules) lives as long as the
@@ -103,7 +114,7 @@ class Command(BaseCommand):
             "seconds": round(time.monotonic() - started, 2),
         }
         if options["json"]:
-            self.stdout.write(json.dumps(summary))
+            write_json(self, summary)
         else:
             self.stdout.write(
                 "Sent {sent}, failed {failed}, retried {retried}, withdrawn {withdrawn}, "

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pcsms.models import BusinessUnit
+from pcsms.commands import business_units_named, spinner, write_json
 from skills.config import ConfigError, config_apply, config_export
 
 
@@ -29,6 +28,12 @@ class Command(BaseCommand):
             help="Only this business unit (repeatable). Default: all.",
         )
         export.add_argument("--output", "-o", help="Write to this file instead of stdout.")
+        export.add_argument(
+            "--json",
+            action="store_true",
+            help="Print one JSON object: the business units exported and the file written "
+            '(or, without --output, the TOML text as its "toml" member).',
+        )
         apply = sub.add_parser("apply", help="Apply a TOML file.")
         apply.add_argument("path", help="The TOML file.")
         apply.add_argument(
@@ -42,17 +47,21 @@ class Command(BaseCommand):
         return self._apply(options)
 
     def _export(self, options):
-        units = BusinessUnit.objects.all()
-        names = options.get("units")
-        if names:
-            units = units.filter(name__in=names)
-            missing = sorted(set(names) - set(units.values_list("name", flat=True)))
-            if missing:
-                raise CommandError(f"No business unit named {missing[0]!r}.")
+        units = business_units_named(options.get("units"))
         text = config_export(units)
-        if options.get("output"):
-            Path(options["output"]).write_text(text, encoding="utf-8")
-        else:
+        output = options.get("output")
+        if output:
+            Path(output).write_text(text, encoding="utf-8")
+        if options.get("json"):
+            summary = {
+                "business_units": sorted(units.values_list("name", flat=True)),
+                "output": output,
+                "bytes": len(text.encode("utf-8")),
+            }
+            if not output:
+                summary["toml"] = text
+            write_json(self, summary)
+        elif not output:
             self.stdout.write(text, ending="")
 
     def _apply(self, options):
@@ -72,16 +81,18 @@ class Command(BaseCommand):
                 "A configuration file is TOML, as `manage.py config export` writes it."
             ) from None
         try:
-            result = config_apply(text, dry_run=options["dry_run"])
+            # config_apply reports no progress of its own: the spinner says it is working.
+            with spinner(self, options, f"applying {path.name}"):
+                result = config_apply(text, dry_run=options["dry_run"])
         except ConfigError as exc:
             if options["json"]:
-                self.stdout.write(json.dumps({"applied": False, "errors": exc.errors}))
+                write_json(self, {"applied": False, "errors": exc.errors})
             raise CommandError(
                 f"{path}: nothing was applied ({len(exc.errors)} problem(s)):\n"
                 + "\n".join(f"  {e}" for e in exc.errors)
             ) from None
         if options["json"]:
-            self.stdout.write(json.dumps({"applied": not result.dry_run, **result.as_json()}))
+            write_json(self, {"applied": not result.dry_run, **result.as_json()})
             return
         verb = "Would apply" if result.dry_run else "Applied"
         parts = []

@@ -6,7 +6,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pcsms.models import BusinessUnit
+from pcsms.commands import business_units_named
 from skills.evidence import (
     NotANumber,
     evidence_csv,
@@ -43,12 +43,7 @@ class Command(BaseCommand):
             number = normalise_number(number)
         except NotANumber as exc:
             raise CommandError(str(exc)) from exc
-        business_units = BusinessUnit.objects.all()
-        if units:
-            business_units = business_units.filter(name__in=units)
-            missing = sorted(set(units) - set(business_units.values_list("name", flat=True)))
-            if missing:
-                raise CommandError(f"No business unit named {', '.join(map(repr, missing))}.")
+        business_units = business_units_named(units)
         evidence = number_evidence(number, business_units)
         if form == "pdf":
             if not output:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import sys
 from pathlib import Path
@@ -12,6 +11,14 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from pcsms.commands import (
+    ProgressBar,
+    find_named,
+    one_named,
+    only_business_unit,
+    progress_stream,
+    write_json,
+)
 from pcsms.models import BusinessUnit
 from pcsms.rows import FileError, detect_format
 from pcsms.timezones import normalise_zone_name
@@ -39,7 +46,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("path", help="The file: .csv, .txt or .xlsx.")
-        parser.add_argument("--business-unit", required=True, help="Business unit name.")
+        parser.add_argument(
+            "--business-unit",
+            help="Business unit name; needed only when the list's name (or, for a new list, "
+            "the --skill's) does not tell, and there are several business units.",
+        )
         parser.add_argument(
             "--list", dest="list_name", required=True, help="Calling list name (created if new)."
         )
@@ -92,10 +103,7 @@ class Command(BaseCommand):
         path = Path(options["path"])
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
-        try:
-            bu = BusinessUnit.objects.get(name=options["business_unit"])
-        except BusinessUnit.DoesNotExist:
-            raise CommandError(f"No business unit named {options['business_unit']!r}.") from None
+        bu = self._business_unit(options)
         skill = None
         if options["skill"]:
             skill = Skill.objects.filter(business_unit=bu, name=options["skill"]).first()
@@ -179,26 +187,41 @@ class Command(BaseCommand):
         job.status = UploadJob.Status.QUEUED
         job.save(update_fields=["mapping", "status"])
 
-        # Straight to the terminal: Django's stderr wrapper would colour the bar as an error.
-        bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not options["json"] else None
-        job = upload_job_import(
-            job_id=job.pk, workers=options["workers"], progress=bar.update if bar else None
-        )
-        if bar:
-            bar.close()
+        # The service reports rows as they are read and saved; the bar only draws them.
+        stream = progress_stream(self, options)
+        bar = ProgressBar(stream) if stream else None
+        try:
+            job = upload_job_import(
+                job_id=job.pk, workers=options["workers"], progress=bar.update if bar else None
+            )
+        finally:
+            if bar:
+                bar.close()
         if job.status != UploadJob.Status.COMPLETED:
             return self._file_error(job.message or f"The import ended {job.status}.", options, job)
         self._report(job, options)
+
+    def _business_unit(self, options) -> BusinessUnit:
+        """``--business-unit``, else the one the list is in, else (a new list) the --skill's,
+        else the only one."""
+        name = options["list_name"]
+        _, bu = find_named(
+            CallingList.objects.all(), name, options["business_unit"], plural="calling lists"
+        )
+        if bu is not None:
+            return bu
+        if options["skill"]:
+            skill = one_named(Skill.objects.all(), options["skill"], None, noun="skill")
+            return skill.business_unit
+        return only_business_unit(f"Calling list {name!r} is new")
 
     def _fail_job(self, job: UploadJob, message: str) -> None:
         UploadJob.objects.filter(pk=job.pk).update(status=UploadJob.Status.FAILED, message=message)
 
     def _file_error(self, message: str, options, job=None):
         if options["json"]:
-            self.stdout.write(
-                json.dumps(
-                    {"status": "failed", "error": message, "upload_job": job.pk if job else None}
-                )
+            write_json(
+                self, {"status": "failed", "error": message, "upload_job": job.pk if job else None}
             )
         self.stderr.write(f"import_list: {message}")
         sys.exit(EXIT_FILE_ERROR)
@@ -208,7 +231,7 @@ class Command(BaseCommand):
         entries = result["errors"] + result["warnings"]
         entries.sort(key=lambda e: e["row"])
         if options["json"]:
-            self.stdout.write(json.dumps(result))
+            write_json(self, result)
             return
         self.stdout.write(
             f"Imported {job.original_name} into list {job.calling_list.name!r}: "
@@ -226,22 +249,3 @@ class Command(BaseCommand):
                 f"  ... and {len(entries) - len(shown):,} more in the error report "
                 f"({job.error_report.name}); --json prints them all."
             )
-
-
-class ProgressBar:
-    """A one-line progress bar on a terminal (stderr), redrawn in place."""
-
-    def __init__(self, stream, width: int = 30):
-        self.stream = stream
-        self.width = width
-
-    def update(self, done: int, total: int, phase: str) -> None:
-        total = max(total, done, 1)
-        filled = int(self.width * done / total)
-        label = "saving..." if phase == "saving" else f"{done:,} / {total:,} rows"
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {label}   ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\r" + " " * (self.width + 40) + "\r")
-        self.stream.flush()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
+from pcsms.commands import business_unit_named, one_named, write_json
 from skills.models import Skill
 from skills.planner import plan_tick
 
@@ -18,27 +17,31 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--skill", help="Plan only this skill (needs --business-unit).")
-        parser.add_argument("--business-unit", help="Name of the skill's business unit.")
+        parser.add_argument("--skill", help="Plan only this skill.")
+        parser.add_argument(
+            "--business-unit",
+            help="Name of the skill's business unit; needed only when skills of several "
+            "business units have that name.",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, skill=None, business_unit=None, **options):
         skills = None
-        if skill or business_unit:
-            if not (skill and business_unit):
-                raise CommandError("Give both --skill and --business-unit.")
-            found = Skill.objects.filter(name=skill, business_unit__name=business_unit).first()
-            if found is None:
-                raise CommandError(f'No skill "{skill}" in business unit "{business_unit}".')
+        if business_unit and not skill:
+            business_unit_named(business_unit)  # a misspelt name is an error, not "no skill"
+            raise CommandError("--business-unit says where --skill is: give --skill too.")
+        if skill:
+            found = one_named(Skill.objects.all(), skill, business_unit, noun="skill")
             if found.state != Skill.State.RUNNING:
                 raise CommandError(
                     f'Skill "{skill}" is {found.get_state_display().lower()}, not running: '
-                    f'start it first (manage.py skill start "{skill}" --business-unit ...).'
+                    f'start it first (manage.py skill start "{skill}" '
+                    f'--business-unit "{found.business_unit.name}").'
                 )
             skills = [found]
         tick = plan_tick(skills=skills)
         if options["json"]:
-            self.stdout.write(json.dumps(tick.as_dict()))
+            write_json(self, tick.as_dict())
             return
         for change in tick.schedule:
             self.stdout.write(f'Schedule: skill "{change["skill"]}" {change["action"]}')

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
+from pcsms.commands import write_json
 from skills import demo
 
 
@@ -41,7 +40,7 @@ class Command(BaseCommand):
             raise CommandError(f"Demo data failed validation, nothing was saved: {exc}") from exc
 
         if options["json"]:
-            self.stdout.write(json.dumps(report.as_dict(), indent=2))
+            write_json(self, report.as_dict(), indent=2)
             return
         if options["verbosity"] >= 1:
             for line in report.lines:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from pcsms.commands import write_json
 from skills.services import preset_holidays_fill
 
 
@@ -28,7 +27,7 @@ class Command(BaseCommand):
         first = timezone.localdate().year
         added = preset_holidays_fill(years=list(range(first, first + years)), codes=state)
         if options["json"]:
-            self.stdout.write(json.dumps({"years": [first, first + years - 1], "added": added}))
+            write_json(self, {"years": [first, first + years - 1], "added": added})
             return
         for code, n in added.items():
             self.stdout.write(f"{code}: {n} holiday dates added")
