@@ -6,11 +6,12 @@ import csv
 import datetime as dt
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage, TransportCode
@@ -26,6 +27,7 @@ from skills.models import (
     Record,
     RecordTally,
     Skill,
+    SkillForecast,
     UploadJob,
 )
 from skills.queries import active_list_ids
@@ -206,6 +208,10 @@ RATE_MINUTES = 15  # the rate behind the ETA
 # A text is sent within this long of being planned (the planner keeps minutes of work queued
 # and re-plans what waits longer than the skill's stale minutes): bounds the index scan.
 SEND_LAG_BOUND = dt.timedelta(hours=6)
+OUTCOME_BUCKET_MINUTES = 10  # the outcomes chart: records finalized per 10 minutes ...
+OUTCOME_BUCKETS = 24  # ... over the last 4 hours (the clock's 10 minutes, the last one now's)
+WAITING_STEP_MINUTES = 5  # the time-left chart's points over the last hour
+FORECAST_CURVE_POINTS = 120  # of the start's forecast on the time-left chart, at most
 
 
 @dataclass
@@ -218,6 +224,9 @@ class Dashboard:
     opted_out: int
     now: dt.datetime
     forecast: ForecastCheck | None = None  # a skill's: its start's forecast beside the facts
+    outcomes_over_time: OutcomesOverTime | None = None
+    # The start's forecast as records left: (minutes from now, records), see _forecast_curve.
+    forecast_curve: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -255,6 +264,36 @@ class Dashboard:
             "opted_out": self.opted_out,
             "at": timezone.localtime(self.now).strftime("%H:%M:%S"),
             "forecast": self.forecast.as_json() if self.forecast else None,
+            "per_minute_labels": [
+                timezone.localtime(
+                    self.now - dt.timedelta(minutes=THROUGHPUT_MINUTES - 1 - i)
+                ).strftime("%H:%M")
+                for i in range(THROUGHPUT_MINUTES)
+            ],
+            "outcomes_over_time": self.outcomes_over_time.as_json()
+            if self.outcomes_over_time
+            else None,
+            "waiting_curve": self.waiting_curve(),
+        }
+
+    def waiting_curve(self) -> dict:
+        """The time-left chart: records waiting over the last hour, the line to zero at the
+        current rate, and the start's forecast; x in minutes from now.
+
+        Nothing keeps how many records waited an hour ago, so the history is reckoned back
+        as the ETA reckons forward: one text a waiting record, so the records waiting then are
+        those waiting now and the texts sent since (it overstates the fall by the retries).
+        """
+        history = []
+        for minutes_ago in range(THROUGHPUT_MINUTES, -1, -WAITING_STEP_MINUTES):
+            since = sum(self.per_minute[THROUGHPUT_MINUTES - minutes_ago :])
+            history.append([-minutes_ago, self.waiting + since])
+        eta = self.eta_minutes
+        projection = [[0, self.waiting], [eta, 0]] if self.waiting and eta else []
+        return {
+            "history": history,
+            "projection": projection,
+            "forecast": [[x, n] for x, n in self.forecast_curve],
         }
 
 
@@ -287,6 +326,72 @@ def _per_minute(skills: list[Skill], now: dt.datetime) -> list[int]:
         minute = int((when - start).total_seconds() // 60)
         counts[min(max(minute, 0), THROUGHPUT_MINUTES - 1)] += 1
     return counts
+
+
+@dataclass
+class OutcomesOverTime:
+    """Records finalized in each OUTCOME_BUCKET_MINUTES of the clock, by outcome."""
+
+    starts: list[dt.datetime]  # each bucket's start; the last bucket ends now
+    counts: dict[str, list[int]]  # final reason -> records in each bucket, FinalReason order
+
+    def as_json(self) -> dict:
+        labels = dict(FinalReason.choices)
+        return {
+            "bucket_minutes": OUTCOME_BUCKET_MINUTES,
+            "labels": [timezone.localtime(start).strftime("%H:%M") for start in self.starts],
+            "series": [
+                {"reason": reason, "label": labels.get(reason, reason or "unknown"), "counts": n}
+                for reason, n in self.counts.items()
+            ],
+        }
+
+
+def _outcomes_over_time(list_ids: list[int], now: dt.datetime) -> OutcomesOverTime:
+    """Records of the lists finalized in each bucket of the last few hours, by reason; a list
+    named twice (two skills of a campaign share it) counts twice, as the outcomes table does.
+
+    A record keeps no finalized time of its own, but every write that finalizes one stamps
+    ``updated_at`` (skills.outcomes and its receipt SQL, the planner, the sweeps, dnc_hooks),
+    and a final record is rarely written again (an edit in the admin, a replace-mode upload
+    of the same IDs: they count when they happened). So the records are counted by it: every
+    outcome, the DNC and opt-outs found before a text and the expiries too, as the table has
+    them. Reached through the skills' attempts of the window instead, the cost would grow
+    with the pace and still miss those (measured beside 1,000,000 records, 2 texts a second:
+    0.3-0.45 s). Nothing indexes ``updated_at``, so the final records of the lists are read
+    (record_list_open_idx): few while a list is young, 0.22 s for 1,000,000 final ones on
+    PostgreSQL; a partial index on (calling_list, updated_at) of the final records would make
+    it 0.04 s (docs/performance.md).
+    """
+    zone = timezone.get_current_timezone()
+    local = timezone.localtime(now, zone)
+    floor = local.replace(
+        minute=local.minute - local.minute % OUTCOME_BUCKET_MINUTES, second=0, microsecond=0
+    ).astimezone(dt.UTC)
+    step = dt.timedelta(minutes=OUTCOME_BUCKET_MINUTES)
+    first = floor - (OUTCOME_BUCKETS - 1) * step
+    starts = [first + i * step for i in range(OUTCOME_BUCKETS)]
+    by_minute = (
+        Record.objects.filter(
+            calling_list_id__in=set(list_ids),
+            is_final=True,
+            updated_at__gte=first,
+            updated_at__lte=now,
+        )
+        .annotate(minute=TruncMinute("updated_at", tzinfo=dt.UTC))
+        .values_list("calling_list_id", "final_reason", "minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    times = {list_id: list_ids.count(list_id) for list_id in set(list_ids)}
+    found: dict[str, list[int]] = {}
+    for list_id, reason, minute, n in by_minute:
+        bucket = min(int((minute - first) // step), OUTCOME_BUCKETS - 1)
+        found.setdefault(reason, [0] * OUTCOME_BUCKETS)[bucket] += n * times[list_id]
+    order = [r for r in FinalReason.values if r in found] + sorted(
+        r for r in found if r not in FinalReason.values
+    )
+    return OutcomesOverTime(starts=starts, counts={r: found[r] for r in order})
 
 
 def skill_waiting(skill: Skill, tallies: list | None = None) -> int:
@@ -407,8 +512,10 @@ def skill_forecast_check(skill: Skill, now: dt.datetime) -> ForecastCheck | None
 
 def skill_dashboard(skill: Skill, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
-    tallies = list_tallies(active_list_ids(skill))
+    list_ids = active_list_ids(skill)
+    tallies = list_tallies(list_ids)
     progress = skill_progress(skill, tallies)
+    check = skill_forecast_check(skill, now)
     return Dashboard(
         title=skill.name,
         states=[skill.get_state_display()],
@@ -417,8 +524,49 @@ def skill_dashboard(skill: Skill, now: dt.datetime | None = None) -> Dashboard:
         per_minute=_per_minute([skill], now),
         opted_out=dict(progress.finalized).get(FinalReason.OPTED_OUT.label, 0),
         now=now,
-        forecast=skill_forecast_check(skill, now),
+        forecast=check,
+        outcomes_over_time=_outcomes_over_time(list_ids, now),
+        forecast_curve=_forecast_curve(skill, check, now),
     )
+
+
+def _forecast_curve(
+    skill: Skill, check: ForecastCheck | None, now: dt.datetime
+) -> list[tuple[float, int]]:
+    """The start's forecast on the time-left chart: (minutes from now, records left), from an
+    hour ago (or the start) to its finish.
+
+    The forecast's curve counts texts sent; its records left at a moment are taken as its
+    records in proportion to the texts still to send (retries spread evenly), so it reaches
+    zero when the forecast finishes, as the waiting records do at the ETA.
+    """
+    if check is None:
+        return []
+    kept = (
+        SkillForecast.objects.filter(skill=skill, made_at=check.made_at, starts_at=check.starts_at)
+        .only("records", "texts", "data")
+        .first()
+    )
+    progress = kept.data.get("progress", []) if kept else []
+    if not progress or not kept.texts:
+        return []
+    since = max(now - dt.timedelta(minutes=THROUGHPUT_MINUTES), check.starts_at)
+    points = [(since, forecast_texts_by(progress, since))]
+    for point, sent in progress:
+        when = dt.datetime.fromisoformat(point) if isinstance(point, str) else point
+        if when > since:
+            points.append((when, sent))
+    every = max(1, math.ceil(len(points) / FORECAST_CURVE_POINTS))
+    kept_points = points[::every]
+    if kept_points[-1] != points[-1]:
+        kept_points.append(points[-1])
+    return [
+        (
+            round((when - now).total_seconds() / 60, 1),
+            max(0, round(kept.records * (1 - sent / kept.texts))),
+        )
+        for when, sent in kept_points
+    ]
 
 
 def campaign_dashboard(campaign: Campaign, now: dt.datetime | None = None) -> Dashboard:
@@ -447,6 +595,9 @@ def campaign_dashboard(campaign: Campaign, now: dt.datetime | None = None) -> Da
         per_minute=_per_minute(skills, now) if skills else [0] * THROUGHPUT_MINUTES,
         opted_out=finalized.get(FinalReason.OPTED_OUT.label, 0),
         now=now,
+        outcomes_over_time=_outcomes_over_time(
+            [list_id for skill in skills for list_id in active_list_ids(skill)], now
+        ),
     )
 
 

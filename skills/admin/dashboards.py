@@ -53,6 +53,7 @@ def dashboard_page(model_admin, request, obj, dashboard, kind: str):
     data = dashboard.as_json()
     data["next_seconds"] = DASHBOARD_POLL_SECONDS
     peak = max(dashboard.per_minute) or 1
+    outcomes = data["outcomes_over_time"] or {"labels": [], "series": []}
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": opts,
@@ -61,15 +62,15 @@ def dashboard_page(model_admin, request, obj, dashboard, kind: str):
         "kind": kind,
         "dashboard": dashboard,
         "data": data,
-        "bars": [
-            {
-                "x": 10 * i,
-                "y": 100 - round(100 * n / peak),
-                "height": round(100 * n / peak),
-                "count": n,
-            }
-            for i, n in enumerate(dashboard.per_minute)
+        # The charts' figures as tables too: read without JavaScript (static/skills/dashboard.js
+        # draws the charts from the same JSON, and keeps the tables up to date).
+        "per_minute_rows": list(zip(data["per_minute_labels"], dashboard.per_minute, strict=True)),
+        "outcome_columns": [series["label"] for series in outcomes["series"]],
+        "outcome_rows": [
+            (label, [series["counts"][i] for series in outcomes["series"]])
+            for i, label in enumerate(outcomes["labels"])
         ],
+        "waiting_rows": data["waiting_curve"]["history"],
         "peak": peak,
         "data_url": reverse(f"{prefix}_dashboard_data", args=[obj.pk]),
         "change_url": reverse(f"{prefix}_change", args=[obj.pk]),

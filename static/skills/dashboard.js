@@ -1,13 +1,26 @@
 // The dashboard of a skill or a campaign: its figures again every few seconds (the server's
-// JSON, skills.selectors.Dashboard.as_json), the chart of texts per minute redrawn. The server
-// says when to ask next (longer for a list whose figures take long to count).
+// JSON, skills.selectors.Dashboard.as_json), its charts redrawn (static/pcsms/charts.js) and the
+// tables under them refilled. The server says when to ask next (longer for a list whose figures
+// take long to count). Without Chart.js the tables still show every figure.
 (function () {
   "use strict";
   const root = document.querySelector(".dashboard[data-url]");
   if (!root) return;
   const fmt = new Intl.NumberFormat();
   const el = (name) => root.querySelector(`[data-d="${name}"]`);
-  const SVG = "http://www.w3.org/2000/svg";
+  const charts = window.pcsmsCharts; // undefined when Chart.js did not load
+  // An outcome keeps its colour whatever else is on the chart (palette of charts.js).
+  const OUTCOME_COLOURS = {
+    delivered: 1,
+    sent: 0,
+    opted_out: 2,
+    dnc: 3,
+    bad_numbers: 4,
+    exhausted: 5,
+    expired: 6,
+    too_long: 7,
+  };
+  let drawn = null; // the three charts, once drawn
 
   function rows(body, pairs) {
     body.replaceChildren();
@@ -18,33 +31,149 @@
       cell.textContent = "None yet";
       return;
     }
-    for (const [label, count] of pairs) {
+    for (const [label, ...counts] of pairs) {
       const row = body.insertRow();
       const head = document.createElement("th");
       head.scope = "row";
       head.textContent = label;
       row.appendChild(head);
-      row.insertCell().textContent = fmt.format(count);
+      for (const count of counts) row.insertCell().textContent = fmt.format(count);
     }
   }
 
-  function chart(perMinute) {
-    const svg = el("chart");
-    const peak = Math.max(1, ...perMinute);
-    svg.replaceChildren();
-    perMinute.forEach((count, i) => {
-      const height = Math.round((100 * count) / peak);
-      const bar = document.createElementNS(SVG, "rect");
-      bar.setAttribute("x", String(10 * i));
-      bar.setAttribute("y", String(100 - height));
-      bar.setAttribute("width", "8");
-      bar.setAttribute("height", String(height));
-      const title = document.createElementNS(SVG, "title");
-      title.textContent = String(count);
-      bar.appendChild(title);
-      svg.appendChild(bar);
-    });
-    el("peak").textContent = fmt.format(peak);
+  // Minutes from now as a reader says them: "-45 min", "now", "+3 h 20 min", "+2 d 4 h".
+  function relative(minutes) {
+    const m = Math.round(minutes);
+    if (m === 0) return "now";
+    const sign = m < 0 ? "-" : "+";
+    let rest = Math.abs(m);
+    if (rest < 60) return `${sign}${rest} min`;
+    const days = Math.floor(rest / 1440);
+    const hours = Math.floor((rest % 1440) / 60);
+    rest %= 60;
+    if (days) return `${sign}${fmt.format(days)} d${hours ? ` ${hours} h` : ""}`;
+    return `${sign}${hours} h${rest ? ` ${rest} min` : ""}`;
+  }
+
+  function perMinuteSets(data) {
+    return [{ label: "Texts sent", data: data.per_minute, color: "--link-fg" }];
+  }
+
+  function outcomeSets(data) {
+    const series = data.outcomes_over_time ? data.outcomes_over_time.series : [];
+    return series.map((s) => ({
+      label: s.label,
+      data: s.counts,
+      color: s.reason in OUTCOME_COLOURS ? OUTCOME_COLOURS[s.reason] : 4,
+    }));
+  }
+
+  function waitingSets(data) {
+    const curve = data.waiting_curve;
+    const points = (pairs) => pairs.map(([x, y]) => ({ x: x, y: y }));
+    const sets = [
+      {
+        label: "Waiting (the last hour reckoned from the texts sent)",
+        data: points(curve.history),
+        color: 0,
+      },
+    ];
+    if (curve.projection.length) {
+      const line = points(curve.projection);
+      sets.push({ label: "At the current rate", data: line, color: 0, dashed: true, points: false });
+    }
+    if (curve.forecast.length) {
+      const line = points(curve.forecast);
+      sets.push({ label: "Forecast at the start", data: line, color: 2, points: false });
+    }
+    return sets;
+  }
+
+  function draw(data) {
+    if (!charts) return;
+    const outcomeLabels = data.outcomes_over_time ? data.outcomes_over_time.labels : [];
+    if (drawn) {
+      charts.update(drawn.perMinute, data.per_minute_labels, perMinuteSets(data));
+      charts.update(drawn.outcomes, outcomeLabels, outcomeSets(data));
+      charts.update(drawn.waiting, null, waitingSets(data));
+      return;
+    }
+    drawn = {
+      perMinute: charts.bar("chart-per-minute", data.per_minute_labels, perMinuteSets(data), {
+        yTitle: "texts",
+      }),
+      outcomes: charts.bar("chart-outcomes", outcomeLabels, outcomeSets(data), {
+        stacked: true,
+        legend: true,
+        yTitle: "records",
+      }),
+      waiting: charts.line("chart-waiting", waitingSets(data), {
+        xTick: relative,
+        yTitle: "records",
+        legend: true,
+      }),
+    };
+    root.classList.add("dashboard-charts-drawn");
+  }
+
+  function tables(data) {
+    rows(el("per_minute_rows"), data.per_minute.map((n, i) => [data.per_minute_labels[i], n]));
+    el("peak").textContent = fmt.format(Math.max(1, ...data.per_minute));
+    const table = el("outcome_table");
+    const over = data.outcomes_over_time || { labels: [], series: [] };
+    const head = table.tHead.rows[0];
+    head.replaceChildren();
+    for (const text of ["From", ...over.series.map((s) => s.label)]) {
+      const cell = document.createElement("th");
+      cell.scope = "col";
+      cell.textContent = text;
+      head.appendChild(cell);
+    }
+    const body = table.tBodies[0];
+    if (over.series.length) {
+      rows(body, over.labels.map((label, i) => [label, ...over.series.map((s) => s.counts[i])]));
+    } else {
+      rows(body, []);
+    }
+    rows(el("waiting_rows"), data.waiting_curve.history);
+    let left;
+    if (data.eta_minutes === null) {
+      left = "no texts in the last 15 minutes to reckon the time left from";
+    } else if (data.eta_minutes === 0) {
+      left = "none left";
+    } else {
+      left = `at ${data.rate} texts a minute, none left in ${data.eta_text}`;
+    }
+    el("waiting_note").textContent =
+      `${fmt.format(data.waiting)} waiting now; ${left}. ` +
+      "The last hour is reckoned back from the texts sent.";
+  }
+
+  // "Why is nothing sending?": the JSON's "why" items [{text, count, url}], if any.
+  function why(items) {
+    const section = document.getElementById("why-panel");
+    if (!section) return;
+    const list = section.querySelector('[data-d="why"]');
+    list.replaceChildren();
+    for (const item of items || []) {
+      const entry = document.createElement("li");
+      if (item.count !== null && item.count !== undefined) {
+        const count = document.createElement("span");
+        count.className = "why-count";
+        count.textContent = fmt.format(item.count);
+        entry.append(count, " ");
+      }
+      if (item.url) {
+        const link = document.createElement("a");
+        link.href = item.url;
+        link.textContent = item.text;
+        entry.appendChild(link);
+      } else {
+        entry.append(item.text);
+      }
+      list.appendChild(entry);
+    }
+    section.hidden = !list.children.length;
   }
 
   // The forecast made at the start beside what happened (skills.selectors.ForecastCheck).
@@ -68,8 +197,10 @@
     el("eta").textContent = data.eta_text;
     rows(el("outcomes"), data.outcomes);
     rows(el("texts"), data.texts);
-    chart(data.per_minute);
+    tables(data);
+    draw(data);
     forecast(data.forecast);
+    why(data.why);
   }
 
   async function poll() {
@@ -90,5 +221,9 @@
     }
     setTimeout(poll, wait * 1000);
   }
+
+  // The page came with its figures (and its tables filled): draw them at once.
+  const initial = document.getElementById("dashboard-initial");
+  if (initial) draw(JSON.parse(initial.textContent));
   setTimeout(poll, 5000);
 })();

@@ -26,7 +26,8 @@ def test_the_dashboard_follows_the_skill(page, login, staff_member, bu):
     expect(page.locator('[data-d="records"]')).to_have_text("4")
     expect(page.locator('[data-d="finalized"]')).to_have_text("0")
     expect(page.locator('[data-d="eta"]')).to_have_text("-")
-    assert page.locator(".dashboard-chart rect").count() == 60
+    per_minute = "Chart.getChart(document.getElementById('chart-per-minute')).data.datasets[0].data"
+    assert page.evaluate(per_minute) == [0] * 60  # a bar a minute, none sent yet
 
     # Two texts go out and are delivered; one recipient opts out.
     delivered = [a.message_id for a in attempts[:2]]
@@ -43,3 +44,4 @@ def test_the_dashboard_follows_the_skill(page, login, staff_member, bu):
     expect(page.locator('[data-d="texts"]')).to_contain_text("Delivered2")
     expect(page.locator('[data-d="eta"]')).to_have_text("15 min")  # 2 waiting, 2 texts per 15 min
     expect(page.locator('[data-d="peak"]')).to_have_text("2")
+    assert sum(page.evaluate(per_minute)) == 2  # the chart was redrawn with the poll
