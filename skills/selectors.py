@@ -358,10 +358,8 @@ def _outcomes_over_time(list_ids: list[int], now: dt.datetime) -> OutcomesOverTi
     outcome, the DNC and opt-outs found before a text and the expiries too, as the table has
     them. Reached through the skills' attempts of the window instead, the cost would grow
     with the pace and still miss those (measured beside 1,000,000 records, 2 texts a second:
-    0.3-0.45 s). Nothing indexes ``updated_at``, so the final records of the lists are read
-    (record_list_open_idx): few while a list is young, 0.22 s for 1,000,000 final ones on
-    PostgreSQL; a partial index on (calling_list, updated_at) of the final records would make
-    it 0.04 s (docs/performance.md).
+    0.3-0.45 s). The partial index record_final_updated_idx finds them by range, so the cost
+    follows the records finalized in the window, not the list's size (docs/performance.md).
     """
     zone = timezone.get_current_timezone()
     local = timezone.localtime(now, zone)

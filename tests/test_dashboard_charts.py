@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from tests.factories import (
     SkillFactory,
     SkillForecastFactory,
 )
+from tests.test_planner import add_record, make_skill
 
 NOW = dt.datetime(2026, 12, 7, 14, 37, 20, tzinfo=dt.UTC)
 
@@ -213,24 +215,41 @@ def test_the_page_shows_the_charts_figures_in_tables(operator, skill):
     assert 'id="dashboard-initial"' in page  # the charts are drawn from it at once
 
 
-def test_the_why_panel_is_hidden_without_reasons_and_lists_them(operator, skill, monkeypatch):
-    url = reverse("admin:skills_skill_dashboard", args=[skill.pk])
-    assert 'id="why-panel" class="module why-panel" aria-labelledby="why-title" hidden' in (
-        operator.get(url).content.decode()
-    )
+def test_the_skill_dashboard_says_why_nothing_is_sending(operator, bu):
+    """The dashboard and its polled data carry the skill page's panel: here a skill paused
+    with records waiting, then resumed at a time inside their window."""
+    skill = make_skill(bu, name="Promo")
+    for _ in range(2):
+        add_record(skill, zone="America/Chicago")  # 08:37 there: inside the default window
+    Skill.objects.filter(pk=skill.pk).update(state=Skill.State.PAUSED)
+    page_url = reverse("admin:skills_skill_dashboard", args=[skill.pk])
+    data_url = reverse("admin:skills_skill_dashboard_data", args=[skill.pk])
 
-    from skills.selectors import Dashboard
+    page = operator.get(page_url).content.decode()
+    assert '<h2 id="why-title" data-why="title">Why is nothing sending?</h2>' in page
+    assert "Nothing is sending: the skill is paused" in page
+    paused = operator.get(data_url).json()
+    assert paused["why_sending"] is False
+    assert paused["why_headline"].startswith("Nothing is sending: the skill is paused")
+    first = paused["why"][0]
+    assert first["text"].startswith("The skill is paused") and first["holds"] is True
+    assert first["url"] == reverse("admin:skills_skill_changelist") + f"?id={skill.pk}"
 
-    real = Dashboard.as_json
-    why = [
-        {"text": "records outside their window", "count": 1200, "url": "/admin/x/"},
-        {"text": "The skill is paused", "count": None, "url": None},
-    ]
-    monkeypatch.setattr(Dashboard, "as_json", lambda self: {**real(self), "why": why})
-    page = operator.get(url).content.decode()
+    Skill.objects.filter(pk=skill.pk).update(state=Skill.State.RUNNING)
+    cache.clear()  # the figures are kept for a poll interval
+    running = operator.get(data_url).json()
+    assert running["why_sending"] is True
+    assert not any(item["holds"] for item in running["why"])
+    page = operator.get(page_url).content.decode()
+    assert '<h2 id="why-title" data-why="title">Sending</h2>' in page
 
-    assert 'aria-labelledby="why-title" hidden' not in page
+
+def test_a_campaign_dashboard_has_no_why_panel(operator, skill, campaign):
+    page = operator.get(reverse("admin:skills_campaign_dashboard", args=[campaign.pk]))
+    assert 'id="why-panel"' not in page.content.decode()
     assert (
-        '<li><span class="why-count">1,200</span> <a href="/admin/x/">records outside their '
-        "window</a></li><li>The skill is paused</li>"
-    ) in page
+        "why"
+        not in operator.get(
+            reverse("admin:skills_campaign_dashboard_data", args=[campaign.pk])
+        ).json()
+    )

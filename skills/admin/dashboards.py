@@ -28,29 +28,34 @@ def viewable(model_admin, request, pk):
 DASHBOARD_POLL_SECONDS = 5
 
 
-def dashboard_data(key: str, build, obj) -> dict:
+def dashboard_data(key: str, build, obj, extra=None) -> dict:
     """A dashboard's figures, computed at most once per poll interval for all its viewers.
 
     On a list of a million records they take seconds of database work (measured: 1.7-7.9 s,
     most of it counting the records still waiting): the interval grows to ten times the time
     they took, and the page's script waits that long before it asks again.
+       ``extra(obj)`` adds keys of the page's own (the skill's "why" panel) to the figures.
     """
     cache_key = f"pcsms:dashboard:{key}"
     data = cache.get(cache_key)
     if data is None:
         started = time.monotonic()
         data = build(obj).as_json()
+        if extra is not None:
+            data.update(extra(obj))
         took = time.monotonic() - started
         data["next_seconds"] = max(DASHBOARD_POLL_SECONDS, math.ceil(10 * took))
         cache.set(cache_key, data, data["next_seconds"] - 1)
     return data
 
 
-def dashboard_page(model_admin, request, obj, dashboard, kind: str):
+def dashboard_page(model_admin, request, obj, dashboard, kind: str, extra=None):
     """The live dashboard of a skill or a campaign (static/skills/dashboard.js polls its data)."""
     opts = model_admin.opts
     prefix = f"admin:{opts.app_label}_{opts.model_name}"
     data = dashboard.as_json()
+    if extra is not None:
+        data.update(extra(obj))
     data["next_seconds"] = DASHBOARD_POLL_SECONDS
     peak = max(dashboard.per_minute) or 1
     outcomes = data["outcomes_over_time"] or {"labels": [], "series": []}
@@ -62,6 +67,14 @@ def dashboard_page(model_admin, request, obj, dashboard, kind: str):
         "kind": kind,
         "dashboard": dashboard,
         "data": data,
+        # The skill page's "why" panel (extra=skills.admin.why.dashboard_why).
+        "why": {
+            "headline": data["why_headline"],
+            "sending": data["why_sending"],
+            "items": data["why"],
+        }
+        if "why" in data
+        else None,
         # The charts' figures as tables too: read without JavaScript (static/skills/dashboard.js
         # draws the charts from the same JSON, and keeps the tables up to date).
         "per_minute_rows": list(zip(data["per_minute_labels"], dashboard.per_minute, strict=True)),

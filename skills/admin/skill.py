@@ -28,7 +28,7 @@ from pcsms.admin_base import (
 )
 from skills.admin.dashboards import dashboard_data, dashboard_page, forecast_chart, viewable
 from skills.admin.setup_guide import setup_guide_page
-from skills.admin.why import why_panel
+from skills.admin.why import dashboard_why, why_panel
 from skills.diagnosis import skill_why
 from skills.forecast import skill_forecast
 from skills.models import (
@@ -381,7 +381,9 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
 
     def dashboard_view(self, request, pk):
         skill = viewable(self, request, pk)
-        return dashboard_page(self, request, skill, skill_dashboard(skill), "skill")
+        return dashboard_page(
+            self, request, skill, skill_dashboard(skill), "skill", extra=dashboard_why
+        )
 
     def forecast_view(self, request, pk):
         """When the skill will finish if it starts now (or at the time asked), day by day and
@@ -436,7 +438,9 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
 
     def dashboard_data_view(self, request, pk):
         skill = viewable(self, request, pk)
-        return JsonResponse(dashboard_data(f"skill:{skill.pk}", skill_dashboard, skill))
+        return JsonResponse(
+            dashboard_data(f"skill:{skill.pk}", skill_dashboard, skill, extra=dashboard_why)
+        )
 
     def filter_preview_view(self, request, pk):
         """JSON: how many open records the filter rows now in the form (saved or not) match."""

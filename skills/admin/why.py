@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from skills.diagnosis import Kind, Reason, RecordWhy, SkillWhy
+from skills.diagnosis import Kind, Reason, RecordWhy, SkillWhy, skill_why
 from skills.models import Skill
 
 
@@ -52,17 +52,6 @@ def reason_url(reason: Reason, skill: Skill) -> str | None:
     return by_kind.get(reason.kind)
 
 
-def why_json(why: SkillWhy) -> dict:
-    """The panel as the dashboard's data carries it: {headline, sending, why: [{text, count,
-    url}]} (static/skills/dashboard.js renders ``why``)."""
-    data = why.as_json()
-    data["why"] = [
-        {"text": r.text, "count": r.count, "url": reason_url(r, why.skill), "kind": r.kind}
-        for r in why.reasons
-    ]
-    return data
-
-
 def why_panel(why: SkillWhy) -> dict:
     """The skill page's panel (templates/admin/skills/why_panel.html)."""
     return {
@@ -98,3 +87,23 @@ def record_why_html(found: list[RecordWhy]) -> str:
             )
         )
     return format_html_join("", "{}", ((p,) for p in parts))
+
+
+def dashboard_why(skill: Skill) -> dict:
+    """The skill dashboard's panel, as its polled data carries it: ``why_headline``,
+    ``why_sending`` and the ``why`` items [{text, count, url, holds}]
+    (static/skills/dashboard.js renders them as templates/admin/skills/why_panel.html does)."""
+    why = skill_why(skill)
+    return {
+        "why_headline": why.headline,
+        "why_sending": why.sending,
+        "why": [
+            {
+                "text": _sentence(r.text),
+                "count": r.count,
+                "url": reason_url(r, skill),
+                "holds": r.holds,
+            }
+            for r in why.reasons
+        ],
+    }

@@ -149,31 +149,32 @@
       "The last hour is reckoned back from the texts sent.";
   }
 
-  // "Why is nothing sending?": the JSON's "why" items [{text, count, url}], if any.
-  function why(items) {
+  // "Why is nothing sending?" (templates/admin/skills/why_panel.html): the JSON's
+  // why_headline, why_sending and "why" items [{text, url, holds}].
+  function why(data) {
     const section = document.getElementById("why-panel");
-    if (!section) return;
-    const list = section.querySelector('[data-d="why"]');
+    if (!section || !data.why) return;
+    section.classList.toggle("why-sending", data.why_sending);
+    section.querySelector('[data-why="title"]').textContent = data.why_sending
+      ? "Sending"
+      : "Why is nothing sending?";
+    section.querySelector('[data-why="headline"]').textContent = data.why_headline;
+    const list = section.querySelector('[data-why="items"]');
     list.replaceChildren();
-    for (const item of items || []) {
+    for (const item of data.why) {
       const entry = document.createElement("li");
-      if (item.count !== null && item.count !== undefined) {
-        const count = document.createElement("span");
-        count.className = "why-count";
-        count.textContent = fmt.format(item.count);
-        entry.append(count, " ");
-      }
+      entry.className = item.holds ? "why-holds" : "why-fact";
       if (item.url) {
         const link = document.createElement("a");
         link.href = item.url;
         link.textContent = item.text;
         entry.appendChild(link);
       } else {
-        entry.append(item.text);
+        entry.textContent = item.text;
       }
       list.appendChild(entry);
     }
-    section.hidden = !list.children.length;
+    list.hidden = !list.children.length;
   }
 
   // The forecast made at the start beside what happened (skills.selectors.ForecastCheck).
@@ -200,7 +201,7 @@
     tables(data);
     draw(data);
     forecast(data.forecast);
-    why(data.why);
+    why(data);
   }
 
   async function poll() {
