@@ -26,7 +26,7 @@ import datetime as dt
 import io
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +88,10 @@ DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y/%m/%d", "%d %b %Y", "%b 
 REPORT_HEADER = ["row", "outcome", "reason", "values"]
 SHOWN_ERRORS = 20
 WRITE_BATCH = 2000
+PROGRESS_ROWS = 5000  # rows read between two progress reports
+
+# (rows done, rows total, phase): what a command's progress bar draws (pcsms/commands.py).
+Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -162,12 +166,16 @@ def parse_date(value) -> dt.date | None:
     raise ValueError(text)
 
 
-def _plan(rows: Iterator[tuple[int, list]], region: str, errors) -> tuple[dict, ImportResult]:
+def _plan(
+    table, region: str, errors, progress: Progress | None = None
+) -> tuple[dict, ImportResult]:
     """Read every row: {E.164: (PhoneNumber, expiry)} and the counts, errors spooled."""
+    rows: Iterator[tuple[int, list]] = table.rows
     result = ImportResult(file_name="")
     wanted: dict[str, tuple[PhoneNumber, dt.date | None]] = {}
     phone_col = expire_col = None
     today = timezone.localdate()
+    header_rows = 0
     for number, cells in rows:
         if not any(as_text(c) for c in cells):
             continue
@@ -176,6 +184,7 @@ def _plan(rows: Iterator[tuple[int, list]], region: str, errors) -> tuple[dict, 
             phone_col = next((i for i, k in enumerate(keys) if k in PHONE_HEADERS), None)
             expire_col = next((i for i, k in enumerate(keys) if k in EXPIRE_HEADERS), None)
             if phone_col is not None:
+                header_rows = 1  # table.total counted it: the file was opened without a header
                 continue  # the header row
             if parse_phone(cells[0], region) is None:
                 raise FileError(
@@ -185,6 +194,8 @@ def _plan(rows: Iterator[tuple[int, list]], region: str, errors) -> tuple[dict, 
                 )
             phone_col, expire_col = 0, (1 if len(cells) > 1 else None)
         result.rows += 1
+        if progress is not None and result.rows % PROGRESS_ROWS == 0:
+            progress(result.rows, max(table.total - header_rows, result.rows), "reading")
 
         def bad(reason: str, row_number: int = number, row_cells: list = cells) -> None:
             values = " | ".join(as_text(c) for c in row_cells)
@@ -229,9 +240,15 @@ def _plan(rows: Iterator[tuple[int, list]], region: str, errors) -> tuple[dict, 
 
 
 def dnc_import(
-    *, group: DncGroup, path: str | Path, file_name: str = "", added_by=None
+    *,
+    group: DncGroup,
+    path: str | Path,
+    file_name: str = "",
+    added_by=None,
+    progress: Progress | None = None,
 ) -> ImportResult:
-    """Import a file of numbers into ``group`` (see the module docstring)."""
+    """Import a file of numbers into ``group`` (see the module docstring); ``progress`` is
+    told the rows read as it goes, then that the numbers are being saved."""
     file_name = file_name or Path(path).name
     file_format = detect_format(file_name)
     region = group.business_unit.phone_region or "US"
@@ -240,7 +257,7 @@ def dnc_import(
         # Header-less: the first row may be a header or already a number (see _plan).
         table = open_table(path, file_format, header=False)
         try:
-            wanted, result = _plan(table.rows, region, errors)
+            wanted, result = _plan(table, region, errors, progress)
         finally:
             table.close()
         result.file_name = file_name
@@ -256,6 +273,8 @@ def dnc_import(
     now = timezone.now()
     today = timezone.localdate()
     numbers = list(wanted)
+    if progress is not None:
+        progress(result.rows, result.rows, "saving")
     with transaction.atomic():
         # (id, source, expiry) of the numbers already in the group, read as plain text (the
         # field's own conversion would parse every number again).

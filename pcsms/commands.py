@@ -8,11 +8,9 @@ pcsms, see ``[tool.importlinter]`` in pyproject.toml).
 
 from __future__ import annotations
 
-import contextlib
-import itertools
+import argparse
 import json
-import threading
-import time
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -98,8 +96,7 @@ def one_named(
     noun: str,
     plural: str | None = None,
 ) -> Model:
-    """:func:`find_named`, where there must be one: the pattern of ``manage.py skill``
-    (``_skill_named`` in skills/management/commands/skill.py) for any named thing."""
+    """:func:`find_named`, where there must be one (``manage.py skill``, ``plan --skill``)."""
     row, bu = find_named(queryset, name, business_unit, plural=plural or f"{noun}s")
     if row is None:
         where = f" in business unit {bu.name!r}" if bu else ""
@@ -121,6 +118,61 @@ def several_business_units(plural: str, name: str, found: list[Model]) -> Comman
 def write_json(command: BaseCommand, data: Any, *, indent: int | None = None) -> None:
     """The one JSON document a ``--json`` run prints: nothing else goes to stdout."""
     command.stdout.write(json.dumps(data, indent=indent, default=str))
+    command._json_written = True
+
+
+class JsonCommand(BaseCommand):
+    """A command with ``--json``: a run that fails prints one JSON document too, so a script
+    that reads stdout always gets one.
+
+    A failure of the command itself (a ``CommandError``) prints ``{"error": ...}`` unless the
+    command already printed its own document (``write_json``); a bad argument on the command
+    line prints ``{"error": ..., "usage": ...}`` and exits 2, as argparse does. The message
+    still goes to stderr, and the exit status is the same, with or without ``--json``.
+    """
+
+    _json_written = False
+    _json_argv = False
+
+    def run_from_argv(self, argv):
+        self._json_argv = "--json" in argv[2:]
+        return super().run_from_argv(argv)
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        for each in _parsers(parser):
+            each.error = self._parser_error(each)
+        return parser
+
+    def _parser_error(self, parser):
+        plain = parser.error
+
+        def error(message):
+            if self._json_argv and parser.called_from_command_line:
+                usage = parser.format_usage().strip()
+                sys.stdout.write(json.dumps({"error": message, "usage": usage}) + "\n")
+                sys.stdout.flush()
+            plain(message)
+
+        return error
+
+    def execute(self, *args, **options):
+        self._json_written = False
+        try:
+            return super().execute(*args, **options)
+        except CommandError as exc:
+            if options.get("json") and not self._json_written:
+                write_json(self, {"error": str(exc)})
+            raise
+
+
+def _parsers(parser: argparse.ArgumentParser):
+    """The parser and its subcommands' parsers (``manage.py skill status``, ``config apply``)."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
 
 
 # --- progress on a terminal --------------------------------------------------------------------
@@ -170,51 +222,3 @@ class ProgressBar:
     def close(self) -> None:
         self.stream.write("\r" + " " * max(self.drawn, self.width + 40) + "\r")
         self.stream.flush()
-
-
-class Spinner:
-    """A line saying that work with no count to show is under way, and for how long.
-
-    For a service that takes no progress callback: a thread redraws the line while the
-    command's own thread works (the thread only writes; it never touches the database).
-    """
-
-    FRAMES = "|/-\\"
-
-    def __init__(self, stream, label: str, interval: float = 0.2):
-        self.stream = stream
-        self.label = label
-        self.interval = interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="progress", daemon=True)
-        self.started = time.monotonic()
-        self.drawn = 0
-
-    def __enter__(self) -> Spinner:
-        self._draw(self.FRAMES[0])  # at once, however short the work
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.stream.write("\r" + " " * self.drawn + "\r")
-        self.stream.flush()
-
-    def _run(self) -> None:
-        for frame in itertools.cycle(self.FRAMES[1:] + self.FRAMES[0]):
-            if self.stop.wait(self.interval):
-                return
-            self._draw(frame)
-
-    def _draw(self, frame: str) -> None:
-        line = f"\r{frame} {self.label} {time.monotonic() - self.started:.0f} s"
-        self.stream.write(line.ljust(self.drawn))
-        self.drawn = max(self.drawn, len(line))
-        self.stream.flush()
-
-
-def spinner(command: BaseCommand, options: dict, label: str):
-    """A :class:`Spinner` on a terminal, a context that draws nothing otherwise."""
-    stream = progress_stream(command, options)
-    return Spinner(stream, label) if stream else contextlib.nullcontext()

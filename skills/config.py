@@ -240,8 +240,11 @@ class _Rollback(Exception):
     pass
 
 
-def config_apply(text: str, *, dry_run: bool = False) -> ApplyResult:
-    """Apply TOML ``text``: all of it, or nothing (ConfigError lists every problem found)."""
+def config_apply(text: str, *, dry_run: bool = False, progress=None) -> ApplyResult:
+    """Apply TOML ``text``: all of it, or nothing (ConfigError lists every problem found).
+
+    ``progress(done, total, phase, label=...)`` is told each state rule and business unit as
+    it starts on it (a command's progress bar, pcsms/commands.py)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -257,10 +260,18 @@ def config_apply(text: str, *, dry_run: bool = False) -> ApplyResult:
     try:
         with transaction.atomic():
             # First: the skills' time-zone bounding names presets by code.
+            total = len(rules) + len(units)
             for index, rule in enumerate(rules):
+                if progress is not None:
+                    progress(index, total, "state rules", label=f"state rule {index + 1}")
                 _apply_row(STATE_RULES, rule, f"state_rules[{index}]", None, result, errors)
             for index, unit in enumerate(units):
+                if progress is not None:
+                    name = unit.get("name") or f"#{index + 1}"
+                    progress(len(rules) + index, total, "units", label=f"business unit {name}")
                 _apply_unit(unit, f"business_units[{index}]", result, errors)
+            if progress is not None:
+                progress(total, total, "saving")
             if errors:
                 raise _Rollback
             if dry_run:

@@ -168,11 +168,18 @@ def test_import_dnc_json_and_its_progress_line(bu, tmp_path):
     )
     assert (data["added"], data["invalid"], data["business_unit"]) == (1, 1, "Acme")
 
-    on_terminal = run("import_dnc", path, "--group", "Do not text", stdout=Terminal())
     piped = run("import_dnc", path, "--group", "Do not text")
-    assert "\r| importing numbers.csv into Do not text" in on_terminal
-    assert on_terminal.rsplit("\r", 1)[-1].startswith("numbers.csv -> Acme / Do not text")
     assert "\r" not in piped and "1 already there" in piped
+
+    # 12,000 numbers: the bar counts the rows read out of the file's, then says it saves.
+    big = numbers_file(
+        tmp_path, "phone\n" + "".join(f"312557{n:04d}\n312556{n:04d}\n" for n in range(6000))
+    )
+    on_terminal = run("import_dnc", big, "--group", "Do not text", stdout=Terminal())
+    assert "] 5,000 / 12,000 rows" in on_terminal and "] 10,000 / 12,000 rows" in on_terminal
+    assert "] saving..." in on_terminal
+    assert on_terminal.rsplit("\r", 1)[-1].startswith("numbers.csv -> Acme / Do not text")
+    assert "12000 rows, 12000 added" in on_terminal
 
 
 def test_export_dnc_without_business_unit_and_its_json_summary(bu, other_bu, tmp_path):
@@ -235,7 +242,7 @@ def test_config_apply_shows_progress_only_on_a_terminal(db, tmp_path):
     piped = run("config", "apply", str(path), "--dry-run")
     data = json.loads(run("config", "apply", str(path), "--json", stdout=Terminal()))
 
-    assert "\r| applying site.toml" in on_terminal
+    assert "] business unit Northwind" in on_terminal and "] saving..." in on_terminal
     assert on_terminal.rsplit("\r", 1)[-1].startswith("Would apply")
     assert "\r" not in piped and piped.startswith("Would apply")
     assert data["applied"] is True and data["created"]["skills"] == 1
@@ -319,3 +326,54 @@ def test_seed_demo_json(db):
 
     assert data["business_unit"] and data["records"] > 0 and data["created"]
     assert data["admin"]["username"] == "admin"
+
+
+# --- errors under --json -----------------------------------------------------------------------
+
+
+def from_command_line(capsys, *argv) -> tuple[int, str, str]:
+    """``manage.py *argv`` as a shell runs it: (exit status, stdout, stderr)."""
+    from django.core.management import ManagementUtility
+    from django.db import connections
+
+    # A command run so closes the connections at its end: the test's database must outlive it.
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as ended:
+        patch.setattr(connections, "close_all", lambda: None)
+        ManagementUtility(["manage.py", *argv]).execute()
+    printed = capsys.readouterr()
+    return ended.value.code, printed.out, printed.err
+
+
+def test_a_bad_argument_under_json_prints_json(db, capsys):
+    status, out, err = from_command_line(capsys, "state_holidays", "--json", "--years", "many")
+
+    assert status == 2
+    data = json.loads(out)
+    assert data["error"] == "argument --years: invalid int value: 'many'"
+    assert data["usage"].startswith("usage: manage.py state_holidays")
+    assert "invalid int value" in err  # still said on stderr, as without --json
+
+    status, out, err = from_command_line(capsys, "skill", "status", "--json")
+    assert status == 2
+    assert json.loads(out)["error"] == "the following arguments are required: name"
+    assert json.loads(out)["usage"].startswith("usage: manage.py skill")
+
+    status, out, err = from_command_line(capsys, "config", "apply", "--json")  # a subcommand
+    assert status == 2 and json.loads(out)["usage"].startswith("usage: manage.py config apply")
+
+    status, out, err = from_command_line(capsys, "state_holidays", "--years", "many")
+    assert status == 2 and out == "" and "invalid int value" in err
+
+
+def test_a_failed_command_under_json_prints_one_json_document(bu, other_bu, capsys):
+    status, out, err = from_command_line(capsys, "skill", "status", "Nope", "--json")
+    assert status == 1
+    assert json.loads(out) == {"error": "No skill 'Nope'."}
+    assert "CommandError: No skill 'Nope'." in err
+
+    # A command that prints its own document on failure prints only that one.
+    workbook = str(FIXTURES / "basic.xlsx")
+    status, out, _err = from_command_line(
+        capsys, "import_dnc", workbook, "--group", "x", "--create-group", "--json"
+    )
+    assert status == 1 and "error" in json.loads(out)

@@ -105,7 +105,7 @@ def test_skill_command(skill, bu):
     out = StringIO()
     call_command("skill", "status", "Flu shots", "--business-unit", bu.name, stdout=out)
     assert "running" in out.getvalue()
-    with pytest.raises(CommandError, match='No skill "Nope"'):
+    with pytest.raises(CommandError, match="No skill 'Nope' in business unit 'Acme'."):
         call_command("skill", "stop", "Nope", "--business-unit", bu.name)
 
 
@@ -115,14 +115,14 @@ def test_the_skill_command_needs_the_business_unit_only_when_the_name_is_shared(
     out = StringIO()
     call_command("skill", "status", "Flu shots", "--json", stdout=out)  # one of that name
     assert json.loads(out.getvalue())["business_unit"] == bu.name
-    with pytest.raises(CommandError, match='No skill "Nope".'):
+    with pytest.raises(CommandError, match="No skill 'Nope'."):
         call_command("skill", "status", "Nope")
 
     SkillFactory(business_unit=other_bu, name="Flu shots")
     with pytest.raises(CommandError) as refused:
         call_command("skill", "status", "Flu shots")
     assert str(refused.value) == (
-        'Skills named "Flu shots" are in several business units ("Acme", "Globex"): '
+        "Skills named 'Flu shots' are in several business units ('Acme', 'Globex'): "
         "give --business-unit."
     )
     out = StringIO()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from dnc.importing import export_csv_lines
 from dnc.models import DncGroup
-from pcsms.commands import one_named, write_json
+from pcsms.commands import JsonCommand, one_named, write_json
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Export a DNC group as CSV (UTF-8 with BOM): phone number (E.164), expire date, source, "
         "date collected, group. The file imports back with import_dnc."

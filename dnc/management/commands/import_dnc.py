@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from dnc.importing import FileError, dnc_import
 from dnc.models import DncGroup
-from pcsms.commands import find_named, only_business_unit, spinner, write_json
+from pcsms.commands import (
+    JsonCommand,
+    ProgressBar,
+    find_named,
+    only_business_unit,
+    progress_stream,
+    write_json,
+)
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Import phone numbers (and optional expire dates) into a DNC group from a .csv, .txt "
         "(tab-separated) or .xlsx file. Columns are found by header (phone / phone number / "
@@ -49,9 +56,18 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{path}: no such file.")
         try:
-            # dnc_import reports no progress of its own: the spinner says it is working.
-            with spinner(self, options, f"importing {path.name} into {group.name}"):
-                result = dnc_import(group=group, path=path, file_name=path.name)
+            stream = progress_stream(self, options)
+            bar = ProgressBar(stream) if stream else None
+            try:
+                result = dnc_import(
+                    group=group,
+                    path=path,
+                    file_name=path.name,
+                    progress=bar.update if bar else None,
+                )
+            finally:
+                if bar:
+                    bar.close()
         except FileError as exc:
             if options["json"]:
                 write_json(self, {"file": path.name, "error": str(exc)})

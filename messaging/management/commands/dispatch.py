@@ -8,15 +8,14 @@ import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 from django.utils.module_loading import import_string
 
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.sender import Dispatcher
-from pcsms.commands import ProgressBar, progress_stream, write_json
+from pcsms.commands import JsonCommand, ProgressBar, progress_stream, write_json
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Send queued texts at each transport code's pace, in the foreground. The same loop the "
         "django-q2 workers run; any number may run at once (each code has one sender at a time)."

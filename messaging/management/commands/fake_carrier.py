@@ -8,9 +8,10 @@ import signal
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from messaging.fake_carrier import FakeCarrier
+from pcsms.commands import JsonCommand
 
 
 def _rate(value: str) -> float:
@@ -20,7 +21,7 @@ def _rate(value: str) -> float:
     return rate
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Run a local HTTP server that answers the Twilio Messages API like Twilio (201 with an "
         "SM... sid; 400 21211 invalid To, 21610 unsubscribed; 429 20429 at --throttle-rate; "

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from pcsms.commands import business_units_named, spinner, write_json
+from pcsms.commands import (
+    JsonCommand,
+    ProgressBar,
+    business_units_named,
+    progress_stream,
+    write_json,
+)
 from skills.config import ConfigError, config_apply, config_export
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Export the configuration (business units, custom zones, DNC groups, transport codes, "
         "registrations, templates, campaigns, skills with their parameters) as TOML, or apply "
@@ -81,9 +87,15 @@ class Command(BaseCommand):
                 "A configuration file is TOML, as `manage.py config export` writes it."
             ) from None
         try:
-            # config_apply reports no progress of its own: the spinner says it is working.
-            with spinner(self, options, f"applying {path.name}"):
-                result = config_apply(text, dry_run=options["dry_run"])
+            stream = progress_stream(self, options)
+            bar = ProgressBar(stream, unit="parts") if stream else None
+            try:
+                result = config_apply(
+                    text, dry_run=options["dry_run"], progress=bar.update if bar else None
+                )
+            finally:
+                if bar:
+                    bar.close()
         except ConfigError as exc:
             if options["json"]:
                 write_json(self, {"applied": False, "errors": exc.errors})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from pcsms.commands import business_units_named
+from pcsms.commands import JsonCommand, business_units_named
 from skills.evidence import (
     NotANumber,
     evidence_csv,
@@ -17,7 +17,7 @@ from skills.evidence import (
 )
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "The evidence of one number: every text sent to it with each status change, every reply, "
         "every DNC entry and its source, every rule that held a text back and when. Printed as "

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 from django.core.files import File
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from pcsms.commands import (
+    JsonCommand,
     ProgressBar,
     find_named,
     one_named,
@@ -32,7 +33,7 @@ from skills.services import upload_job_import
 EXIT_FILE_ERROR = 2
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Import a calling list file (CSV comma-separated, TXT tab-separated, or XLSX first sheet; "
         "UTF-8, a header row first) into a calling list of a business unit; the list is created "

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from pcsms.commands import business_unit_named, one_named, write_json
+from pcsms.commands import JsonCommand, business_unit_named, one_named, write_json
 from skills.models import Skill
 from skills.planner import plan_tick
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Run one planning pass now: apply schedules, withdraw stale texts, settle outcomes, "
         "then queue the next few minutes of texts for every running skill (or one skill). "

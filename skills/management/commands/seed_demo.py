@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from pcsms.commands import write_json
+from pcsms.commands import JsonCommand, write_json
 from skills import demo
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         f'Create demo data (idempotent): business unit "{demo.BU_NAME}" allowing the four '
         "mainland US zones and America/Phoenix; a default DNC group with a few entries (one "

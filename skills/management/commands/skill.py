@@ -4,12 +4,12 @@ holds its texts, its report and its forecast from the command line."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db.models import Count
 
 from messaging.models import OutboundMessage
+from pcsms.commands import JsonCommand, one_named, write_json
 from skills.diagnosis import skill_why
 from skills.forecast import skill_forecast
 from skills.models import Record, Skill
@@ -18,7 +18,7 @@ from skills.services import SkillStateError, skill_pause, skill_start, skill_sto
 from skills.windows import schedule_zone
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Start, pause, stop a skill, show its status (texts by status, records open), or its "
         "report (records by outcome, texts by status, rate, time left, opt-outs: the dashboard), "
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, action, name, business_unit, **options):
-        skill = _skill_named(name, business_unit)
+        skill = one_named(Skill.objects.all(), name, business_unit, noun="skill")
         if action == "report":
             return self._report(skill, options)
         if action == "forecast":
@@ -78,7 +78,7 @@ class Command(BaseCommand):
         why = skill_why(skill)  # what holds its texts now (skills/diagnosis.py)
         summary["why"] = why.as_json()
         if options["json"]:
-            self.stdout.write(json.dumps(summary))
+            write_json(self, summary)
             return
         self.stdout.write(f'Skill "{skill.name}" ({skill.business_unit.name}): {skill.state}')
         if withdrawn is not None:
@@ -93,7 +93,7 @@ class Command(BaseCommand):
     def _report(self, skill: Skill, options) -> None:
         data = skill_dashboard(skill).as_json()
         if options["json"]:
-            self.stdout.write(json.dumps({"skill": skill.name, **data}))
+            write_json(self, {"skill": skill.name, **data})
             return
         write = self.stdout.write
         write(f'Skill "{skill.name}" ({skill.business_unit.name}): {", ".join(data["states"])}')
@@ -127,7 +127,7 @@ class Command(BaseCommand):
                 raise CommandError("--start needs its UTC offset (e.g. 2026-12-08T09:00-06:00).")
         forecast = skill_forecast(skill, now=start)
         if options["json"]:
-            self.stdout.write(json.dumps(forecast.as_json()))
+            write_json(self, forecast.as_json())
             return
         write = self.stdout.write
         zone = schedule_zone(skill.business_unit)
@@ -153,26 +153,6 @@ class Command(BaseCommand):
         write("  assumes:")
         for words in forecast.assumptions:
             write(f"    - {words}")
-
-
-def _skill_named(name: str, business_unit: str | None) -> Skill:
-    """The skill of that name (in that business unit, if given); a clear error when there is
-    none, or when several business units have one and none was given."""
-    skills = Skill.objects.select_related("business_unit").filter(name=name)
-    if business_unit:
-        skill = skills.filter(business_unit__name=business_unit).first()
-        if skill is None:
-            raise CommandError(f'No skill "{name}" in business unit "{business_unit}".')
-        return skill
-    found = list(skills.order_by("business_unit__name")[:20])
-    if not found:
-        raise CommandError(f'No skill "{name}".')
-    if len(found) > 1:
-        units = ", ".join(f'"{s.business_unit.name}"' for s in found)
-        raise CommandError(
-            f'Skills named "{name}" are in several business units ({units}): give --business-unit.'
-        )
-    return found[0]
 
 
 def _duration(span: dt.timedelta) -> str:

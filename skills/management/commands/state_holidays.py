@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from pcsms.commands import write_json
+from pcsms.commands import JsonCommand, write_json
 from skills.services import preset_holidays_fill
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Add the legal holidays of every sending-window preset that closes on holidays (or of "
         "--state), on the days they are observed, for this year and the next ones. Run it once "
