@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.db.models import Count, Max
 from django.utils import timezone
@@ -83,21 +84,43 @@ SKILL_WIDE = {
 }
 FACTS = {Kind.IN_WINDOW, Kind.QUEUED, Kind.SENDING, Kind.READY}
 
-_BLOCKED_KIND = {
-    Blocked.UNKNOWN_ZONE: Kind.UNKNOWN_ZONE,
-    Blocked.ZONE_NOT_ALLOWED: Kind.ZONE_NOT_ALLOWED,
-    Blocked.ZONE_INACTIVE: Kind.ZONE_INACTIVE,
-    Blocked.NO_WINDOW: Kind.NO_WINDOW,
+
+class _Never(NamedTuple):
+    """What the window policy's "never under these settings" verdict means, in words: for the
+    skill's records (then the zones they are in) and for one number of a record ({zone})."""
+
+    kind: str
+    records: str
+    number: str
+
+
+_NEVER = {
+    Blocked.UNKNOWN_ZONE: _Never(
+        Kind.UNKNOWN_ZONE,
+        "no known time zone (fix the zone or the number)",
+        "has no known time zone",
+    ),
+    Blocked.ZONE_NOT_ALLOWED: _Never(
+        Kind.ZONE_NOT_ALLOWED,
+        "in a zone the business unit does not allow",
+        "is in {zone}, which the business unit does not allow",
+    ),
+    Blocked.ZONE_INACTIVE: _Never(
+        Kind.ZONE_INACTIVE,
+        "in a zone the skill's time-zone bounds switch off",
+        "is in {zone}, which the skill's time-zone bounds switch off",
+    ),
+    Blocked.NO_WINDOW: _Never(
+        Kind.NO_WINDOW,
+        "no allowed hour in the coming week",
+        "has no allowed hour in the coming week in {zone}",
+    ),
 }
 
 
-# A number never texted under the current settings, in words ({zone}: its zone).
-_NUMBER_BLOCKED = {
-    Blocked.UNKNOWN_ZONE: "has no known time zone",
-    Blocked.ZONE_NOT_ALLOWED: "is in {zone}, which the business unit does not allow",
-    Blocked.ZONE_INACTIVE: "is in {zone}, which the skill's time-zone bounds switch off",
-    Blocked.NO_WINDOW: "has no allowed hour in the coming week in {zone}",
-}
+def _never(reason: str) -> _Never:
+    """A verdict's words; one this module does not know yet reads as its own code."""
+    return _NEVER.get(reason) or _Never(Kind.NO_WINDOW, reason, reason)
 
 
 @dataclass(frozen=True)
@@ -393,21 +416,12 @@ def _zone_reasons(why: SkillWhy, waiting: dict[str, int]) -> list[Reason]:
         )
     if closed:
         why.next_window, why.next_zone = min(closed)[:2]
-    words = {
-        Blocked.UNKNOWN_ZONE: "no known time zone (fix the zone or the number)",
-        Blocked.ZONE_NOT_ALLOWED: "in a zone the business unit does not allow",
-        Blocked.ZONE_INACTIVE: "in a zone the skill's time-zone bounds switch off",
-        Blocked.NO_WINDOW: "no allowed hour in the coming week",
-    }
     for reason, zones in blocked.items():
         n = sum(k for _z, k in zones)
         named = ", ".join(z for z, _k in zones if z)
+        never = _never(reason)
         reasons.append(
-            Reason(
-                _BLOCKED_KIND.get(reason, Kind.NO_WINDOW),
-                f"{_n(n)}: {words.get(reason, reason)}" + (f": {named}." if named else "."),
-                n,
-            )
+            Reason(never.kind, f"{_n(n)}: {never.records}" + (f": {named}." if named else "."), n)
         )
     return reasons
 
@@ -564,13 +578,8 @@ def _number_reasons(skill: Skill, record: Record, now: dt.datetime) -> list[Reas
             step=step.row,
         )
         if not verdict.allowed:
-            words = _NUMBER_BLOCKED.get(verdict.reason, verdict.reason).format(zone=zone_name)
-            reasons.append(
-                Reason(
-                    _BLOCKED_KIND.get(verdict.reason, Kind.NO_WINDOW),
-                    f"{number} {words}.",
-                )
-            )
+            never = _never(verdict.reason)
+            reasons.append(Reason(never.kind, f"{number} {never.number.format(zone=zone_name)}."))
         elif not verdict.is_open(now):
             held = f" ({verdict.held.rule})" if verdict.held is not None else ""
             reasons.append(
