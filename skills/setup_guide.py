@@ -58,6 +58,27 @@ class SetupStep:
     is_next: bool = False
 
 
+# Each step's number, title and the model whose admin page does it, in the order of the seed
+# task; a builder below gives the rest (what was found) and may name another model's page.
+_HEADS = {
+    "code": ("A transport code (sending number) that can send", TransportCode),
+    "registration": ("An active SMS registration on a provisioned code", SmsRegistration),
+    "template": ("An active message template", MessageTemplate),
+    "list": ("A calling list with records", CallingList),
+    "skill": (
+        "A skill with the registration, the template, the list, a schedule and time-zone bounds",
+        Skill,
+    ),
+    "start": ("The skill started", Skill),
+}
+
+
+def _step(key: str, **fields) -> SetupStep:
+    title, model = _HEADS[key]
+    fields.setdefault("model", model)
+    return SetupStep(number=list(_HEADS).index(key) + 1, key=key, title=title, **fields)
+
+
 def setup_steps(business_unit: BusinessUnit) -> list[SetupStep]:
     """The six steps for ``business_unit``, in order; the first one not done is ``is_next``."""
     bu = business_unit
@@ -124,17 +145,11 @@ def _more(n: int, word: str) -> str:
 
 
 def _code_step(bu, codes: list[TransportCode]) -> SetupStep:
-    step = {
-        "number": 1,
-        "key": "code",
-        "title": "A transport code (sending number) that can send",
-        "model": TransportCode,
-    }
     ready = [c for c in codes if c.can_send]
     if ready:
         code = ready[0]
-        return SetupStep(
-            **step,
+        return _step(
+            "code",
             status=Status.DONE,
             found=f"Code {code.number}, {_rate(code)}" + _more(len(ready) - 1, "code"),
             obj=code,
@@ -142,8 +157,8 @@ def _code_step(bu, codes: list[TransportCode]) -> SetupStep:
     if codes:
         code = next((c for c in codes if c.provisioning_status != c.Provisioning.RETIRED), codes[0])
         since = f" since {code.requested_on:%d %b %Y}" if code.requested_on else ""
-        return SetupStep(
-            **step,
+        return _step(
+            "code",
             status=Status.ATTENTION,
             found=f"Code {code.number} is {code.get_provisioning_status_display().lower()}"
             f"{since}: it cannot send until it is provisioned.",
@@ -153,8 +168,8 @@ def _code_step(bu, codes: list[TransportCode]) -> SetupStep:
             ],
             obj=code,
         )
-    return SetupStep(
-        **step,
+    return _step(
+        "code",
         status=Status.MISSING,
         found="No transport code yet: enter the long or short code your account manager "
         "provisioned for this business unit.",
@@ -163,17 +178,11 @@ def _code_step(bu, codes: list[TransportCode]) -> SetupStep:
 
 
 def _registration_step(bu, registrations: list[SmsRegistration], code_step) -> SetupStep:
-    step = {
-        "number": 2,
-        "key": "registration",
-        "title": "An active SMS registration on a provisioned code",
-        "model": SmsRegistration,
-    }
     ready = [r for r in registrations if r.is_active and r.transport_code.can_send]
     if ready:
         registration = ready[0]
-        return SetupStep(
-            **step,
+        return _step(
+            "registration",
             status=Status.DONE,
             found=f'Registration "{registration}" on {registration.transport_code.number}'
             + _more(len(ready) - 1, "registration"),
@@ -190,8 +199,8 @@ def _registration_step(bu, registrations: list[SmsRegistration], code_step) -> S
                 f"It sends from {code.number}, which is "
                 f"{code.get_provisioning_status_display().lower()}, not provisioned."
             )
-        return SetupStep(
-            **step,
+        return _step(
+            "registration",
             status=Status.ATTENTION,
             found=f'Registration "{registration}" on {code.number} cannot send yet.',
             problems=problems,
@@ -200,8 +209,8 @@ def _registration_step(bu, registrations: list[SmsRegistration], code_step) -> S
     initial = {"business_unit": str(bu.pk)}
     if code_step.status == Status.DONE:
         initial["transport_code"] = str(code_step.obj.pk)
-    return SetupStep(
-        **step,
+    return _step(
+        "registration",
         status=Status.MISSING,
         found="No SMS registration yet: it binds the code to this business unit, with its "
         "carrier account and its HELP and STOP replies.",
@@ -210,34 +219,28 @@ def _registration_step(bu, registrations: list[SmsRegistration], code_step) -> S
 
 
 def _template_step(bu, templates: list[MessageTemplate]) -> SetupStep:
-    step = {
-        "number": 3,
-        "key": "template",
-        "title": "An active message template",
-        "model": MessageTemplate,
-    }
     if templates and templates[0].is_active:  # the active ones come first
         template = templates[0]
         active = sum(t.is_active for t in templates)
         body = Truncator(" ".join(template.body.split())).chars(60)
-        return SetupStep(
-            **step,
+        return _step(
+            "template",
             status=Status.DONE,
             found=f'Template "{template}": "{body}"' + _more(active - 1, "active template"),
             obj=template,
         )
     if templates:
         template = templates[0]
-        return SetupStep(
-            **step,
+        return _step(
+            "template",
             status=Status.ATTENTION,
             found=f'Template "{template}" is not active'
             + _more(len(templates) - 1, "inactive template"),
             problems=["Activate a template (its page, or the template list's action)."],
             obj=template,
         )
-    return SetupStep(
-        **step,
+    return _step(
+        "template",
         status=Status.MISSING,
         found="No message template yet: write the text each record is merged into, e.g. "
         "Hi {FirstName|there}, ...",
@@ -261,24 +264,21 @@ def _upload_line(job: UploadJob) -> str:
 
 
 def _list_step(bu, lists: list[CallingList], counts) -> SetupStep:
-    step = {"number": 4, "key": "list", "title": "A calling list with records"}
     active = [c for c in lists if c.status == CallingList.Status.ACTIVE]
     if not lists:
-        return SetupStep(
-            **step,
+        return _step(
+            "list",
             status=Status.MISSING,
             found="No calling list yet: create one, then upload a CSV, TXT or XLSX file into it.",
-            model=CallingList,
             initial={"business_unit": str(bu.pk)},
         )
     if not active:
         calling_list = lists[0]
-        return SetupStep(
-            **step,
+        return _step(
+            "list",
             status=Status.ATTENTION,
             found=f'List "{calling_list}" is {calling_list.get_status_display().lower()}.',
             problems=["Make a list active: a skill texts the records of its active lists only."],
-            model=CallingList,
             obj=calling_list,
         )
     # The list with the most records, else the first by name.
@@ -289,16 +289,15 @@ def _list_step(bu, lists: list[CallingList], counts) -> SetupStep:
         line = f'List "{calling_list}": {records:,} records ({open_records:,} open)'
         if job is not None:
             line += f"; {_upload_line(job)}"
-        return SetupStep(
-            **step,
+        return _step(
+            "list",
             status=Status.DONE,
             found=line + _more(len(active) - 1, "active list"),
-            model=CallingList,
             obj=calling_list,
         )
     if job is not None and job.status in (UploadJob.Status.FAILED, UploadJob.Status.CANCELLED):
-        return SetupStep(
-            **step,
+        return _step(
+            "list",
             status=Status.ATTENTION,
             found=f'List "{calling_list}" has no records: {_upload_line(job)}.',
             problems=["Look at the upload's error report, then upload the file again."],
@@ -306,15 +305,15 @@ def _list_step(bu, lists: list[CallingList], counts) -> SetupStep:
             obj=job,
         )
     if job is not None and job.status != UploadJob.Status.COMPLETED:
-        return SetupStep(
-            **step,
+        return _step(
+            "list",
             status=Status.MISSING,
             found=f'List "{calling_list}" has no records yet: {_upload_line(job)}.',
             model=UploadJob,
             obj=job,
         )
-    return SetupStep(
-        **step,
+    return _step(
+        "list",
         status=Status.MISSING,
         found=f'List "{calling_list}" has no records yet: upload a file into it.',
         model=UploadJob,
@@ -381,13 +380,6 @@ def _best_skill(bu, counts) -> tuple[Skill, list[str]] | None:
 
 
 def _skill_step(bu, best, counts, registration_step, template_step, list_step) -> SetupStep:
-    step = {
-        "number": 5,
-        "key": "skill",
-        "title": "A skill with the registration, the template, the list, a schedule and "
-        "time-zone bounds",
-        "model": Skill,
-    }
     if best is None:
         initial = {"business_unit": str(bu.pk)}
         if registration_step.status == Status.DONE:
@@ -396,8 +388,8 @@ def _skill_step(bu, best, counts, registration_step, template_step, list_step) -
             initial["template"] = str(template_step.obj.pk)
         if list_step.status == Status.DONE:
             initial["calling_lists"] = str(list_step.obj.pk)
-        return SetupStep(
-            **step,
+        return _step(
+            "skill",
             status=Status.MISSING,
             found="No skill yet: a new skill gets a Monday-Saturday 08:00-21:00 schedule and "
             "every allowed time zone of the business unit, which you can change on its page.",
@@ -416,8 +408,8 @@ def _skill_step(bu, best, counts, registration_step, template_step, list_step) -
         f"list{'' if len(lists) == 1 else 's'} {named}; "
         f"{schedule}; {len(bounded)} of {len(allowed)} allowed time zones bounded"
     )
-    return SetupStep(
-        **step,
+    return _step(
+        "skill",
         status=Status.ATTENTION if problems else Status.DONE,
         found=found,
         problems=[p[0].upper() + p[1:] + "." for p in problems],
@@ -426,37 +418,33 @@ def _skill_step(bu, best, counts, registration_step, template_step, list_step) -
 
 
 def _start_step(bu, best) -> SetupStep:
-    step = {"number": 6, "key": "start", "title": "The skill started"}
     if best is None:
-        return SetupStep(**step, status=Status.MISSING, found="Create the skill first (step 5).")
+        return _step("start", status=Status.MISSING, found="Create the skill first (step 5).")
     skill, problems = best
     since = ""
     if skill.state_changed_at:
         zone = schedule_zone(bu)
         since = f" since {skill.state_changed_at.astimezone(zone):%d %b %Y %H:%M} ({zone})"
     if skill.state in STARTED:
-        return SetupStep(
-            **step,
+        return _step(
+            "start",
             status=Status.DONE,
             found=f'Skill "{skill}" is {skill.get_state_display().lower()}{since}.',
-            model=Skill,
             obj=skill,
         )
     if skill.state == Skill.State.PAUSED:
         reason = skill.paused_reason or "resume it to send."
-        return SetupStep(
-            **step,
+        return _step(
+            "start",
             status=Status.ATTENTION,
             found=f'Skill "{skill}" is paused{since}.',
             problems=[reason[0].upper() + reason[1:]],
-            model=Skill,
             obj=skill,
         )
     after = " once step 5 is done" if problems else ""
-    return SetupStep(
-        **step,
+    return _step(
+        "start",
         status=Status.MISSING,
         found=f'Skill "{skill}" is stopped: start it{after}.',
-        model=Skill,
         obj=skill,
     )
