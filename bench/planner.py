@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/planner.py [--big 1000000] [--small 1000] [--budget 1000]
-        [--repeat 3] [--database-url postgres://...]
+        [--repeat 3] [--finals 300000] [--database-url postgres://...]
 
 A fresh PostgreSQL database (default ``pcsms_bench_planner``) gets two calling lists imported
 through the upload job (toll-free numbers, which take their record's zone: a zone where it is
@@ -11,9 +11,16 @@ around noon, so every record is due now), each texted by its own running skill o
 For each skill it times one planning pass with the same budget (``plan_skill(limit=...)``: the
 filter, the order, the DNC scrub, the windows and the cadence, then the queued texts written) and
 one dashboard refresh (``skill_dashboard``: progress, waiting, texts per minute), best of
-``--repeat`` (the texts planned are withdrawn between passes, so each pass plans afresh). The
-small list is the baseline of the same run; the goal is a cost ratio of at most 2 for both, so
-that a list's size does not decide how long a tick or a dashboard takes.
+``--repeat`` (the texts planned are withdrawn between passes, so each pass plans afresh). Then,
+for each skill, best of ``--repeat`` too, the pages an operator reads: the "Why is nothing
+sending?" panel (``skill_why``), the skill dashboard's polled JSON as the admin builds it
+(``skill_dashboard(...).as_json()`` with ``dashboard_why``) and the home page's figures
+(``skills.home.home``, with only that skill running). Last, ``--finals`` of the large list's
+records are made final over the last 4 hours and both dashboards' JSON is timed again: the
+outcomes chart then reads those records (``record_final_updated_idx`` is its index), just after
+the UPDATE and after a VACUUM. The small list is the baseline of the same run; the goal is a cost
+ratio of at most 2 for every figure, so that a list's size does not decide how long a tick or a
+page takes.
 """
 
 from __future__ import annotations
@@ -67,6 +74,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--failures", type=int, default=10_000, help="Deferred failures one sweep settles."
+    )
+    parser.add_argument(
+        "--finals",
+        type=int,
+        default=300_000,
+        help="Records of the large list made final over the last 4 hours for the outcomes chart.",
     )
     h.database_url_option(parser, "pcsms_bench_planner")
     args = parser.parse_args()
@@ -152,13 +165,72 @@ def main() -> None:
             f"({dashboard.progress.records:,} records, {dashboard.waiting} waiting)"
         )
     for i, what in enumerate(("planning pass", "dashboard refresh")):
-        ratio = figures["big"][i] / max(figures["small"][i], 1e-9)
-        verdict = "met" if ratio <= GOAL else "NOT met"
-        print(
-            f"planner: {what}: {args.big:,} records cost {ratio:,.1f}x what {args.small:,} cost "
-            f"(goal <= {GOAL:g}x: {verdict})"
-        )
+        verdict(what, figures["small"][i], figures["big"][i], args)
+    pages(skills, bu, args)
     settle(skills["big"], args.failures, reset(skills["big"]))
+    outcomes_chart(skills, args)
+
+
+def verdict(what: str, small: float, big: float, args) -> None:
+    ratio = big / max(small, 1e-9)
+    met = "met" if ratio <= GOAL else "NOT met"
+    print(
+        f"planner: {what}: {args.big:,} records cost {ratio:,.1f}x what {args.small:,} cost "
+        f"(goal <= {GOAL:g}x: {met})"
+    )
+
+
+def dashboard_json(skill) -> dict:
+    """The skill dashboard's polled data as skills.admin.dashboards.dashboard_data builds it
+    (``build(obj).as_json()`` plus ``extra(obj)``), without its cache, which would make every
+    repeat after the first a cache read."""
+    from skills.admin.why import dashboard_why
+    from skills.selectors import skill_dashboard
+
+    data = skill_dashboard(skill).as_json()
+    data.update(dashboard_why(skill))
+    return data
+
+
+def pages(skills: dict, bu, args) -> None:
+    """The why panel, the dashboard's JSON and the home page, each beside its small baseline."""
+    from django.core.cache import cache
+
+    from skills.diagnosis import skill_why
+    from skills.home import home
+    from skills.models import Skill
+
+    def home_of(skill):
+        def run():
+            # skills.home.home itself caches nothing (the admin's index caches its figures
+            # for 15 s); cleared anyway, so no repeat can be served by a cache.
+            cache.clear()
+            return home([bu.pk])
+
+        return run
+
+    figures = {}
+    for label, skill in skills.items():
+        why_seconds, why = best_of(args.repeat, lambda s=skill: skill_why(s))
+        data_seconds, data = best_of(args.repeat, lambda s=skill: dashboard_json(s))
+        # Both skills share the business unit: the home page lists every running skill of it,
+        # so the other skill is stopped while this one's page is timed (both run again after).
+        others = Skill.objects.filter(pk__in=[s.pk for s in skills.values()]).exclude(pk=skill.pk)
+        others.update(state=Skill.State.STOPPED)
+        try:
+            home_seconds, page = best_of(args.repeat, home_of(skill))
+        finally:
+            others.update(state=Skill.State.RUNNING)
+        figures[label] = (why_seconds, data_seconds, home_seconds)
+        lines = ", ".join(f"{line.skill.name} {line.records:,} records" for line in page.skills)
+        print(
+            f"planner: {label}: the why panel in {why_seconds * 1000:,.0f} ms "
+            f'("{why.headline}", {len(why.reasons)} reasons); '
+            f"the dashboard's data in {data_seconds * 1000:,.0f} ms ({len(data)} keys); "
+            f"the home page in {home_seconds * 1000:,.0f} ms ({lines})"
+        )
+    for i, what in enumerate(("why panel", "dashboard data", "home page")):
+        verdict(what, figures["small"][i], figures["big"][i], args)
 
 
 def settle(skill, failures: int, reset) -> None:
@@ -184,6 +256,50 @@ def settle(skill, failures: int, reset) -> None:
         f"one tick's sweep in {seconds:,.1f} s ({settled / max(seconds, 1e-9):,.0f}/s); "
         f"{left:,} left for the next tick (goal 0, within the minute)"
     )
+
+
+def outcomes_chart(skills: dict, args) -> None:
+    """``args.finals`` records of the large list final over the last 4 hours (the outcomes
+    chart's window), then both dashboards' JSON again: the chart reads those records, which the
+    partial index record_final_updated_idx (migration skills/0023) finds by range."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from skills.models import Record
+
+    big_list = skills["big"].calling_lists.get()
+    now = timezone.now()
+    first = big_list.records.order_by("id").values_list("id", flat=True).first()
+    t0 = time.perf_counter()
+    # One UPDATE, as a sweep or the receipts finalize records: updated_at spread one a second
+    # over the 14,400 seconds of the chart's 4 hours, so every bucket has records.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Record._meta.db_table} SET is_final = true, final_reason = 'delivered', "
+            "updated_at = %s - (id %% 14400) * interval '1 second' "
+            "WHERE calling_list_id = %s AND id >= %s AND id < %s",
+            [now, big_list.pk, first, first + args.finals],
+        )
+        finals = cursor.rowcount
+    seconds = time.perf_counter() - t0
+    print(f"planner: {finals:,} records of the big list made final in {seconds:.1f} s")
+    # Just after the UPDATE, as after a sweep, the pages it wrote are not yet vacuumed (no
+    # visibility map, so no index-only scan of them); after autovacuum they are. Both are timed.
+    for when in ("just after the update", "after VACUUM"):
+        if when == "after VACUUM":
+            with connection.cursor() as cursor:
+                cursor.execute(f"VACUUM (ANALYZE) {Record._meta.db_table}")
+        figures = {}
+        for label, skill in skills.items():
+            seconds, data = best_of(args.repeat, lambda s=skill: dashboard_json(s))
+            chart = data["outcomes_over_time"] or {"series": []}
+            charted = sum(sum(row["counts"]) for row in chart["series"])
+            figures[label] = seconds
+            print(
+                f"planner: {label}, {when}: the dashboard's data in {seconds * 1000:,.0f} ms "
+                f"({charted:,} records on the outcomes chart)"
+            )
+        verdict(f"dashboard data with {finals:,} finals, {when}", *figures.values(), args)
 
 
 if __name__ == "__main__":
