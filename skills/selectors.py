@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+from django.core.cache import cache
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
@@ -209,6 +210,7 @@ RATE_MINUTES = 15  # the rate behind the ETA
 # and re-plans what waits longer than the skill's stale minutes): bounds the index scan.
 SEND_LAG_BOUND = dt.timedelta(hours=6)
 OUTCOME_BUCKET_MINUTES = 10  # the outcomes chart: records finalized per 10 minutes ...
+OUTCOMES_SETTLED = dt.timedelta(minutes=2)  # see _outcomes_over_time
 OUTCOME_BUCKETS = 24  # ... over the last 4 hours (the clock's 10 minutes, the last one now's)
 WAITING_STEP_MINUTES = 5  # the time-left chart's points over the last hour
 FORECAST_CURVE_POINTS = 120  # of the start's forecast on the time-left chart, at most
@@ -358,8 +360,13 @@ def _outcomes_over_time(list_ids: list[int], now: dt.datetime) -> OutcomesOverTi
     outcome, the DNC and opt-outs found before a text and the expiries too, as the table has
     them. Reached through the skills' attempts of the window instead, the cost would grow
     with the pace and still miss those (measured beside 1,000,000 records, 2 texts a second:
-    0.3-0.45 s). The partial index record_final_updated_idx finds them by range, so the cost
-    follows the records finalized in the window, not the list's size (docs/performance.md).
+    0.3-0.45 s). The partial index record_final_updated_idx finds them by range.
+
+    At a high pace the window holds hundreds of thousands of records (300,000 in 4 hours:
+    0.3 s to count, docs/performance.md). The buckets before the current one are past: they
+    are counted once and kept until they leave the chart, and each refresh counts the current
+    bucket's records only. A final record written again later counts in its new bucket too
+    until its old one leaves the chart.
     """
     zone = timezone.get_current_timezone()
     local = timezone.localtime(now, zone)
@@ -369,27 +376,46 @@ def _outcomes_over_time(list_ids: list[int], now: dt.datetime) -> OutcomesOverTi
     step = dt.timedelta(minutes=OUTCOME_BUCKET_MINUTES)
     first = floor - (OUTCOME_BUCKETS - 1) * step
     starts = [first + i * step for i in range(OUTCOME_BUCKETS)]
-    by_minute = (
-        Record.objects.filter(
-            calling_list_id__in=set(list_ids),
-            is_final=True,
-            updated_at__gte=first,
-            updated_at__lte=now,
-        )
-        .annotate(minute=TruncMinute("updated_at", tzinfo=dt.UTC))
-        .values_list("calling_list_id", "final_reason", "minute")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
     times = {list_id: list_ids.count(list_id) for list_id in set(list_ids)}
+    key = f"pcsms:outcomes:{','.join(map(str, sorted(list_ids)))}:{zone}:{first:%Y%m%d%H%M}"
+    past = cache.get(key)
     found: dict[str, list[int]] = {}
-    for list_id, reason, minute, n in by_minute:
+    for list_id, reason, minute, n in _finalized(times, first if past is None else floor, now):
         bucket = min(int((minute - first) // step), OUTCOME_BUCKETS - 1)
         found.setdefault(reason, [0] * OUTCOME_BUCKETS)[bucket] += n * times[list_id]
+    if past is None:
+        # Kept once the bucket before is settled: a transaction that finalized records just
+        # before the bucket turned may commit a little after it (a receipt batch, a sweep's
+        # chunk); until then every refresh counts the whole chart.
+        if now - floor >= OUTCOMES_SETTLED:
+            past = {r: counts[:-1] + [0] for r, counts in found.items()}
+            cache.set(key, past, OUTCOME_BUCKET_MINUTES * 60)  # until the next bucket opens
+    else:
+        for reason, counts in past.items():
+            mine = found.setdefault(reason, [0] * OUTCOME_BUCKETS)
+            found[reason] = [a + b for a, b in zip(mine, counts, strict=True)]
     order = [r for r in FinalReason.values if r in found] + sorted(
         r for r in found if r not in FinalReason.values
     )
     return OutcomesOverTime(starts=starts, counts={r: found[r] for r in order})
+
+
+def _finalized(times: dict[int, int], start: dt.datetime, end: dt.datetime):
+    """(list id, final reason, minute, records) of the lists' records finalized in the range.
+    COUNT(*): the partial index holds the list, the time and the reason, so PostgreSQL
+    counts from it alone (a count of ids reads the table too)."""
+    return (
+        Record.objects.filter(
+            calling_list_id__in=times,
+            is_final=True,
+            updated_at__gte=start,
+            updated_at__lte=end,
+        )
+        .annotate(minute=TruncMinute("updated_at", tzinfo=dt.UTC))
+        .values_list("calling_list_id", "final_reason", "minute")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
 
 
 def skill_waiting(skill: Skill, tallies: list | None = None) -> int:

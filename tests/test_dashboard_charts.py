@@ -124,6 +124,36 @@ def test_the_outcomes_series_is_one_query(skill, django_assert_num_queries):
         _outcomes_over_time(list_ids, NOW)
 
 
+def test_the_past_buckets_are_counted_once_and_the_current_one_each_refresh(skill):
+    """14:37: the buckets before 14:30 are kept; the records finalized since still count."""
+    list_ids = [skill.calling_lists.get().pk]
+    first = _outcomes_over_time(list_ids, NOW)
+    later = NOW + dt.timedelta(minutes=2)
+    with time_machine.travel(later, tick=False):
+        texted(skill, "opted_out", minutes_ago=0)  # in the current bucket: counted
+
+    kept = _outcomes_over_time(list_ids, later)
+    cache.clear()
+    counted_afresh = _outcomes_over_time(list_ids, later)
+
+    assert kept.counts == counted_afresh.counts
+    assert kept.counts["opted_out"][-1] == first.counts["opted_out"][-1] + 1 == 1
+    assert kept.counts["bad_numbers"] == first.counts["bad_numbers"]
+
+
+def test_nothing_is_kept_while_the_bucket_before_may_still_commit(skill):
+    """14:31: a transaction that finalized records at 14:29:59 may not have committed yet."""
+    list_ids = [skill.calling_lists.get().pk]
+    turned = NOW.replace(minute=31, second=0)
+    _outcomes_over_time(list_ids, turned)
+    late = RecordFactory(calling_list=skill.calling_lists.get(), is_final=True, final_reason="dnc")
+    Record.objects.filter(pk=late.pk).update(updated_at=turned - dt.timedelta(minutes=1, seconds=1))
+
+    counts = _outcomes_over_time(list_ids, turned).counts
+
+    assert counts["dnc"][-2] == 1  # 14:29:59, in 14:20-14:30, though it came in later
+
+
 def test_a_campaigns_outcomes_add_up_its_skills(skill, bu, campaign):
     other = running_skill(bu, campaign, name="Billing")
     texted(other, "delivered", minutes_ago=3)
