@@ -229,11 +229,22 @@ class Dashboard:
     outcomes_over_time: OutcomesOverTime | None = None
     # The start's forecast as records left: (minutes from now, records), see _forecast_curve.
     forecast_curve: list[tuple[float, int]] = field(default_factory=list)
+    running_since: dt.datetime | None = None  # the (latest) start of the running skill(s)
+
+    @property
+    def rate_minutes(self) -> int:
+        """The minutes the rate is taken over: the last RATE_MINUTES, or the minutes since the
+        start when it is more recent (else the first minutes' texts, spread over 15, would
+        promise a finish many times later than the pace gives)."""
+        if self.running_since is None:
+            return RATE_MINUTES
+        running = math.ceil((self.now - self.running_since).total_seconds() / 60)
+        return max(1, min(RATE_MINUTES, running))
 
     @property
     def rate(self) -> float:
-        """Texts per minute over the last RATE_MINUTES minutes."""
-        return sum(self.per_minute[-RATE_MINUTES:]) / RATE_MINUTES
+        """Texts per minute over the last ``rate_minutes`` minutes."""
+        return sum(self.per_minute[-self.rate_minutes :]) / self.rate_minutes
 
     @property
     def eta_minutes(self) -> int | None:
@@ -261,6 +272,7 @@ class Dashboard:
             "waiting": self.waiting,
             "per_minute": self.per_minute,
             "rate": round(self.rate, 1),
+            "rate_minutes": self.rate_minutes,
             "eta_minutes": self.eta_minutes,
             "eta_text": eta_text(self.eta_minutes),
             "opted_out": self.opted_out,
@@ -551,6 +563,7 @@ def skill_dashboard(skill: Skill, now: dt.datetime | None = None) -> Dashboard:
         forecast=check,
         outcomes_over_time=_outcomes_over_time(list_ids, now),
         forecast_curve=_forecast_curve(skill, check, now),
+        running_since=skill.state_changed_at if skill.state == Skill.State.RUNNING else None,
     )
 
 
@@ -621,6 +634,14 @@ def campaign_dashboard(campaign: Campaign, now: dt.datetime | None = None) -> Da
         now=now,
         outcomes_over_time=_outcomes_over_time(
             [list_id for skill in skills for list_id in active_list_ids(skill)], now
+        ),
+        running_since=max(
+            (
+                s.state_changed_at
+                for s in skills
+                if s.state == Skill.State.RUNNING and s.state_changed_at
+            ),
+            default=None,
         ),
     )
 

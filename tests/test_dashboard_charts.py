@@ -283,3 +283,28 @@ def test_a_campaign_dashboard_has_no_why_panel(operator, skill, campaign):
             reverse("admin:skills_campaign_dashboard_data", args=[campaign.pk])
         ).json()
     )
+
+
+def test_just_after_the_start_the_rate_is_over_the_minutes_since(bu, campaign):
+    """Started 2 minutes ago, 60 texts sent since and 60 records left: 30 a minute, 2 minutes
+    left (over 15 minutes the rate would read 4 a minute and the time left 15 minutes)."""
+    made = running_skill(bu, campaign)
+    Skill.objects.filter(pk=made.pk).update(state_changed_at=NOW - dt.timedelta(minutes=2))
+    made.refresh_from_db()
+    for i in range(60):
+        texted(made, "delivered", minutes_ago=(i % 2) + 0.5)
+    for _ in range(60):
+        RecordFactory(calling_list=made.calling_lists.get())
+
+    data = skill_dashboard(made).as_json()
+    assert (data["rate_minutes"], data["rate"], data["eta_minutes"]) == (2, 30.0, 2)
+
+    Skill.objects.filter(pk=made.pk).update(state=Skill.State.PAUSED)
+    made.refresh_from_db()
+    assert skill_dashboard(made).as_json()["rate_minutes"] == 15  # not running: the last 15
+
+    Skill.objects.filter(pk=made.pk).update(
+        state=Skill.State.RUNNING, state_changed_at=NOW - dt.timedelta(hours=1)
+    )
+    made.refresh_from_db()
+    assert skill_dashboard(made).as_json()["rate"] == 4.0  # running long: the last 15 minutes

@@ -138,7 +138,8 @@
     rows(el("waiting_rows"), data.waiting_curve.history);
     let left;
     if (data.eta_minutes === null) {
-      left = "no texts in the last 15 minutes to reckon the time left from";
+      const minutes = data.rate_minutes === 1 ? "minute" : `${data.rate_minutes} minutes`;
+      left = `no texts in the last ${minutes} to reckon the time left from`;
     } else if (data.eta_minutes === 0) {
       left = "none left";
     } else {
@@ -195,6 +196,7 @@
     el("percent_done").textContent = data.percent_done;
     el("progress").value = data.percent_done;
     el("rate").textContent = data.rate;
+    el("rate_minutes").textContent = data.rate_minutes;
     el("eta").textContent = data.eta_text;
     rows(el("outcomes"), data.outcomes);
     rows(el("texts"), data.texts);

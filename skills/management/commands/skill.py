@@ -107,7 +107,8 @@ class Command(JsonCommand):
         for status, n in data["texts"]:
             write(f"    {status}: {n:,}")
         write(
-            f"  last 15 minutes: {data['rate']} texts a minute; time left: {data['eta_text']}; "
+            f"  last {data['rate_minutes']} min: {data['rate']} texts a minute; "
+            f"time left: {data['eta_text']}; "
             f"opted out: {data['opted_out']:,}"
         )
         if data.get("forecast"):
