@@ -132,12 +132,15 @@ class SmsRegistrationAdmin(FixedParentMixin, TenantAdmin):
 class MessageTemplateAdminForm(forms.ModelForm):
     class Meta:
         model = MessageTemplate
-        fields = ["business_unit", "name", "channel", "is_active", "body"]
+        fields = ["business_unit", "name", "channel", "is_active", "subject", "body", "html_body"]
 
     def clean_body(self):
         # Browsers submit line breaks as CRLF, but the live counter (and the text a person
         # meant) has one character per break: store what the counter showed.
         return (self.cleaned_data.get("body") or "").replace("\r\n", "\n")
+
+    def clean_html_body(self):
+        return (self.cleaned_data.get("html_body") or "").replace("\r\n", "\n")
 
     def clean(self):
         cleaned = super().clean()
@@ -181,11 +184,12 @@ class MessageTemplateAdmin(FixedParentMixin, TenantAdmin):
     form = MessageTemplateAdminForm
     list_display = ["name", "business_unit", "channel", "is_active", "short_body", "updated_at"]
     list_filter = [scoped("business_unit"), "channel", "is_active"]
-    search_fields = ["name", "body"]
+    search_fields = ["name", "subject", "body"]
     list_select_related = ["business_unit"]  # shown on every row
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["business_unit", "name", "channel", "is_active", "body"]}),
+        (None, {"fields": ["business_unit", "name", "channel", "is_active", "subject", "body"]}),
+        ("Email: HTML part", {"fields": ["html_body"], "classes": ["collapse"]}),
         SYSTEM_FIELDSET,
     ]
     actions = ["activate_selected", "deactivate_selected"]

@@ -219,22 +219,44 @@ class SmsRegistration(models.Model):
             raise ValidationError(errors)
 
 
+EMAIL_SUBJECT_MAX = 200  # a subject line, merged values included, that mail clients show
+EMAIL_BODY_MAX = 100_000  # each part of an email; far above any campaign text
+
+
 class MessageTemplate(models.Model):
-    """A text with ``{Field}`` variables merged with each calling-list record."""
+    """A text with ``{Field}`` variables merged with each calling-list record.
+
+    An SMS template is its body. An email template has a subject, the body as its plain-text
+    part and, optionally, an HTML part: all three merge the same ``{Field|fallback}`` variables
+    (messaging/templating.py), the HTML part with every merged value escaped.
+    """
 
     bu_path = "business_unit"
 
     class Channel(models.TextChoices):
         SMS = "sms", "SMS"
+        EMAIL = "email", "Email"
 
     business_unit = models.ForeignKey(
         BusinessUnit, on_delete=models.PROTECT, related_name="message_templates"
     )
     name = models.CharField(max_length=100)
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.SMS)
+    subject = models.CharField(
+        max_length=EMAIL_SUBJECT_MAX,
+        blank=True,
+        help_text="Email only: the subject line, with the same {Field|fallback} variables.",
+    )
     body = models.TextField(
         help_text="Use {FirstName}, {LastName} or any calling-list field; {FirstName|there} "
-        "gives a fallback for empty values; {{ and }} write literal braces."
+        "gives a fallback for empty values; {{ and }} write literal braces. For email: the "
+        "plain-text part."
+    )
+    html_body = models.TextField(
+        "HTML body",
+        blank=True,
+        help_text="Email only, optional: the HTML part. Merged values are HTML-escaped; "
+        "write {{ and }} for the braces of CSS.",
     )
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -246,16 +268,50 @@ class MessageTemplate(models.Model):
             models.UniqueConstraint(
                 fields=["business_unit", "name"], name="messagetemplate_unique_name_per_bu"
             ),
+            # A text message has no subject or HTML part: nothing typed there is silently
+            # dropped when it is sent.
+            models.CheckConstraint(
+                condition=Q(channel="email") | (Q(subject="") & Q(html_body="")),
+                name="messagetemplate_sms_has_no_email_parts",
+                violation_error_message="Only an email template has a subject or an HTML body.",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_sms(self) -> bool:
+        return self.channel == self.Channel.SMS
+
     def clean(self) -> None:
         known = template_fields_for(self.business_unit) if self.business_unit_id else []
-        problems = templating.validate(self.body or "", known or templating.SYSTEM_FIELDS)
-        if problems:
-            raise ValidationError({"body": [problem.message for problem in problems]})
+        known = known or templating.SYSTEM_FIELDS
+        errors: dict[str, list[str]] = {}
+        if self.channel == self.Channel.EMAIL:
+            if not (self.subject or "").strip():
+                errors["subject"] = ["An email needs a subject."]
+            parts = [
+                ("subject", self.subject, EMAIL_SUBJECT_MAX),
+                ("body", self.body, EMAIL_BODY_MAX),
+                ("html_body", self.html_body, EMAIL_BODY_MAX),
+            ]
+        else:
+            for name in ("subject", "html_body"):
+                if getattr(self, name):
+                    errors[name] = [
+                        "Only an email template has one: clear it, or make the "
+                        "template an email template."
+                    ]
+            parts = [("body", self.body, templating.MAX_BODY_LENGTH)]
+        for name, text, limit in parts:
+            if name in errors or (name != "body" and not text):
+                continue
+            problems = templating.validate(text or "", known, max_length=limit)
+            if problems:
+                errors[name] = [problem.message for problem in problems]
+        if errors:
+            raise ValidationError(errors)
 
 
 class MessageStatus(models.TextChoices):

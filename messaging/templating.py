@@ -28,6 +28,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from html import escape as html_escape
 
 __all__ = [
     "MAX_BODY_LENGTH",
@@ -209,14 +210,15 @@ _RenderFn = Callable[..., str]
 _LAYOUT_CACHE_SIZE = 64
 
 
-def _compile(parts: list[str | _Variable]) -> _RenderFn:
-    """Build one straight-line function for these parts (about twice as fast as a loop).
+def _compile(parts: list[str | _Variable], escape: Callable[[str], str] | None = None) -> _RenderFn:
+    """Build one straight-line function for these parts (about twice as fast as a loop);
+    ``escape`` is applied to every merged value (fallbacks too), never to the template's text.
 
     The generated source holds only generated identifiers (``_k0``, ``_f0``, ``_l0``...); every
     piece of template text reaches the function as a bound constant, never as code, so no body
     can inject anything.
     """
-    namespace: dict[str, object] = {"_fill": _fill}
+    namespace: dict[str, object] = {"_fill": _fill, "_escape": escape}
     params = ["values"]
     lines = ["    get = values.get"]
     pieces: list[str] = []
@@ -235,6 +237,8 @@ def _compile(parts: list[str | _Variable]) -> _RenderFn:
             f"    if {v}.__class__ is not str or not {v} or {v}.isspace():",
             f"        {v} = _fill({v}, _f{index})",
         ]
+        if escape is not None:
+            lines.append(f"    {v} = _escape({v})")
         pieces.append(v)
     if not pieces:
         lines.append("    return ''")
@@ -260,7 +264,9 @@ class CompiledTemplate:
     variables: tuple[str, ...]
     render_lower: _RenderFn
 
-    def __init__(self, body: str, parts: list[str | _Variable]) -> None:
+    def __init__(
+        self, body: str, parts: list[str | _Variable], escape: Callable[[str], str] | None = None
+    ) -> None:
         self.body = body
         seen: dict[str, str] = {}
         for part in parts:
@@ -272,7 +278,7 @@ class CompiledTemplate:
         self._layouts: dict[tuple[object, ...], tuple[object, ...]] = {}
         #: ``render_lower(values_lower)``: the fast path for callers whose keys are already
         #: lowercase (the sender builds such dicts once per record).
-        self.render_lower = _compile(parts)
+        self.render_lower = _compile(parts, escape)
 
     def render(self, values: Mapping[str, object]) -> str:
         """Merge ``values`` (keys in any case) into the body.
@@ -303,15 +309,19 @@ class CompiledTemplate:
 
 
 @lru_cache(maxsize=512)
-def parse(body: str) -> CompiledTemplate:
+def parse(body: str, *, html: bool = False) -> CompiledTemplate:
     """Compile ``body``, raising :class:`TemplateSyntaxError` for the first syntax error.
+
+    ``html=True``: an email's HTML body. Every merged value and fallback is HTML-escaped
+    (``<``, ``>``, ``&`` and both quotes), so a record's field can never add markup or break
+    out of an attribute; the template's own markup is kept as written.
 
     Cached because every worker merges the same few templates over and over.
     """
     parts, errors = _scan(body)
     if errors:
         raise errors[0]
-    return CompiledTemplate(body, parts)
+    return CompiledTemplate(body, parts, escape=html_escape if html else None)
 
 
 def validate(

@@ -228,6 +228,8 @@ def start_problems(skill: Skill, template=None) -> list[Reason]:
     problems = []
     if not template.is_active:
         problems.append(Reason(Kind.TEMPLATE, f'its template "{template}" is not active'))
+    if not template.is_sms:
+        problems.append(Reason(Kind.TEMPLATE, f'its template "{template}" is an email template'))
     if not registration.is_active:
         problems.append(
             Reason(Kind.REGISTRATION, f'its SMS registration "{registration}" is not active')

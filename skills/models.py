@@ -482,6 +482,11 @@ class UploadJob(models.Model):
 # --- Skills and their parameter pages ---------------------------------------------------------
 
 
+# A skill texts through its SMS registration: an email template's text would go out as a
+# text message without its subject, HTML part or unsubscribe link.
+_NOT_SMS = '"{template}" is an email template; an SMS skill sends an SMS template.'
+
+
 class Skill(models.Model):
     """A proactive agentless SMS skill and the settings of its parameter pages."""
 
@@ -689,6 +694,9 @@ class Skill(models.Model):
         bu = self.business_unit_id
         _bu_mismatch(errors, "registration", getattr(self, "registration", None), bu)
         _bu_mismatch(errors, "template", getattr(self, "template", None), bu)
+        template = getattr(self, "template", None)
+        if "template" not in errors and template is not None and not template.is_sms:
+            errors["template"] = _NOT_SMS.format(template=template)
         _bu_mismatch(errors, "campaign", getattr(self, "campaign", None), bu)
         if (self.restricted_window_count is None) != (self.restricted_window_minutes is None):
             errors["restricted_window_minutes"] = (

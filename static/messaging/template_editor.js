@@ -285,7 +285,7 @@
         over > 0 ? plural(over, "character", "characters") + " over the " +
           config.maxLength.toLocaleString() + " limit" : "";
 
-      el.culpritsBox.hidden = info.culprits.length === 0;
+      el.culpritsBox.hidden = info.culprits.length === 0 || (channel && channel.value !== "sms");
       if (info.culprits.length) {
         el.culpritsIntro.textContent =
           "Sent as UCS-2 (" + tables.ucs2Single + " characters per segment instead of " +
@@ -640,8 +640,34 @@
       });
     }
 
+    // The channel: an SMS template shows its segment count and hides the email parts (unless
+    // something is typed there, so that the form's error about it stays in sight); an email
+    // template shows its subject and HTML part, and no segment count.
+    const channel = document.getElementById("id_channel");
+    const stats = live.querySelector(".te-stats");
+    function showChannel() {
+      const sms = !channel || channel.value === "sms";
+      stats.hidden = !sms;
+      if (!sms) el.culpritsBox.hidden = true;
+      for (const name of ["subject", "html_body"]) {
+        const input = document.getElementById("id_" + name);
+        if (!input) continue;
+        const row = input.closest(".form-row") || input.parentElement;
+        row.hidden = sms && !input.value;
+        const fieldset = row.closest("fieldset");
+        if (name === "html_body" && fieldset) fieldset.hidden = row.hidden;
+      }
+    }
+    if (channel) {
+      channel.addEventListener("change", function () {
+        showChannel();
+        if (channel.value === "sms") updateStats();
+      });
+    }
+
     el.recordRow.hidden = source() !== "record";
     updateStats();
+    showChannel();
     validate();
     loadVariables();
     preview();

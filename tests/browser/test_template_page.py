@@ -264,3 +264,38 @@ def test_add_page_offers_the_chosen_business_units_fields(page, login, staff_mem
     expect(chip).to_be_visible()
     page.locator("#id_body").press_sequentially("On {AppointmentDate}")
     expect(page.locator('[data-te="problems-ok"]')).to_be_visible()
+
+
+def test_the_channel_shows_the_email_parts_or_the_segment_count(page, login, staff_member, bu):
+    login(staff_member)
+    page.goto(reverse("admin:messaging_messagetemplate_add"))
+    subject = page.locator(".form-row.field-subject")
+    html = page.locator(".form-row.field-html_body")
+    counter = page.locator("#te-live .te-stats")
+    expect(counter).to_be_visible()
+    expect(subject).to_be_hidden()
+    expect(html).to_be_hidden()
+
+    page.select_option("#id_channel", "email")
+    expect(subject).to_be_visible()
+    expect(counter).to_be_hidden()  # an email has no segments
+    page.locator("fieldset.collapse summary, fieldset.collapse h2 a").first.click()
+    expect(html).to_be_visible()
+
+    page.select_option("#id_channel", "sms")
+    expect(counter).to_be_visible()
+    expect(html).to_be_hidden()
+    page.select_option("#id_channel", "email")
+    page.fill("#id_subject", "Hello")
+    page.select_option("#id_channel", "sms")
+    expect(subject).to_be_visible()  # something typed there stays in sight, with its error
+
+
+def test_an_email_templates_page_has_no_segment_count(page, login, staff_member, bu):
+    template = MessageTemplateFactory(
+        business_unit=bu, channel="email", subject="Hi {FirstName|there}", html_body="<p>Hi</p>"
+    )
+    login(staff_member)
+    page.goto(_change_url(template))
+    expect(page.locator("#id_subject")).to_have_value("Hi {FirstName|there}")
+    expect(page.locator("#te-live .te-stats")).to_be_hidden()
