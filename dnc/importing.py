@@ -1,9 +1,11 @@
 """Importing numbers into a DNC group, and exporting a group, as CSV/TXT/XLSX.
 
-Columns: the phone number and, optionally, an expire date, found by their header (``phone``,
-``phone number``, ``number``, ``mobile``, ``cell``...; ``expire date``, ``expires``, ``expiry``,
-``expiration``...; any case or punctuation). A file without a header whose first cell is a phone
-number is read as phone, expire date. Other columns are ignored (so an export imports back).
+Columns: the phone number (or email address) and, optionally, an expire date, found by their
+header (``phone``, ``phone number``, ``number``, ``mobile``, ``cell``, ``email``...; ``expire
+date``, ``expires``, ``expiry``, ``expiration``...; any case or punctuation). A file without a
+header whose first cell is a phone number or address is read as phone, expire date. Other columns
+are ignored (so an export imports back). A cell with an @ is an email address, checked and
+stored as ``pcsms.addresses`` says.
 
 The rules of calling-list uploads:
 
@@ -32,12 +34,10 @@ from pathlib import Path
 
 import phonenumbers
 from django.db import transaction
-from django.db.models import CharField
-from django.db.models.functions import Cast
 from django.utils import timezone
-from phonenumber_field.phonenumber import PhoneNumber
 
 from dnc.models import DncEntry, DncGroup
+from pcsms.addresses import AddressError, is_email, normalise_email
 from pcsms.csvexport import csv_lines
 from pcsms.rows import FORMATS, FileError, as_text, detect_format, open_table
 
@@ -58,6 +58,10 @@ PHONE_HEADERS = frozenset(
         "cellnumber",
         "msisdn",
         "telephone",
+        # An email suppression list: the same column, holding addresses.
+        "email",
+        "emailaddress",
+        "mail",
         "tel",
         "sms",
         "smsphonenumber",
@@ -131,24 +135,23 @@ def _header_key(value) -> str:
 # --- checking a row ----------------------------------------------------------------------------
 
 
-class _CheckedNumber(PhoneNumber):
-    """A number parsed and validated once here: the model field need not check it again (its
-    validation costs more than the rest of an import row together)."""
-
-    def is_valid(self) -> bool:
-        return True
-
-
-def parse_phone(value, region: str) -> PhoneNumber | None:
+def parse_phone(value, region: str) -> str | None:
+    """The cell as a stored entry: E.164, or a normalised email address; None if it is neither."""
     text = as_text(value)
     if not text:
         return None
-    number = _CheckedNumber()
+    if is_email(text):
+        try:
+            return normalise_email(text)
+        except AddressError:
+            return None
     try:
-        phonenumbers.parse(text, region, numobj=number)
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return None
-    return number if phonenumbers.is_valid_number(number) else None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def parse_date(value) -> dt.date | None:
@@ -169,10 +172,10 @@ def parse_date(value) -> dt.date | None:
 def _plan(
     table, region: str, errors, progress: Progress | None = None
 ) -> tuple[dict, ImportResult]:
-    """Read every row: {E.164: (PhoneNumber, expiry)} and the counts, errors spooled."""
+    """Read every row: {E.164 or address: expiry} and the counts, errors spooled."""
     rows: Iterator[tuple[int, list]] = table.rows
     result = ImportResult(file_name="")
-    wanted: dict[str, tuple[PhoneNumber, dt.date | None]] = {}
+    wanted: dict[str, dt.date | None] = {}
     phone_col = expire_col = None
     today = timezone.localdate()
     header_rows = 0
@@ -207,9 +210,12 @@ def _plan(
         raw_phone = cells[phone_col] if phone_col < len(cells) else ""
         phone = parse_phone(raw_phone, region)
         if phone is None:
+            text = as_text(raw_phone)
             bad(
                 "no phone number"
-                if not as_text(raw_phone)
+                if not text
+                else "not a valid email address"
+                if is_email(text)
                 else f"not a valid phone number (read in region {region})"
             )
             continue
@@ -224,10 +230,9 @@ def _plan(
             if expires < today:
                 bad("the expire date is in the past")
                 continue
-        e164 = phone.as_e164
-        if e164 in wanted:
+        if phone in wanted:
             result.repeated += 1
-        wanted[e164] = (phone, expires)
+        wanted[phone] = expires
         result.valid += 1
     if phone_col is None:
         raise FileError("The file has no rows.")
@@ -276,26 +281,23 @@ def dnc_import(
     if progress is not None:
         progress(result.rows, result.rows, "saving")
     with transaction.atomic():
-        # (id, source, expiry) of the numbers already in the group, read as plain text (the
-        # field's own conversion would parse every number again).
+        # (id, source, expiry) of the numbers already in the group.
         existing: dict[str, tuple[int, str, dt.date | None]] = {}
         for start in range(0, len(numbers), WRITE_BATCH):
-            chunk = [wanted[n][0] for n in numbers[start : start + WRITE_BATCH]]
-            rows = (
-                DncEntry.objects.filter(group=group, phone_number__in=chunk)
-                .annotate(e164=Cast("phone_number", CharField()))
-                .values_list("e164", "id", "source", "expires_on")
+            chunk = numbers[start : start + WRITE_BATCH]
+            rows = DncEntry.objects.filter(group=group, phone_number__in=chunk).values_list(
+                "phone_number", "id", "source", "expires_on"
             )
             for e164, *rest in rows:
                 existing[e164] = tuple(rest)
         new, changed = [], []
-        for e164, (phone, expires) in wanted.items():
+        for e164, expires in wanted.items():
             found = existing.get(e164)
             if found is None:
                 new.append(
                     DncEntry(
                         group=group,
-                        phone_number=phone,
+                        phone_number=e164,
                         expires_on=expires,
                         collected_at=now,
                         source=DncEntry.Source.FILE_IMPORT,

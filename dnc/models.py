@@ -12,8 +12,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from phonenumber_field.modelfields import PhoneNumberField
 
+from pcsms.addresses import AddressError, normalise
 from pcsms.models import BusinessUnit
 
 
@@ -106,13 +106,20 @@ class DncEntry(models.Model):
         FILE_IMPORT = "file_import", "File import"
         CARRIER = "carrier", "Carrier (unsubscribed)"
         API = "api", "API"
+        UNSUBSCRIBE = "unsubscribe", "Email unsubscribe"
+        COMPLAINT = "complaint", "Email complaint (marked as spam)"
 
     # Opt-ins remove only entries the recipient created by texting us, never a compliance
     # owner's manual or imported entry.
     RECIPIENT_SOURCES = (Source.STOP_REPLY, Source.PROBABLE_OPT_OUT)
 
     group = models.ForeignKey(DncGroup, on_delete=models.CASCADE, related_name="entries")
-    phone_number = PhoneNumberField(help_text="Any format; stored as E.164.")
+    # A number or an email address (pcsms/addresses.py): one group suppresses both channels.
+    phone_number = models.CharField(
+        "number or email address",
+        max_length=254,
+        help_text="A phone number in any format (stored as E.164) or an email address.",
+    )
     expires_on = models.DateField(
         null=True, blank=True, help_text="The entry stops blocking after this day. Empty: never."
     )
@@ -172,6 +179,11 @@ class DncEntry(models.Model):
             raise ValidationError(errors) from None
 
     def clean(self) -> None:
+        region = self.group.business_unit.phone_region if self.group_id else "US"
+        try:
+            self.phone_number = normalise(self.phone_number or "", region)
+        except AddressError as error:
+            raise ValidationError({"phone_number": str(error)}) from None
         if self.expires_on and self.collected_at and self.expires_on < self.collected_at.date():
             raise ValidationError({"expires_on": "The expiry date is before the date collected."})
         if self.expires_on and self.retain_until and self.expires_on < self.retain_until:

@@ -18,6 +18,7 @@ from django.db.models import Q
 
 from dnc.models import DncEntry, DncGroup
 from messaging import hooks, templating
+from pcsms.addresses import AddressError, normalise_email
 from pcsms.models import BusinessUnit
 
 SHORT_CODE_RE = re.compile(r"^\d{5,6}$")
@@ -31,8 +32,16 @@ def template_fields_for(business_unit: BusinessUnit) -> list[str]:
     return names
 
 
+class Channel(models.TextChoices):
+    """How a skill reaches its recipients; its template, sender and destinations share it."""
+
+    SMS = "sms", "SMS"
+    EMAIL = "email", "Email"
+
+
 class TransportCode(models.Model):
-    """A sending number and the pace the system must hold on it."""
+    """A sender and the pace the system must hold on it: a number for SMS, or for email a
+    sending address (its domain or ESP account) with the pace the provider allows."""
 
     bu_path = "business_unit"
 
@@ -40,27 +49,30 @@ class TransportCode(models.Model):
         LONG = "long", "Long code (10DLC)"
         SHORT = "short", "Short code"
         TOLL_FREE = "toll_free", "Toll-free"
+        EMAIL = "email", "Email sender (domain or ESP account)"
 
     class Provisioning(models.TextChoices):
         REQUESTED = "requested", "Requested"
         PROVISIONED = "provisioned", "Provisioned"
         RETIRED = "retired", "Retired"
 
-    # The seed's long-code figure, the usual short-code rate and Twilio's toll-free default.
+    # The seed's long-code figure, the usual short-code rate and Twilio's toll-free default;
+    # for email a pace a new sending domain keeps while it warms up (docs/email.md).
     DEFAULT_RATES = {
         Kind.LONG: Decimal("5"),
         Kind.SHORT: Decimal("100"),
         Kind.TOLL_FREE: Decimal("3"),
+        Kind.EMAIL: Decimal("10"),
     }
 
     business_unit = models.ForeignKey(
         BusinessUnit, on_delete=models.PROTECT, related_name="transport_codes"
     )
     number = models.CharField(
-        max_length=16,
+        max_length=254,
         unique=True,
         help_text="E.164 for long codes and toll-free numbers (any format is accepted), "
-        "5-6 digits for short codes.",
+        "5-6 digits for short codes, the From address for an email sender.",
     )
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LONG)
     messages_per_second = models.DecimalField(
@@ -69,7 +81,14 @@ class TransportCode(models.Model):
         blank=True,
         validators=[MinValueValidator(Decimal("0.01"))],
         help_text="The pace never exceeded over any one-second window. Empty: the kind's default "
-        "(long 5, short 100, toll-free 3).",
+        "(long 5, short 100, toll-free 3, email 10).",
+    )
+    messages_per_day = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="At most this many messages a calendar day (UTC) from this sender, as a "
+        "carrier's daily cap or an email provider's quota. Empty: no daily limit.",
     )
     counts_segments = models.BooleanField(
         default=True, help_text="Carriers meter segments, so a 3-part text costs 3 of the pace."
@@ -99,14 +118,25 @@ class TransportCode(models.Model):
     def save(self, *args, **kwargs):
         if self.messages_per_second is None:
             self.messages_per_second = self.DEFAULT_RATES.get(self.kind, Decimal("1"))
+        if self.kind == self.Kind.EMAIL:
+            self.counts_segments = False  # an email is one message, whatever its length
         super().save(*args, **kwargs)
+
+    @property
+    def channel(self) -> str:
+        return Channel.EMAIL if self.kind == self.Kind.EMAIL else Channel.SMS
 
     def clean(self) -> None:
         errors = {}
         if self.messages_per_second is None:
             self.messages_per_second = self.DEFAULT_RATES.get(self.kind, Decimal("1"))
         raw = (self.number or "").strip()
-        if self.kind == self.Kind.SHORT:
+        if self.kind == self.Kind.EMAIL:
+            try:
+                self.number = normalise_email(raw)
+            except AddressError as error:
+                errors["number"] = str(error)
+        elif self.kind == self.Kind.SHORT:
             digits = re.sub(r"[\s-]", "", raw)
             if not SHORT_CODE_RE.match(digits):
                 errors["number"] = "A short code is 5 or 6 digits."
@@ -135,7 +165,10 @@ class TransportCode(models.Model):
 
 
 class SmsRegistration(models.Model):
-    """Binds a transport code to a BU for sending, with its carrier account and keyword replies."""
+    """Binds a transport code to a BU for sending, with its carrier account and keyword replies.
+
+    An email sender's registration names the mail backend it sends through and the DNC group
+    its unsubscribes and complaints land in; the keyword replies are SMS alone."""
 
     bu_path = "business_unit"
 
@@ -149,7 +182,9 @@ class SmsRegistration(models.Model):
     backend = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Dotted path of the SMS backend. Empty: the SMS_BACKEND setting.",
+        help_text="Dotted path of the SMS backend (empty: the SMS_BACKEND setting). For an email "
+        "sender, of the Django mail backend, e.g. anymail.backends.mailgun.EmailBackend (empty: "
+        "the EMAIL_BACKEND setting).",
     )
     carrier_account = models.CharField(
         max_length=40,
@@ -169,7 +204,8 @@ class SmsRegistration(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="registrations",
-        help_text="Where STOP replies go. Empty: the BU's default DNC group.",
+        help_text="Where STOP replies (for email: unsubscribes and complaints) go. Empty: the "
+        "BU's default DNC group.",
     )
     help_reply = models.CharField(
         max_length=320,
@@ -233,9 +269,7 @@ class MessageTemplate(models.Model):
 
     bu_path = "business_unit"
 
-    class Channel(models.TextChoices):
-        SMS = "sms", "SMS"
-        EMAIL = "email", "Email"
+    Channel = Channel
 
     business_unit = models.ForeignKey(
         BusinessUnit, on_delete=models.PROTECT, related_name="message_templates"
@@ -351,7 +385,8 @@ FINAL_STATUSES = (
 
 
 class OutboundMessage(models.Model):
-    """One text to one number.
+    """One text to one number, or one email to one address (its sender a transport code of the
+    email kind).
 
     Lifecycle::
 
@@ -378,8 +413,10 @@ class OutboundMessage(models.Model):
     transport_code = models.ForeignKey(
         TransportCode, on_delete=models.PROTECT, related_name="outbound_messages"
     )
-    to = models.CharField(max_length=16, help_text="E.164")
-    body = models.TextField()
+    to = models.CharField(max_length=254, help_text="E.164, or an email address")
+    subject = models.CharField(max_length=EMAIL_SUBJECT_MAX, blank=True, help_text="Email only.")
+    body = models.TextField(help_text="The text, or an email's plain-text part.")
+    html_body = models.TextField("HTML body", blank=True, help_text="Email only.")
     encoding = models.CharField(max_length=5, default="GSM-7")
     segments = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(
@@ -395,7 +432,8 @@ class OutboundMessage(models.Model):
     window_ends_at = models.DateTimeField(
         null=True, blank=True, help_text="The end of the recipient's allowed window."
     )
-    carrier_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Twilio's SM... sid, or an email's Message-ID (which the ESPs' webhooks name it by).
+    carrier_sid = models.CharField(max_length=255, null=True, blank=True, unique=True)
     carrier_status = models.CharField(max_length=20, blank=True)
     error_code = models.CharField(max_length=10, blank=True)
     error_text = models.CharField(max_length=500, blank=True)

@@ -18,8 +18,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, SendResult
+from messaging.emails import footer, unsubscribe_headers, unsubscribe_url, with_footer
 from messaging.hooks import STATUS_LISTENERS
-from messaging.models import MessageEvent, MessageStatus, OutboundMessage, WithdrawReason
+from messaging.models import (
+    MessageEvent,
+    MessageStatus,
+    OutboundMessage,
+    TransportCode,
+    WithdrawReason,
+)
 from pcsms.db import execute_prepared
 
 MAX_SEND_ATTEMPTS = 6  # carrier "retry" answers before a text is failed
@@ -382,8 +389,23 @@ def reconcile(backend: BaseSmsBackend, messages: list[OutboundMessage]) -> dict[
     return dict(counts)
 
 
+# The sender's backend for every email code: it hands each message to Django's mail framework,
+# through the mail backend its registration names.
+EMAIL_SENDER_BACKEND = "messaging.backends.email.EmailBackend"
+
+
+def backend_path(code: TransportCode, registration, sms_override: str | None = None) -> str:
+    """The dotted path of the backend that sends from ``code`` under ``registration``
+    (``sms_override``: the one a caller chose for texts, as tests and benches do)."""
+    if code.kind == TransportCode.Kind.EMAIL:
+        return EMAIL_SENDER_BACKEND
+    return sms_override or registration.backend or settings.SMS_BACKEND
+
+
 def outgoing(message: OutboundMessage) -> OutgoingSms:
     registration = message.registration
+    if message.transport_code.kind == TransportCode.Kind.EMAIL:
+        return _outgoing_email(message)
     return OutgoingSms(
         message_id=message.id,
         to=message.to,
@@ -393,4 +415,23 @@ def outgoing(message: OutboundMessage) -> OutgoingSms:
         status_callback=f"{settings.PUBLIC_BASE_URL}{STATUS_CALLBACK_PATH}?m={message.id}",
         carrier_account=registration.carrier_account,
         cost=message.segments if message.transport_code.counts_segments else 1,
+    )
+
+
+def _outgoing_email(message: OutboundMessage) -> OutgoingSms:
+    """The email as it goes: the merged parts with their footer, and the RFC 8058 headers."""
+    bu = message.business_unit
+    url = unsubscribe_url(message.id)
+    foot = footer(
+        business_name=bu.business_name or bu.name, postal_address=bu.postal_address, url=url
+    )
+    return OutgoingSms(
+        message_id=message.id,
+        to=message.to,
+        body=message.body.rstrip() + foot.text,
+        from_number=message.transport_code.number,
+        subject=message.subject,
+        html_body=with_footer(message.html_body, foot) if message.html_body else "",
+        headers=tuple(unsubscribe_headers(url).items()),
+        mail_backend=message.registration.backend,
     )

@@ -63,6 +63,7 @@ from messaging.models import (
 from messaging.outbox import (
     add_events,
     apply_results,
+    backend_path,
     load_rows,
     lock_queued,
     mark_sending,
@@ -72,6 +73,7 @@ from messaging.outbox import (
     withdraw,
 )
 from messaging.pacing import Pacer, StartGate, priority_shares
+from pcsms.models import BusinessUnit
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +266,7 @@ class CodeSender:
         # really starts each request (see StartGate for why both).
         self.gate = StartGate(float(code.messages_per_second))
         for registration in code.registrations.filter(is_active=True):
-            self.backend_for(self.backend_path or registration.backend or settings.SMS_BACKEND)
+            self.backend_for(backend_path(code, registration, self.backend_path))
         counts_segments = code.counts_segments
         last_renew = time.monotonic()
         last_reconcile = 0.0
@@ -432,9 +434,17 @@ class CodeSender:
             if rows:
                 code = load_rows(TransportCode, [self.code_id])[self.code_id]
                 registrations = load_rows(SmsRegistration, {m.registration_id for m in rows})
+                # An email's footer names its BU (messaging/emails.py).
+                units = (
+                    load_rows(BusinessUnit, {m.business_unit_id for m in rows})
+                    if code.kind == TransportCode.Kind.EMAIL
+                    else {}
+                )
                 for message in rows:
                     message.transport_code = code
                     message.registration = registrations[message.registration_id]
+                    if units:
+                        message.business_unit = units[message.business_unit_id]
             verdicts = run_guards(rows, now)
             hold = [m.id for m in rows if verdicts.get(m.id) == HOLD]
             withdrawn: dict[str, list[int]] = {}
@@ -487,7 +497,7 @@ class CodeSender:
         sent_at = timezone.now() - dt.timedelta(seconds=time.monotonic() - started)
         by_backend: dict[str, list[OutboundMessage]] = {}
         for message in messages:
-            path = self.backend_path or message.registration.backend or settings.SMS_BACKEND
+            path = backend_path(message.transport_code, message.registration, self.backend_path)
             by_backend.setdefault(path, []).append(message)
         for path, group in by_backend.items():
             future: concurrent.futures.Future = concurrent.futures.Future()
@@ -585,13 +595,13 @@ class CodeSender:
         if not ids:
             return
         messages = list(
-            OutboundMessage.objects.select_related("registration", "transport_code").filter(
-                id__in=ids, status=MessageStatus.SENDING
-            )
+            OutboundMessage.objects.select_related(
+                "registration", "transport_code", "business_unit"
+            ).filter(id__in=ids, status=MessageStatus.SENDING)
         )
         by_backend: dict[str, list[OutboundMessage]] = {}
         for message in messages:
-            path = self.backend_path or message.registration.backend or settings.SMS_BACKEND
+            path = backend_path(message.transport_code, message.registration, self.backend_path)
             by_backend.setdefault(path, []).append(message)
         for path, group in by_backend.items():
             self.stats.add(reconcile(self.backend_for(path), group))

@@ -227,6 +227,8 @@ def message_receipts_check(*, now: dt.datetime | None = None) -> Counter:
             sent_at__gte=now - dt.timedelta(seconds=settings.RECEIPT_CHECK_FOR),
         )
         .filter(Q(receipt_checked_at__isnull=True) | Q(receipt_checked_at__lt=now - every))
+        # Nobody can be asked of an email: its receipts come by the ESP's webhook alone.
+        .exclude(transport_code__kind=TransportCode.Kind.EMAIL)
         .order_by("sent_at")
         .values_list("id", "carrier_sid", "registration__backend", "registration__carrier_account")[
             :RECEIPT_CHECK_BATCH

@@ -324,6 +324,34 @@ def parse(body: str, *, html: bool = False) -> CompiledTemplate:
     return CompiledTemplate(body, parts, escape=html_escape if html else None)
 
 
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """A template merged with one record: the text (an email's plain-text part) and, for an
+    email, its subject and HTML part."""
+
+    body: str
+    subject: str = ""
+    html_body: str = ""
+
+
+class MessageParts:
+    """A template's parts compiled once for a planning pass: the body, and for an email the
+    subject (merged on one line: a field's line break must not end the header) and the HTML
+    part (every merged value escaped)."""
+
+    def __init__(self, body: str, subject: str = "", html_body: str = "") -> None:
+        self.body = parse(body)
+        self.subject = parse(subject) if subject else None
+        self.html = parse(html_body, html=True) if html_body else None
+
+    def render(self, values: Mapping[str, object]) -> Merged:
+        return Merged(
+            body=self.body.render(values),
+            subject=" ".join(self.subject.render(values).split()) if self.subject else "",
+            html_body=self.html.render(values) if self.html else "",
+        )
+
+
 def validate(
     body: str, known_fields: Iterable[str], max_length: int = MAX_BODY_LENGTH
 ) -> list[TemplateProblem]:

@@ -145,6 +145,12 @@ class BusinessUnit(models.Model):
     support_contact = models.CharField(
         max_length=200, blank=True, help_text="Phone, e-mail or web address given in HELP replies."
     )
+    # CAN-SPAM (15 U.S.C. 7704(a)(5)): every commercial email carries the sender's valid
+    # physical postal address; an email skill does not start without it (docs/email.md).
+    postal_address = models.TextField(
+        blank=True,
+        help_text="The postal address printed at the foot of every email this BU sends.",
+    )
     opt_out_confirmation = models.CharField(
         max_length=320,
         blank=True,

@@ -6,6 +6,7 @@ the simulated carrier. Production sets ``DATABASE_URL=postgres://...``, ``REDIS_
 Twilio credentials.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     # Before pcsms: pcsms/admin.py makes the admins of the apps above it superuser-only.
     "axes",
     "phonenumber_field",
+    "anymail",  # the ESPs' mail backends and their tracking webhooks (docs/email.md)
     "pcsms",
     "dnc",
     "messaging",
@@ -169,11 +171,20 @@ EVIDENCE_PDF_FONT = env.str(
 PHONENUMBER_DEFAULT_REGION = env.str("PHONENUMBER_DEFAULT_REGION", default="US")
 PHONENUMBER_DEFAULT_FORMAT = "E164"
 
-# --- E-mail (the end-of-list notification) ----------------------------------------------------
+# --- E-mail (the end-of-list notification, and the email skills' default mail backend) ---------
 # EMAIL_URL as django-environ reads it: smtp://user:password@host:587 (+tls), or the default,
-# which prints the e-mails on the console (the demo). Tests use Django's in-memory outbox.
+# which prints the e-mails on the console. The demo points it at its SMTP sink; tests use
+# Django's in-memory outbox. An email sender's registration may name another mail backend.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="pcsms <pcsms@localhost>")
+# anymail's settings, each from the environment variable of the same name: ANYMAIL_WEBHOOK_SECRET
+# (the basic-auth "user:password" every tracking webhook must carry), the ESP's keys such as
+# ANYMAIL_MAILGUN_API_KEY and ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY (docs/email.md).
+ANYMAIL = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_")
+}
 
 # --- SMS ------------------------------------------------------------------------------------
 SMS_BACKEND = env.str("SMS_BACKEND", default="messaging.backends.simulator.SimulatorBackend")

@@ -1,4 +1,7 @@
-"""A skill's cadence: which numbers of a record are texted, in what order and how often."""
+"""A skill's cadence: which numbers of a record are texted, in what order and how often.
+
+Only the destinations of the skill's channel take part: an SMS skill's cadence never names an
+email column, and an email skill's "any destination" means any address of the record."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ class Cadence:
     """Which numbers of a record are texted, in what order and how often."""
 
     def __init__(self, skill: Skill, steps: list[CadenceStep]) -> None:
+        self.channel = skill.channel
         self.repeat = skill.attempt_mode == Skill.AttemptMode.REPEAT
         self.sequential = skill.record_mode == Skill.RecordMode.SEQUENTIAL
         self.steps = [
@@ -32,6 +36,7 @@ class Cadence:
 
     def numbers(self, destinations: list[Destination]) -> list[tuple[Step, Destination]]:
         """The record's numbers the cadence texts, in cadence order, finalized ones included."""
+        destinations = [d for d in destinations if d.channel == self.channel]
         if not self.steps:
             return [(Step(None, 1, 0, None), d) for d in destinations]
         by_field: dict[str, list[Destination]] = {}

@@ -22,7 +22,7 @@ from messaging.models import MessageStatus, OutboundMessage, SenderLease
 from pcsms import timezones
 from skills.cadence import Cadence
 from skills.filters import RecordFilter, custom_field_types
-from skills.models import CallingList, FinalReason, Record, Skill, Weekday
+from skills.models import CallingList, FinalReason, Record, Skill, Weekday, channel_problems
 from skills.queries import active_list_ids, not_expired_q, pending_q
 from skills.selectors import SEND_LAG_BOUND, list_tallies
 from skills.windows import Blocked, WindowPolicy, schedule_zone
@@ -228,8 +228,13 @@ def start_problems(skill: Skill, template=None) -> list[Reason]:
     problems = []
     if not template.is_active:
         problems.append(Reason(Kind.TEMPLATE, f'its template "{template}" is not active'))
-    if not template.is_sms:
-        problems.append(Reason(Kind.TEMPLATE, f'its template "{template}" is an email template'))
+    mismatch = channel_problems(skill)
+    if "template" in mismatch:
+        problems.append(Reason(Kind.TEMPLATE, f"its template: {mismatch['template']}"))
+    if "registration" in mismatch:
+        problems.append(Reason(Kind.REGISTRATION, f"its registration: {mismatch['registration']}"))
+    if "channel" in mismatch:
+        problems.append(Reason(Kind.REGISTRATION, mismatch["channel"]))
     if not registration.is_active:
         problems.append(
             Reason(Kind.REGISTRATION, f'its SMS registration "{registration}" is not active')

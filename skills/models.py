@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -21,8 +20,9 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from dnc.models import DncGroup
-from messaging.models import MessageTemplate, OutboundMessage, SmsRegistration
+from messaging.models import Channel, MessageTemplate, OutboundMessage, SmsRegistration
 from pcsms import timezones
+from pcsms.addresses import AddressError, normalise_email, normalise_phone
 from pcsms.indexes import EqualityIndex
 from pcsms.models import BusinessUnit
 
@@ -321,7 +321,11 @@ class RecordTally(models.Model):
 
 
 class Destination(models.Model):
-    """One phone number of a record, with its own time zone and final state."""
+    """One phone number or email address of a record, with its own time zone and final state.
+
+    ``phone_number`` holds the destination as pcsms.addresses normalises it: E.164 for SMS, the
+    address for email, so DNC, caps, holds and evidence key on it alike. An email destination
+    has no zone of its own (its record's decides its hours)."""
 
     bu_path = "record__calling_list__business_unit"
 
@@ -338,7 +342,14 @@ class Destination(models.Model):
     source_field = models.CharField(
         max_length=64, default="PhoneNumber", help_text="The list column the number came from."
     )
-    phone_number = models.CharField(max_length=16, help_text="E.164")
+    # Set by the import from the column's type; no index: the planner reads a record's
+    # destinations through the (record, position) index and keeps those of its skill's channel.
+    channel = models.CharField(
+        max_length=8, choices=Channel.choices, default=Channel.SMS, db_default=Channel.SMS
+    )
+    phone_number = models.CharField(
+        "number or address", max_length=254, help_text="E.164, or an email address"
+    )
     time_zone = models.CharField(max_length=64, blank=True)
     is_final = models.BooleanField(default=False)
     final_reason = models.CharField(max_length=100, blank=True)
@@ -351,7 +362,9 @@ class Destination(models.Model):
                 fields=["record", "position"], name="destination_unique_position_per_record"
             ),
             models.CheckConstraint(
-                condition=Q(phone_number__startswith="+"), name="destination_phone_is_e164"
+                condition=Q(channel=Channel.SMS, phone_number__startswith="+")
+                | Q(channel=Channel.EMAIL, phone_number__contains="@"),
+                name="destination_address_fits_channel",
             ),
         ]
         indexes = [
@@ -365,13 +378,14 @@ class Destination(models.Model):
 
     def clean(self) -> None:
         region = self.record.calling_list.business_unit.phone_region if self.record_id else "US"
+        raw = self.phone_number or ""
         try:
-            parsed = phonenumbers.parse(self.phone_number or "", region)
-        except phonenumbers.NumberParseException:
-            parsed = None
-        if parsed is None or not phonenumbers.is_valid_number(parsed):
-            raise ValidationError({"phone_number": f"'{self.phone_number}' is not a valid number."})
-        self.phone_number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+            if self.channel == Channel.EMAIL:
+                self.phone_number = normalise_email(raw)
+            else:
+                self.phone_number = normalise_phone(raw, region)
+        except AddressError as error:
+            raise ValidationError({"phone_number": str(error)}) from None
 
 
 class UploadJob(models.Model):
@@ -482,9 +496,36 @@ class UploadJob(models.Model):
 # --- Skills and their parameter pages ---------------------------------------------------------
 
 
-# A skill texts through its SMS registration: an email template's text would go out as a
-# text message without its subject, HTML part or unsubscribe link.
-_NOT_SMS = '"{template}" is an email template; an SMS skill sends an SMS template.'
+_WORD = {Channel.SMS: "SMS", Channel.EMAIL: "email"}
+
+
+# An email template's text sent as a text message would lose its subject, HTML part and
+# unsubscribe link; an SMS template sent as email would lack the subject mail needs.
+def channel_problems(skill: Skill) -> dict[str, str]:
+    """Which of the skill's parts do not fit its channel, by field: the template, the sender
+    (its registration's transport code) and, for email, the BU's postal address (CAN-SPAM's
+    footer, docs/email.md)."""
+    problems: dict[str, str] = {}
+    channel = skill.channel
+    template = getattr(skill, "template", None) if skill.template_id else None
+    if template is not None and template.channel != channel:
+        problems["template"] = (
+            f'"{template}" is an {_WORD[template.channel]} template; this skill sends '
+            f"{_WORD[channel]}."
+        )
+    registration = getattr(skill, "registration", None) if skill.registration_id else None
+    if registration is not None and registration.transport_code.channel != channel:
+        problems["registration"] = (
+            f'"{registration}" sends from {registration.transport_code}, which does not send '
+            f"{_WORD[channel]}."
+        )
+    bu = skill.business_unit if skill.business_unit_id else None
+    if channel == Channel.EMAIL and bu is not None and not bu.postal_address.strip():
+        problems["channel"] = (
+            f"Business unit {bu} has no postal address: every email carries one at its foot "
+            "(CAN-SPAM). Give it on the business unit's page."
+        )
+    return problems
 
 
 class Skill(models.Model):
@@ -543,6 +584,9 @@ class Skill(models.Model):
     template = models.ForeignKey(
         MessageTemplate, on_delete=models.PROTECT, related_name="skills", verbose_name="template"
     )
+    # What it sends and to which of a record's destinations; its template and its sender's
+    # transport code are of the same channel (clean, and skill_start checks again).
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.SMS)
     calling_lists = models.ManyToManyField(CallingList, blank=True, related_name="skills")
     priority = models.PositiveSmallIntegerField(
         default=5,
@@ -694,9 +738,8 @@ class Skill(models.Model):
         bu = self.business_unit_id
         _bu_mismatch(errors, "registration", getattr(self, "registration", None), bu)
         _bu_mismatch(errors, "template", getattr(self, "template", None), bu)
-        template = getattr(self, "template", None)
-        if "template" not in errors and template is not None and not template.is_sms:
-            errors["template"] = _NOT_SMS.format(template=template)
+        for name, its in channel_problems(self).items():
+            errors.setdefault(name, its)
         _bu_mismatch(errors, "campaign", getattr(self, "campaign", None), bu)
         if (self.restricted_window_count is None) != (self.restricted_window_minutes is None):
             errors["restricted_window_minutes"] = (
@@ -731,6 +774,8 @@ DEFAULT_CPA_RULES: list[tuple[str, str, str]] = [
     ("30006", OutcomeClass.BAD_NUMBER, "Landline or unreachable carrier"),
     ("30007", OutcomeClass.BLOCKED, "Carrier filtering (spam)"),
     ("30008", OutcomeClass.TRANSIENT, "Unknown error"),
+    # The email channel (messaging/backends/email.py, messaging/email_services.py).
+    ("bounced", OutcomeClass.BAD_NUMBER, "Email bounced: the address cannot receive mail"),
 ]
 
 
@@ -741,7 +786,9 @@ class CpaRule(models.Model):
 
     skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="cpa_rules")
     match = models.CharField(
-        max_length=20, help_text="A Twilio error code (e.g. 30007) or status (e.g. delivered)."
+        max_length=20,
+        help_text="A Twilio error code (e.g. 30007), a status (e.g. delivered) or, for email, "
+        "bounced.",
     )
     outcome = models.CharField(max_length=12, choices=OutcomeClass.choices)
     description = models.CharField(max_length=200, blank=True)

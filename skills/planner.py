@@ -56,6 +56,8 @@ from django.utils import timezone
 from dnc.selectors import numbers_in_groups, opted_out_numbers
 from messaging import templating
 from messaging.models import (
+    EMAIL_SUBJECT_MAX,
+    Channel,
     MessageEvent,
     MessageStatus,
     OutboundMessage,
@@ -178,6 +180,8 @@ class _Planned:
     body: str
     encoding: str
     segments: int
+    subject: str = ""
+    html_body: str = ""
 
 
 class _Pass:
@@ -193,7 +197,9 @@ class _Pass:
         self.list_ids = active_list_ids(skill)
         self.policy = WindowPolicy.for_skill(skill, now)
         self.cadence = Cadence.for_skill(skill)
-        self.compiled = templating.parse(skill.template.body)
+        template = skill.template
+        self.email = skill.channel == Channel.EMAIL
+        self.parts = templating.MessageParts(template.body, template.subject, template.html_body)
         self.scrub_groups = list(skill.scrubbed_dnc_groups.values_list("id", flat=True))
         self.filter = None
         if skill.filter_active:
@@ -374,7 +380,10 @@ class _Pass:
             return "no_number"  # none of its numbers is in the cadence
         open_numbers = [(s, d) for s, d in numbers if not d.is_final]
         if not open_numbers:
-            return "final:" + FinalReason.BAD_NUMBERS
+            # Another channel's destination still open: its skill may yet reach the record.
+            if all(d.is_final for d in destinations):
+                return "final:" + FinalReason.BAD_NUMBERS
+            return "no_number"
         allowed = [(s, d) for s, d in open_numbers if d.phone_number not in blocked]
         if not allowed:
             if any(d.phone_number in opted for _s, d in open_numbers):
@@ -459,19 +468,32 @@ class _Pass:
             return None
 
     def merge(self, record: Record, destination: Destination, verdict) -> _Planned | str:
-        body = self.compiled.render(template_record_values(record))
-        info = analyse(body)
-        if info.segments == 0:
-            return "empty_text"
-        if info.segments > self.skill.max_segments:
+        merged = self.parts.render(template_record_values(record))
+        body = merged.body
+        if self.email:
+            # One message whatever its length; the subject is the part a mailbox cuts.
+            if not body.strip():
+                return "empty_text"
+            if len(merged.subject) <= EMAIL_SUBJECT_MAX:
+                return _Planned(
+                    record, destination, verdict, body, "UTF-8", 1, merged.subject, merged.html_body
+                )
+            info = None
+        else:
+            info = analyse(body)
+            if info.segments == 0:
+                return "empty_text"
+        if info is None or info.segments > self.skill.max_segments:
             if len(self.result.too_long) < TOO_LONG_REPORTED:
                 self.result.too_long.append(record.external_id)
             logger.warning(
-                "Skill %s: record %s merges to %s segments (maximum %s); finalized too_long",
+                "Skill %s: record %s merges to %s (maximum %s); finalized too_long",
                 self.skill.id,
                 record.external_id,
-                info.segments,
-                self.skill.max_segments,
+                f"a {len(merged.subject)}-character subject"
+                if info is None
+                else f"{info.segments} segments",
+                EMAIL_SUBJECT_MAX if info is None else self.skill.max_segments,
             )
             return "final:" + FinalReason.TOO_LONG
         return _Planned(record, destination, verdict, body, info.encoding, info.segments)
@@ -538,7 +560,9 @@ class _Pass:
                 registration_id=skill.registration_id,
                 transport_code_id=self.code.id,
                 to=p.destination.phone_number,
+                subject=p.subject,
                 body=p.body,
+                html_body=p.html_body,
                 encoding=p.encoding,
                 segments=p.segments,
                 idempotency_key=keys[p.record.id],

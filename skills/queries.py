@@ -58,7 +58,9 @@ def not_expired_q(skill: Skill, now: dt.datetime) -> Q:
 def with_open_number_q(zones: list[str], cadence: Cadence) -> Q:
     """Records with an open number of the cadence's columns in one of ``zones`` (a number
     without a zone of its own takes its record's)."""
-    numbers = Destination.objects.filter(record=OuterRef("pk"), is_final=False)
+    numbers = Destination.objects.filter(
+        record=OuterRef("pk"), is_final=False, channel=cadence.channel
+    )
     if cadence.steps:
         columns = Q()
         for step in cadence.steps:

@@ -15,7 +15,13 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging.models import MessageStatus, MessageTemplate, OutboundMessage, WithdrawReason
+from messaging.models import (
+    Channel,
+    MessageStatus,
+    MessageTemplate,
+    OutboundMessage,
+    WithdrawReason,
+)
 from messaging.outbox import withdraw
 from messaging.tasks import kick_senders
 from pcsms.queue import enqueue_on_commit
@@ -50,6 +56,7 @@ from skills.windows import schedule_window
 logger = logging.getLogger(__name__)
 
 DEFAULT_CADENCE = [("SMSPhoneNumber", 1), ("PhoneNumber", 1)]
+DEFAULT_EMAIL_CADENCE = [("Email", 1)]
 
 
 @transaction.atomic
@@ -57,7 +64,8 @@ def skill_apply_defaults(*, skill: Skill) -> None:
     """Give a new skill the default rows of its list-like parameter pages.
 
     Only pages that are still empty are filled, so calling it again never overwrites what an
-    administrator changed. Defaults: CPA rules of docs/spec.md section 13, SMS then main number,
+    administrator changed. Defaults: CPA rules of docs/spec.md section 13, SMS then main number
+    (an email skill: the Email column),
     Monday-Saturday 08:00-21:00, every allowed zone of the BU active at the TCPA window, and
     records taken oldest first.
     """
@@ -69,7 +77,9 @@ def skill_apply_defaults(*, skill: Skill) -> None:
     if not skill.cadence_steps.exists():
         CadenceStep.objects.bulk_create(
             CadenceStep(skill=skill, position=i, phone_field=field, attempts=attempts)
-            for i, (field, attempts) in enumerate(DEFAULT_CADENCE)
+            for i, (field, attempts) in enumerate(
+                DEFAULT_EMAIL_CADENCE if skill.channel == Channel.EMAIL else DEFAULT_CADENCE
+            )
         )
     if not skill.schedule_days.exists():
         ScheduleDay.objects.bulk_create(

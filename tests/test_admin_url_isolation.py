@@ -30,6 +30,7 @@ from django.db import models
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from messaging.urls import TRACKING_WEBHOOKS
 from pcsms.admin_base import ReferenceDataAdmin, SuperuserOnlyAdmin, TenantAdmin
 from pcsms.models import BusinessUnit, Membership
 from tests.test_admin_isolation import _tenant_models, make_in_bu
@@ -49,7 +50,8 @@ NON_ADMIN_URLS = {
     "twilio-inbound": "tests/test_webhook_abuse.py",
     "xs_records": "tests/test_xs_abuse.py",
     "healthz": "tests/test_health.py",
-}
+    "email-unsubscribe": "tests/test_email_abuse.py",
+} | {pattern.name: "tests/test_email_abuse.py" for pattern in TRACKING_WEBHOOKS}
 
 # Fields renamed to carry MARKER on every row of the other BU (only free-text names, so the
 # pages that process these rows keep working).

@@ -102,7 +102,7 @@ def test_an_sms_skill_refuses_an_email_template(bu):
     with pytest.raises(ValidationError) as refused:
         skill.full_clean()
     assert refused.value.message_dict["template"] == [
-        '"Welcome mail" is an email template; an SMS skill sends an SMS template.'
+        '"Welcome mail" is an email template; this skill sends SMS.'
     ]
     assert any(
         r.kind == Kind.TEMPLATE and "is an email template" in r.text for r in start_problems(skill)

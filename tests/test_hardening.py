@@ -25,6 +25,7 @@ from django.urls.resolvers import RegexPattern
 from dnc.models import DncEntry
 from messaging.backends.twilio import compute_signature
 from messaging.models import MessageStatus
+from messaging.urls import TRACKING_WEBHOOKS
 from pcsms.files import MB
 from skills.models import UploadJob
 from tests.factories import (
@@ -227,7 +228,12 @@ def test_an_admin_session_ends_after_the_idle_time_not_while_in_use(client, supe
 CSRF_EXEMPT = {
     ("messaging", "twilio-status"),
     ("messaging", "twilio-inbound"),
+    ("messaging", "email-unsubscribe"),  # its signed link; RFC 8058's one-click POST
     (None, "xs_records"),
+} | {
+    # The ESPs' tracking webhooks, each verified by anymail (tests/test_email_channel.py).
+    ("anymail", pattern.name)
+    for pattern in TRACKING_WEBHOOKS
 }
 
 _ROUTE_PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
@@ -266,11 +272,13 @@ def test_the_only_csrf_exempt_views_are_the_public_endpoints():
     }
     assert exempt == CSRF_EXEMPT
     for namespace, name in CSRF_EXEMPT:
-        url = reverse(
-            f"{namespace}:{name}" if namespace else name,
-            kwargs={"skill_id": 1} if name == "xs_records" else None,
-        )
+        kwargs = {"skill_id": 1} if name == "xs_records" else None
+        kwargs = {"token": "x"} if name == "email-unsubscribe" else kwargs
+        full = "messaging:anymail" if namespace == "anymail" else namespace  # included there
+        url = reverse(f"{full}:{name}" if full else name, kwargs=kwargs)
         assert not url.startswith("/admin/"), url
+        if namespace == "anymail":
+            assert url.startswith("/anymail/") and url.endswith("/tracking/"), url
 
 
 def test_every_other_view_refuses_a_post_without_the_csrf_token(superuser):

@@ -70,19 +70,21 @@ def make_skill(bu, *, registration=None, **fields) -> Skill:
 
 
 def add_record(skill, *, phones=None, zone="America/Chicago", **fields) -> Record:
-    """A record of the skill's first list; ``phones`` is [(column, number)] (default: one SMS
-    number)."""
+    """A record of the skill's first list; ``phones`` is [(column, number or email address)]
+    (default: one SMS number)."""
     calling_list = skill.calling_lists.first()
     record = RecordFactory(calling_list=calling_list, time_zone=zone, **fields)
     if phones is None:
         phones = [("SMSPhoneNumber", us_number(next(_numbers)))]
     for position, (column, number) in enumerate(phones):
+        email = "@" in number  # an email address: no zone of its own
         Destination.objects.create(
             record=record,
             position=position,
             source_field=column,
+            channel="email" if email else "sms",
             phone_number=number,
-            time_zone=zone,
+            time_zone="" if email else zone,
         )
     return record
 

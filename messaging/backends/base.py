@@ -39,7 +39,9 @@ class SendOutcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class OutgoingSms:
-    """One text to hand to the carrier."""
+    """One message to hand over: a text to the carrier or, from an email sender, an email to
+    the mail backend (then ``from_number`` is the From address and ``body`` the plain-text
+    part, each with the footer of messaging/emails.py)."""
 
     message_id: int
     to: str
@@ -50,6 +52,12 @@ class OutgoingSms:
     carrier_account: str = "default"
     #: What it counts against the code's pace (1, or its segments on a code that counts them).
     cost: int = 1
+    # Email only.
+    subject: str = ""
+    html_body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    #: The Django mail backend's dotted path; empty: the EMAIL_BACKEND setting.
+    mail_backend: str = ""
 
 
 @dataclass(frozen=True, slots=True)
