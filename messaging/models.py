@@ -470,6 +470,8 @@ class OutboundMessage(models.Model):
             models.Index(
                 fields=["business_unit", "to", "status"], name="outbound_bu_to_status_idx"
             ),
+            # A sender's daily limit: what the code handed over today (messaging.selectors).
+            models.Index(fields=["transport_code", "sent_at"], name="outbound_code_sent_idx"),
             # The receipt check: sent texts still waiting for their receipt, oldest first.
             models.Index(
                 fields=["sent_at"],

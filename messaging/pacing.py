@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as dt
 import math
 import threading
 import time
@@ -220,6 +221,30 @@ class StartGate:
                 if start is not None:
                     return self.started_at, start
                 await asyncio.sleep(wait)
+
+
+class DailyQuota:
+    """A sender's messages-per-day limit (a carrier's daily cap, an ESP's quota), held by the
+    one process that holds the code's lease (messaging/leases.py): counted from the database
+    when it starts and when the UTC day turns, then by what it hands over itself, so the limit
+    is exact without a query per slot. ``limit`` None: no limit."""
+
+    def __init__(self, limit: int | None, count: Callable[[dt.datetime], int]) -> None:
+        self.limit = limit
+        self._count = count
+        self._day: dt.date | None = None
+        self.used = 0
+
+    def left(self, now: dt.datetime) -> float:
+        if self.limit is None:
+            return math.inf
+        day = now.astimezone(dt.UTC).date()
+        if day != self._day:
+            self._day, self.used = day, self._count(now)
+        return max(0, self.limit - self.used)
+
+    def spend(self, n: int) -> None:
+        self.used += n
 
 
 def max_in_window(times: list[float], costs: list[float] | None = None, window=1.0) -> float:

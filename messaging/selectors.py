@@ -335,3 +335,17 @@ def registrations_bound_by(*, business_unit: BusinessUnit, stop_group) -> QueryS
         | Q(stop_dnc_group__is_active=False)
         | Q(stop_dnc_group__is_default=True)
     )
+
+
+def day_start(now: dt.datetime) -> dt.datetime:
+    """The start of ``now``'s calendar day in UTC: the day a sender's daily limit counts."""
+    return now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def sent_today(code_id: int, now: dt.datetime) -> int:
+    """Messages of the code handed over since the UTC day began, and those in flight now: what
+    its ``messages_per_day`` counts (outbound_code_sent_idx answers it)."""
+    since = day_start(now)
+    return OutboundMessage.objects.filter(
+        Q(sent_at__gte=since) | Q(status=MessageStatus.SENDING), transport_code_id=code_id
+    ).count()

@@ -72,7 +72,8 @@ from messaging.outbox import (
     reconcile,
     withdraw,
 )
-from messaging.pacing import Pacer, StartGate, priority_shares
+from messaging.pacing import DailyQuota, Pacer, StartGate, priority_shares
+from messaging.selectors import sent_today
 from pcsms.models import BusinessUnit
 
 logger = logging.getLogger(__name__)
@@ -228,6 +229,7 @@ class CodeSender:
         self._sources_at = 0.0
         self.lease_expires: dt.datetime | None = None
         self.gate: StartGate | None = None
+        self.quota = DailyQuota(None, lambda now: 0)  # the code's, once the loop reads it
         self._through_gate = 0.0  # the cost of the texts handed to backends with our gate
 
     # Opened before the first slot: a cold client would hold the first texts back and then
@@ -265,6 +267,7 @@ class CodeSender:
         # The pacer picks the slots; the gate holds the same limit on the moments the backend
         # really starts each request (see StartGate for why both).
         self.gate = StartGate(float(code.messages_per_second))
+        self.quota = DailyQuota(code.messages_per_day, lambda now: sent_today(self.code_id, now))
         for registration in code.registrations.filter(is_active=True):
             self.backend_for(backend_path(code, registration, self.backend_path))
         counts_segments = code.counts_segments
@@ -281,7 +284,10 @@ class CodeSender:
                 if self.lease_expires is None:
                     logger.warning("Lost the lease of transport code %s; stopping", self.code_id)
                     return
-                code.refresh_from_db(fields=["messages_per_second", "counts_segments"])
+                code.refresh_from_db(
+                    fields=["messages_per_second", "counts_segments", "messages_per_day"]
+                )
+                self.quota.limit = code.messages_per_day
                 pacer.set_rate(float(code.messages_per_second))
                 self.gate.set_rate(float(code.messages_per_second))
                 counts_segments = code.counts_segments
@@ -308,6 +314,11 @@ class CodeSender:
         """Fill the buffer with ~2 s of due work, shared between sources by priority."""
         now = timezone.now()
         want = max(1, min(MAX_CLAIM, math.ceil(rate * CLAIM_AHEAD_SECONDS)))
+        # The day's limit: claim no more than is left of it (what is claimed is handed over).
+        left = self.quota.left(now) - len(self.buffer)
+        if left <= 0:
+            return
+        want = int(min(want, left))
         queued = OutboundMessage.objects.filter(
             transport_code_id=self.code_id, status=MessageStatus.QUEUED
         ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
@@ -468,6 +479,7 @@ class CodeSender:
                 )
             if passing:
                 mark_sending([m.id for m in passing], holder=self.holder, now=now)
+                self.quota.spend(len(passing))
         if after is not None:
             after()
         with self.stats.lock:

@@ -65,7 +65,7 @@ from messaging.models import (
 )
 from messaging.pacing import priority_shares
 from messaging.segments import analyse
-from messaging.selectors import template_record_values
+from messaging.selectors import sent_today, template_record_values
 from messaging.tasks import kick_senders
 from skills.cadence import Cadence
 from skills.caps import free_at, planned_or_sent
@@ -151,12 +151,17 @@ class PlanResult:
 
 
 def code_budget(code: TransportCode) -> int:
-    """What may still be queued on the code: PLAN_AHEAD_SECONDS of its pace minus the queue."""
+    """What may still be queued on the code: PLAN_AHEAD_SECONDS of its pace minus the queue, and
+    no more than its daily limit has left."""
     queued = OutboundMessage.objects.filter(
         transport_code=code, status=MessageStatus.QUEUED
     ).aggregate(n=Count("id"), segments=Sum("segments"))
     used = (queued["segments"] or 0) if code.counts_segments else queued["n"]
-    return max(0, math.floor(float(code.messages_per_second) * PLAN_AHEAD_SECONDS - used))
+    budget = math.floor(float(code.messages_per_second) * PLAN_AHEAD_SECONDS - used)
+    if code.messages_per_day is not None:  # no more queued than the day has left to send
+        left_today = code.messages_per_day - sent_today(code.id, timezone.now())
+        budget = min(budget, left_today - queued["n"])
+    return max(0, budget)
 
 
 def skill_share(skill: Skill, code: TransportCode) -> int:

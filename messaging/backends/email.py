@@ -105,7 +105,8 @@ class EmailBackend(BaseSmsBackend):
             recipient = (status.recipients or {}).get(sms.to)
             if recipient is not None and recipient.status in _REFUSED:
                 return result(SendOutcome.REJECTED, error_code=BOUNCED, error_text=recipient.status)
-            message_id = status.message_id or message_id
+            if status.message_id is not None and status.message_id != "":
+                message_id = status.message_id
         sid = str(message_id)[:255]
         return result(SendOutcome.ACCEPTED, carrier_sid=sid, carrier_status="sent")
 

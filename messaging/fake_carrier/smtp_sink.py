@@ -4,7 +4,8 @@ relay, as the fake carrier is the SMS skills' (the demo, the tests, bench/email.
 Built on aiosmtpd. It speaks real SMTP, so the mail goes through Django's SMTP backend exactly
 as it would to a production relay. Recipients whose local part starts with ``bounce`` are
 refused with ``550 5.1.1`` (the hard bounce a relay gives for an unknown mailbox), so a demo or
-a test can watch a bounce finalize an address. Accepted messages are kept in memory (the last
+a test can watch a bounce finalize an address; those starting with ``defer`` get ``451``
+(try later). Accepted messages are kept in memory (the last
 ``keep``) and, with ``mbox``, appended to an mbox file any mail reader opens.
 """
 
@@ -21,7 +22,8 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-REFUSED_PREFIX = "bounce"
+REFUSED_PREFIX = "bounce"  # 550: a hard bounce
+DEFERRED_PREFIX = "defer"  # 451: try again later
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,11 @@ class _Handler:
         self.sink = sink
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if address.partition("@")[0].lower().startswith(REFUSED_PREFIX):
+        local = address.partition("@")[0].lower()
+        if local.startswith(REFUSED_PREFIX):
             return "550 5.1.1 The email account that you tried to reach does not exist"
+        if local.startswith(DEFERRED_PREFIX):
+            return "451 4.2.1 The user you are trying to contact is receiving mail too quickly"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -1,0 +1,156 @@
+"""The email channel's sending: the backend's outcomes through Django's mail framework (the
+SMTP sink, locmem, anymail's test ESP), what each email carries, the sender's daily limit, and
+the unsubscribe page a person sees."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from dnc.models import DncEntry
+from messaging.backends.base import SendOutcome
+from messaging.backends.email import EmailBackend
+from messaging.emails import unsubscribe_message_id, unsubscribe_token
+from messaging.fake_carrier.smtp_sink import SmtpSink
+from messaging.models import MessageStatus, OutboundMessage, TransportCode
+from messaging.outbox import outgoing
+from messaging.sender import CodeSender
+from skills.planner import code_budget
+from tests.factories import OutboundMessageFactory, SmsRegistrationFactory, TransportCodeFactory
+
+pytestmark = pytest.mark.django_db
+
+SMTP = "django.core.mail.backends.smtp.EmailBackend"
+LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture
+def registration(bu):
+    bu.business_name, bu.postal_address = "Acme Health", "1 Main St\nSpringfield, IL 62701"
+    bu.save()
+    code = TransportCodeFactory(
+        business_unit=bu, kind=TransportCode.Kind.EMAIL, number="news@mail.acme.test"
+    )
+    return SmsRegistrationFactory(business_unit=bu, transport_code=code, backend=LOCMEM)
+
+
+def email_to(registration, to: str, **fields) -> OutboundMessage:
+    values = {
+        "business_unit": registration.business_unit,
+        "registration": registration,
+        "to": to,
+        "subject": "Your visit",
+        "body": "Hi Ada.",
+        "html_body": "<p>Hi Ada.</p>",
+        "encoding": "UTF-8",
+    }
+    values.update(fields)
+    return OutboundMessageFactory(**values)
+
+
+def test_an_email_carries_its_parts_footer_and_one_click_unsubscribe(registration, settings):
+    settings.PUBLIC_BASE_URL = "https://pcsms.example"
+    message = email_to(registration, "ada@example.com")
+    sms = outgoing(message)
+    assert sms.from_number == "news@mail.acme.test"
+    assert sms.subject == "Your visit"
+    url = dict(sms.headers)["List-Unsubscribe"].strip("<>")
+    assert url.startswith("https://pcsms.example/email/unsubscribe/")
+    assert dict(sms.headers)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert unsubscribe_message_id(url.rstrip("/").rsplit("/", 1)[1]) == message.id
+    assert (
+        sms.body
+        == f"Hi Ada.\n\n--\nAcme Health, 1 Main St, Springfield, IL 62701\nUnsubscribe: {url}\n"
+    )
+    assert sms.html_body.startswith("<p>Hi Ada.</p>\n<hr>")
+    assert f'<a href="{url}">Unsubscribe</a>' in sms.html_body
+
+    [result] = EmailBackend().send_messages([sms])
+    assert result.outcome == SendOutcome.ACCEPTED
+    [sent] = mail.outbox
+    assert sent.to == ["ada@example.com"]
+    assert sent.extra_headers["Message-ID"] == result.carrier_sid
+    assert sent.alternatives[0][1] == "text/html"
+
+
+def test_smtp_refusals_are_bounces_or_retries_and_a_dead_relay_is_a_retry(registration, settings):
+    registration.backend = SMTP
+    registration.save()
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_HOST = "127.0.0.1"
+    backend = EmailBackend()
+    with SmtpSink() as sink:
+        settings.EMAIL_PORT = sink.port
+        messages = [
+            email_to(registration, to)
+            for to in ("ada@example.com", "bounce-x@example.com", "defer-y@example.com")
+        ]
+        results = backend.send_messages([outgoing(m) for m in messages])
+        port = sink.port
+    assert [r.outcome for r in results] == [
+        SendOutcome.ACCEPTED,
+        SendOutcome.REJECTED,
+        SendOutcome.RETRY,
+    ]
+    assert results[1].error_code == "bounced"
+    assert results[1].error_text.startswith("550 5.1.1")
+    assert results[2].error_text.startswith("451 4.2.1")
+    assert [r.to for r in sink.received] == [("ada@example.com",)]
+    backend.close()
+    # The relay is gone: nothing was handed over, so the message may go again later.
+    settings.EMAIL_PORT = port
+    [result] = EmailBackend().send_messages([outgoing(email_to(registration, "b@example.com"))])
+    assert result.outcome == SendOutcome.RETRY
+
+
+def test_an_esp_message_id_is_what_its_webhooks_will_name(registration):
+    registration.backend = "anymail.backends.test.EmailBackend"
+    registration.save()
+    [result] = EmailBackend().send_messages([outgoing(email_to(registration, "ada@example.com"))])
+    assert result.outcome == SendOutcome.ACCEPTED
+    assert result.carrier_sid == str(mail.outbox[0].anymail_status.message_id)
+
+
+def test_the_sender_sends_email_and_holds_to_the_daily_limit(registration):
+    code = registration.transport_code
+    code.messages_per_day = 3
+    code.save()
+    for n in range(5):
+        email_to(registration, f"person{n}@example.com")
+    CodeSender(code.id, idle_exit=0, concurrency=0).run_inline()
+    assert len(mail.outbox) == 3
+    statuses = OutboundMessage.objects.values_list("status", flat=True)
+    assert sorted(statuses) == ["queued", "queued", "sent", "sent", "sent"]
+    assert code_budget(code) == 0  # the planner queues nothing more today
+    # The next UTC day the rest go.
+    tomorrow = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=5) + dt.timedelta(days=1)
+    with time_machine.travel(tomorrow, tick=True):
+        CodeSender(code.id, idle_exit=0, concurrency=0).run_inline()
+        assert len(mail.outbox) == 5
+        assert code_budget(code) == 1  # 2 of the new day's 3 are sent
+
+
+def test_the_unsubscribe_page_asks_first_and_a_get_changes_nothing(registration):
+    message = email_to(registration, "ada@example.com", status=MessageStatus.SENT)
+    url = f"/email/unsubscribe/{unsubscribe_token(message.id)}/"
+    client = Client()
+    page = client.get(url)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Stop emails from Acme Health to <strong>ada@example.com</strong>?" in text
+    assert "1 Main St Springfield, IL 62701" in text
+    assert not DncEntry.objects.exists()
+    done = client.post(url, {"confirm": "1"}).content.decode()
+    assert "You are unsubscribed" in done
+    entry = DncEntry.objects.get()
+    assert (entry.phone_number, entry.source) == ("ada@example.com", "unsubscribe")
+    assert "unsubscribe link (page)" in entry.evidence
+    again = client.post(url, {"confirm": "1"}).content.decode()
+    assert "unsubscribed already" in again
+    assert DncEntry.objects.count() == 1
