@@ -80,7 +80,7 @@ class TransportCodeAdmin(FixedParentMixin, TenantAdmin):
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["business_unit", "number", "kind"]}),
-        ("Pace", {"fields": ["messages_per_second", "counts_segments"]}),
+        ("Pace", {"fields": ["messages_per_second", "messages_per_day", "counts_segments"]}),
         (
             "Provisioning",
             {"fields": ["provisioning_status", "requested_on", "provisioned_on", "notes"]},

@@ -32,6 +32,7 @@ from html import escape as html_escape
 
 __all__ = [
     "MAX_BODY_LENGTH",
+    "EMAIL_SYSTEM_FIELDS",
     "PHONE_SYSTEM_FIELDS",
     "RECORD_SYSTEM_FIELDS",
     "SYSTEM_FIELDS",
@@ -46,8 +47,8 @@ __all__ = [
 MAX_BODY_LENGTH = 1600
 
 # The one vocabulary of a calling-list record's system fields, in the order templates list them:
-# field name -> Record attribute. The two phone fields have none: a record's numbers are its
-# destinations, each remembering the column it came from. The import's table
+# field name -> Record attribute. The two phone fields and Email have none: a record's numbers
+# and addresses are its destinations, each remembering the column it came from. The import's table
 # (skills/importing/fields.py) adds aliases, types and lengths to these names.
 RECORD_SYSTEM_FIELDS: dict[str, str] = {
     "ExternalId": "external_id",
@@ -65,9 +66,13 @@ RECORD_SYSTEM_FIELDS: dict[str, str] = {
     "ExpirationDate": "expires_on",
     "PhoneNumber": "",
     "SMSPhoneNumber": "",
+    "Email": "",
 }
 SYSTEM_FIELDS: tuple[str, ...] = tuple(RECORD_SYSTEM_FIELDS)  # the template variables
-PHONE_SYSTEM_FIELDS: tuple[str, ...] = tuple(n for n, a in RECORD_SYSTEM_FIELDS.items() if not a)
+EMAIL_SYSTEM_FIELDS: tuple[str, ...] = ("Email",)
+PHONE_SYSTEM_FIELDS: tuple[str, ...] = tuple(
+    n for n, a in RECORD_SYSTEM_FIELDS.items() if not a and n not in EMAIL_SYSTEM_FIELDS
+)
 
 
 def _where(body: str, position: int) -> tuple[int, int]:

@@ -96,6 +96,7 @@ class BusinessUnitAdmin(TenantAdmin):
                 ]
             },
         ),
+        ("Email", {"fields": ["postal_address"]}),
         ("Opt-out scope", {"fields": ["opt_out_scope", "revoke_all_from"]}),
         ("Frequency caps", {"fields": ["max_texts_per_24h", "last_purchase_field"]}),
         ("System", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),

@@ -24,7 +24,8 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Lower
 
 from messaging.selectors import RECORD_SYSTEM_ATTRIBUTES
-from messaging.templating import PHONE_SYSTEM_FIELDS
+from messaging.templating import EMAIL_SYSTEM_FIELDS, PHONE_SYSTEM_FIELDS
+from pcsms.addresses import is_email
 from skills.importing.fields import parse_bool, parse_date, parse_decimal, parse_int
 from skills.models import (
     CustomField,
@@ -63,11 +64,14 @@ for _field in (
     RecordField("LastAttemptAt", "last_attempt_at", DATETIME, nullable=True),
 ):
     SYSTEM_RECORD_FIELDS[_field.name.lower()] = SYSTEM_RECORD_FIELDS[_field.column] = _field
-_PHONE_BY_LOWER = {name.lower(): name for name in PHONE_SYSTEM_FIELDS}
+# Fields whose values are the record's destinations: phone columns and Email.
+_PHONE_BY_LOWER = {name.lower(): name for name in (*PHONE_SYSTEM_FIELDS, *EMAIL_SYSTEM_FIELDS)}
+_DESTINATION_TYPES = ({FieldType.PHONE}, {FieldType.EMAIL})
 
 _PARSERS: dict[str, Callable] = {
     FieldType.STRING: lambda v: str(v).strip(),
     FieldType.PHONE: lambda v: str(v).strip(),
+    FieldType.EMAIL: lambda v: str(v).strip(),
     FieldType.INTEGER: parse_int,
     FieldType.DECIMAL: parse_decimal,
     FieldType.DATE: parse_date,
@@ -137,7 +141,7 @@ class RecordFilter:
         key = condition.field.strip().lower()
         custom = self.custom_types.get(key, {})
         custom_kinds = {t for _n, t in custom.values()}
-        if key in _PHONE_BY_LOWER or (custom and custom_kinds == {FieldType.PHONE}):
+        if key in _PHONE_BY_LOWER or (custom and custom_kinds in _DESTINATION_TYPES):
             name = _PHONE_BY_LOWER.get(key) or next(iter(custom.values()))[0]
             return self._phone(condition, name)
         if key in SYSTEM_RECORD_FIELDS:
@@ -284,7 +288,7 @@ class RecordFilter:
         return check
 
     def _phone(self, condition: FilterCondition, field_name: str) -> Q:
-        """Phone fields are a record's destinations from that column."""
+        """Phone and email fields are a record's destinations from that column."""
         numbers = Destination.objects.filter(record=OuterRef("pk"), source_field__iexact=field_name)
         op = condition.operator
         if op == Op.IS_EMPTY:
@@ -293,6 +297,7 @@ class RecordFilter:
             return self._problem(condition, "phone numbers cannot be compared with < or >")
         if op in (Op.CONTAINS, Op.STARTSWITH):
             text = condition.value.strip()
+            text = text.lower() if "@" in text else text  # addresses are stored lower-case
             return Exists(numbers.filter(**{f"phone_number__{op}": text}))
         raw = _split_values(condition.value) if op == Op.IN else [condition.value.strip()]
         wanted = [_e164(v, self.phone_region) for v in raw]
@@ -301,6 +306,9 @@ class RecordFilter:
 
 
 def _e164(raw: str, region: str) -> str:
+    """A value as destinations store it: E.164, or an address lower-cased."""
+    if is_email(raw):
+        return raw.strip().lower()
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:

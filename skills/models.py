@@ -22,7 +22,7 @@ from django.utils import timezone
 from dnc.models import DncGroup
 from messaging.models import Channel, MessageTemplate, OutboundMessage, SmsRegistration
 from pcsms import timezones
-from pcsms.addresses import AddressError, normalise_email, normalise_phone
+from pcsms.addresses import AddressError, is_email, normalise
 from pcsms.indexes import EqualityIndex
 from pcsms.models import BusinessUnit
 
@@ -126,6 +126,7 @@ class FieldType(models.TextChoices):
     DATE = "date", "Date"
     BOOLEAN = "boolean", "Yes/no"
     PHONE = "phone", "Phone number"
+    EMAIL = "email", "Email address"
 
 
 class CustomField(models.Model):
@@ -324,8 +325,10 @@ class Destination(models.Model):
     """One phone number or email address of a record, with its own time zone and final state.
 
     ``phone_number`` holds the destination as pcsms.addresses normalises it: E.164 for SMS, the
-    address for email, so DNC, caps, holds and evidence key on it alike. An email destination
-    has no zone of its own (its record's decides its hours)."""
+    address for email, so DNC, caps, holds and evidence key on it alike. Its channel is what
+    the value is (an address has an @, an E.164 number never has), so no writer, the import's
+    COPY included, can set one that does not fit. An email destination has no zone of its own:
+    its record's decides its hours."""
 
     bu_path = "record__calling_list__business_unit"
 
@@ -342,11 +345,6 @@ class Destination(models.Model):
     source_field = models.CharField(
         max_length=64, default="PhoneNumber", help_text="The list column the number came from."
     )
-    # Set by the import from the column's type; no index: the planner reads a record's
-    # destinations through the (record, position) index and keeps those of its skill's channel.
-    channel = models.CharField(
-        max_length=8, choices=Channel.choices, default=Channel.SMS, db_default=Channel.SMS
-    )
     phone_number = models.CharField(
         "number or address", max_length=254, help_text="E.164, or an email address"
     )
@@ -362,9 +360,8 @@ class Destination(models.Model):
                 fields=["record", "position"], name="destination_unique_position_per_record"
             ),
             models.CheckConstraint(
-                condition=Q(channel=Channel.SMS, phone_number__startswith="+")
-                | Q(channel=Channel.EMAIL, phone_number__contains="@"),
-                name="destination_address_fits_channel",
+                condition=Q(phone_number__startswith="+") | Q(phone_number__contains="@"),
+                name="destination_is_number_or_address",
             ),
         ]
         indexes = [
@@ -376,14 +373,14 @@ class Destination(models.Model):
     def __str__(self) -> str:
         return self.phone_number
 
+    @property
+    def channel(self) -> str:
+        return Channel.EMAIL if is_email(self.phone_number) else Channel.SMS
+
     def clean(self) -> None:
         region = self.record.calling_list.business_unit.phone_region if self.record_id else "US"
-        raw = self.phone_number or ""
         try:
-            if self.channel == Channel.EMAIL:
-                self.phone_number = normalise_email(raw)
-            else:
-                self.phone_number = normalise_phone(raw, region)
+            self.phone_number = normalise(self.phone_number or "", region)
         except AddressError as error:
             raise ValidationError({"phone_number": str(error)}) from None
 

@@ -9,7 +9,7 @@ import datetime as dt
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from messaging.models import MessageStatus
+from messaging.models import Channel, MessageStatus
 from skills.cadence import Cadence
 from skills.models import CallingList, Destination, Skill
 from skills.windows import WindowPolicy
@@ -55,11 +55,18 @@ def not_expired_q(skill: Skill, now: dt.datetime) -> Q:
     return Q(expires_on__gte=today) | Q(expires_on__isnull=True, created_at__gte=created_after)
 
 
+def channel_q(channel: str, prefix: str = "") -> Q:
+    """Destinations of ``channel``: an email address has an @, a number starts with +."""
+    if channel == Channel.EMAIL:
+        return Q(**{f"{prefix}phone_number__contains": "@"})
+    return Q(**{f"{prefix}phone_number__startswith": "+"})
+
+
 def with_open_number_q(zones: list[str], cadence: Cadence) -> Q:
     """Records with an open number of the cadence's columns in one of ``zones`` (a number
     without a zone of its own takes its record's)."""
     numbers = Destination.objects.filter(
-        record=OuterRef("pk"), is_final=False, channel=cadence.channel
+        channel_q(cadence.channel), record=OuterRef("pk"), is_final=False
     )
     if cadence.steps:
         columns = Q()

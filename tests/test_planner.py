@@ -82,7 +82,6 @@ def add_record(skill, *, phones=None, zone="America/Chicago", **fields) -> Recor
             record=record,
             position=position,
             source_field=column,
-            channel="email" if email else "sms",
             phone_number=number,
             time_zone="" if email else zone,
         )

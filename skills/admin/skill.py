@@ -137,6 +137,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
     list_display = [
         "name",
         "business_unit",
+        "channel",
         "state",
         "priority",
         "campaign",
@@ -146,7 +147,13 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
         "dashboard_link",
         "updated_at",
     ]
-    list_filter = [scoped("business_unit"), "state", scoped("campaign"), "schedule_enabled"]
+    list_filter = [
+        scoped("business_unit"),
+        "channel",
+        "state",
+        scoped("campaign"),
+        "schedule_enabled",
+    ]
     search_fields = ["name", "campaign__name"]
     # All four are shown on every row.
     list_select_related = ["business_unit", "campaign", "registration", "template"]
@@ -195,6 +202,7 @@ class SkillAdmin(FixedParentMixin, TenantAdmin):
                 "fields": [
                     "business_unit",
                     "name",
+                    "channel",
                     "campaign",
                     "registration",
                     "template",

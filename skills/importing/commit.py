@@ -226,7 +226,7 @@ def _records_sql(
         if job.expires_on and "expires_on" not in updates:
             updates.append("expires_on")
         sets = [f"{c} = excluded.{c}" for c in updates]
-        if any(p.custom and not p.is_phone for p in plan):
+        if any(p.custom and not p.is_destination for p in plan):
             merged = (
                 f"{record_table}.custom || excluded.custom"
                 if postgres

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from messaging.templating import RECORD_SYSTEM_FIELDS
+from pcsms.addresses import AddressError, is_email, normalise_email
 from pcsms.rows import as_text
 from skills.importing.phones import PhoneNormaliser
 from skills.models import FieldType
@@ -32,7 +33,7 @@ class SystemField:
 
     @property
     def attribute(self) -> str:
-        """The Record column ("" for phone fields: they become destinations)."""
+        """The Record column ("" for phone and email fields: they become destinations)."""
         return RECORD_SYSTEM_FIELDS[self.name]
 
 
@@ -56,6 +57,12 @@ SYSTEM_FIELDS: tuple[SystemField, ...] = (
         FieldType.PHONE,
         None,
         ("smsphonenumber", "smsphone", "smsnumber", "sms", "mobile", "mobilephone", "cell"),
+    ),
+    SystemField(
+        "Email",
+        FieldType.EMAIL,
+        None,
+        ("email", "emailaddress", "mail", "mailaddress"),
     ),
     SystemField("Address", FieldType.STRING, 200, ("address", "address1", "street", "addr")),
     SystemField("City", FieldType.STRING, 100, ("city", "town")),
@@ -207,6 +214,8 @@ def infer_type(header: str, values: list, region: str = "US") -> str:
     texts = [as_text(v).lower() for v in present]
     if all(t in TRUE_WORDS | FALSE_WORDS for t in texts) and not all(t in "01" for t in texts):
         return FieldType.BOOLEAN
+    if all(is_email(t) for t in texts) and all(_email_or_none(t) for t in texts):
+        return FieldType.EMAIL
     phones = PhoneNormaliser(region)
     phone_like = all(phones.normalise(as_text(v)) is not None for v in present)
     punctuated = any(re.search(r"[()\-+. ]", as_text(v)) for v in present)
@@ -219,3 +228,10 @@ def infer_type(header: str, values: list, region: str = "US") -> str:
     if all_parse(parse_date):
         return FieldType.DATE
     return FieldType.STRING
+
+
+def _email_or_none(text: str) -> str | None:
+    try:
+        return normalise_email(text)
+    except AddressError:
+        return None

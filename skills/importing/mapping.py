@@ -40,6 +40,15 @@ class ColumnPlan:
     def is_phone(self) -> bool:
         return self.field_type == FieldType.PHONE
 
+    @property
+    def is_email(self) -> bool:
+        return self.field_type == FieldType.EMAIL
+
+    @property
+    def is_destination(self) -> bool:
+        """A phone or email column: its values become the record's destinations."""
+        return self.field_type in (FieldType.PHONE, FieldType.EMAIL)
+
 
 # Columns of one calling list: the system fields and a generous number of custom ones. A file
 # much wider is a spreadsheet of something else (and its mapping page would not fit in one
@@ -182,11 +191,11 @@ def build_plan(
             "No column is mapped to ExternalId: every record needs an ID that is unique in the "
             "list (a column named ExternalId, ID or Record is found by itself)."
         )
-    if not any(p.is_phone for p in plan):
+    if not any(p.is_destination for p in plan):
         problems.append(
-            "No phone column is mapped: map a column to PhoneNumber or SMSPhoneNumber, or give "
-            "a custom field the type 'Phone number' (columns named Phone, Number or SMS are "
-            "found by themselves)."
+            "No phone column is mapped: map a column to PhoneNumber or SMSPhoneNumber (or Email "
+            "for email skills), or give a custom field the type 'Phone number' or 'Email "
+            "address' (columns named Phone, Number, SMS or Email are found by themselves)."
         )
     if problems:
         raise MappingError(" ".join(problems))
@@ -194,8 +203,8 @@ def build_plan(
 
 
 def phone_columns(plan: list[ColumnPlan]) -> list[ColumnPlan]:
-    """The phone columns in file order: destination positions follow it."""
-    return [p for p in plan if p.is_phone]
+    """The phone and email columns in file order: destination positions follow it."""
+    return [p for p in plan if p.is_destination]
 
 
 def mapping_from_plan(plan: list[ColumnPlan], header: list[str]) -> dict[str, dict[str, str]]:

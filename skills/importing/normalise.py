@@ -16,6 +16,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from functools import cache
 
+from pcsms.addresses import AddressError, normalise_email
 from pcsms.rows import as_rows
 from skills.importing.copytext import (
     SRC_COLUMN,
@@ -209,13 +210,20 @@ class RowReader:
         self.system = [
             (p.index, p.field, _plain(p.field_type), SYSTEM_BY_NAME[p.field].max_length, p)
             for p in plan
-            if not p.custom and not p.is_phone
+            if not p.custom and not p.is_destination
         ]
         self.custom = [
-            (p.index, p.field, _plain(p.field_type), p) for p in plan if p.custom and not p.is_phone
+            (p.index, p.field, _plain(p.field_type), p)
+            for p in plan
+            if p.custom and not p.is_destination
         ]
-        self.phone_cols = [p for p in plan if p.is_phone]
-        self.phone_specs = [(p.index, p.field, p) for p in self.phone_cols]
+        # Phone and email columns: each cell becomes a destination, (value, its zone or None).
+        self.phone_cols = [p for p in plan if p.is_destination]
+        self.phone_specs = [
+            (p.index, p.field, p, _email_cell if p.is_email else self.phones.normalise)
+            for p in self.phone_cols
+        ]
+        self.has_email = any(p.is_email for p in plan)
         self.slots = len(self.phone_cols)
         self.by_field = {p.field: p for p in plan}
         self.width = max(p.index for p in plan) + 1
@@ -231,7 +239,9 @@ class RowReader:
         self.no_zone_cols = [p for p in (self.tz_col, self.zip_col) if p] + self.phone_cols
         self.not_allowed_cols = [p for p in (self.tz_col,) if p] + self.phone_cols
         # The row reader written for this plan (None: the plan needs the generic one).
-        self.fast_row = compile_fast_row(self) if settings.output == "direct" else None
+        # Email columns are read by the generic reader alone (fastrow writes phone columns).
+        direct = settings.output == "direct" and not self.has_email
+        self.fast_row = compile_fast_row(self) if direct else None
 
     def read_batch(self, batch) -> Chunk:
         """A batch as the file's reader hands it out (see ``readers.as_rows``)."""
@@ -473,8 +483,7 @@ class RowReader:
         # Phones: every column in order; a bad number is dropped with a warning if another is good.
         found: list[tuple[str, str, str | None]] = []
         bad: list[ColumnPlan] = []
-        normalise = self.phones.normalise
-        for index, name, p in self.phone_specs:
+        for index, name, p, normalise in self.phone_specs:
             raw = cells[index]
             text = raw if type(raw) is str else as_text(raw)
             if not text or text.isspace():
@@ -485,15 +494,22 @@ class RowReader:
             else:
                 found.append((result[0], name, result[1]))
         if not found:
+            what = "phone number or email address" if self.has_email else "phone number"
             if bad:
-                names = ", ".join(f"{p.field} {as_text(cells[p.index])!r}" for p in bad)
-                self._fail(f"No valid phone number: {names} is not a valid number.", *bad)
-            self._fail("No phone number: every phone column is empty.", *self.phone_cols)
+                names = ", ".join(
+                    f"{p.field} {as_text(cells[p.index])!r} is not a valid "
+                    + ("email address" if p.is_email else "number")
+                    for p in bad
+                )
+                self._fail(f"No valid {what}: {names}.", *bad)
+            columns = "phone and email columns" if self.has_email else "phone column"
+            self._fail(f"No {what}: every {columns} is empty.", *self.phone_cols)
         for p in bad:
+            kind = "email address" if p.is_email else "phone number"
             warnings.append(
                 (
-                    f"{p.field} {as_text(cells[p.index])!r} is not a valid phone number; the "
-                    "record was imported with its other number(s).",
+                    f"{p.field} {as_text(cells[p.index])!r} is not a valid {kind}; the "
+                    "record was imported with its other destination(s).",
                     [p],
                 )
             )
@@ -580,6 +596,14 @@ class RowReader:
         if len(found) < self.slots:
             staged += (None, None, None) * (self.slots - len(found))
         return staged, warnings
+
+
+def _email_cell(text: str) -> tuple[str, None] | None:
+    """An email column's cell as a destination: the normalised address, no zone of its own."""
+    try:
+        return normalise_email(text), None
+    except AddressError:
+        return None
 
 
 @cache

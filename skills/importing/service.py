@@ -305,7 +305,7 @@ def _run(job: UploadJob, counts: Counts, workers: int, progress: Progress | None
             if streaming:
                 run_streaming(job, plan, table, settings, counts, workers, progress, spool1, spool2)
             else:
-                stage = Stage(job.pk, sum(p.is_phone for p in plan))
+                stage = Stage(job.pk, sum(p.is_destination for p in plan))
                 stage.create()
                 write = lambda chunk: stage.write(chunk.payload)  # noqa: E731
                 read_rows(job, table, settings, counts, workers, progress, write, spool1)
