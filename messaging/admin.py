@@ -454,7 +454,9 @@ class OutboundMessageAdmin(PhoneSearchMixin, SystemWrittenMixin, TenantAdmin):
                     "registration",
                     "transport_code",
                     "to",
+                    "subject",
                     "body",
+                    "html_body",
                     "encoding",
                     "segments",
                     "source",
@@ -496,6 +498,16 @@ class OutboundMessageAdmin(PhoneSearchMixin, SystemWrittenMixin, TenantAdmin):
     # Non-editable model fields must be named here to appear in the fieldsets.
     readonly_fields = ["created_at", "updated_at"]
     actions = ["export_csv"]
+
+    def get_fieldsets(self, request, obj=None):
+        """A text has no subject or HTML part: only an email's page shows them."""
+        if obj is not None and obj.subject:
+            return self.fieldsets
+        drop = {"subject", "html_body"}
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in drop]})
+            for name, options in self.fieldsets
+        ]
 
     # "Select all" exports every message the filters match, streamed (see pcsms.csvexport).
     @admin.action(description="Export the selected messages as CSV", permissions=["view"])

@@ -231,6 +231,7 @@ MESSAGE_EXPORT_HEADER = [
     "sent",
     "delivered",
     "finished",
+    "subject",  # email only
     "body",
 ]
 _EXPORT_COLUMNS = (
@@ -256,6 +257,7 @@ _EXPORT_COLUMNS = (
     "sent_at",
     "delivered_at",
     "finished_at",
+    "subject",
     "body",
 )
 
@@ -265,6 +267,8 @@ def message_reason(status: str, withdraw_reason: str, error_code: str, error_tex
     if status == MessageStatus.WITHDRAWN:
         label = WithdrawReason(withdraw_reason).label if withdraw_reason else ""
         return f"Withdrawn before sending: {label}" if label else "Withdrawn before sending"
+    if error_code == "bounced":  # an email (messaging/backends/email.py): words, not a code
+        return f"Bounced: {error_text}" if error_text else "Bounced"
     if error_code or error_text:
         return f"Error {error_code}: {error_text}" if error_code else error_text
     if status == MessageStatus.UNKNOWN:
@@ -286,7 +290,7 @@ def message_export_rows(messages: QuerySet[OutboundMessage]) -> Iterator[list[ob
     rows = messages.order_by("created_at", "pk").values_list(*_EXPORT_COLUMNS)
     for (pk, created, bu, skill, campaign, external_id, field, sender, to, status, withdrawn,
          code, text, carrier_status, sid, segments, encoding, attempts, sent, delivered,
-         finished, body) in rows.iterator(chunk_size=2000):  # fmt: skip
+         finished, subject, body) in rows.iterator(chunk_size=2000):  # fmt: skip
         yield [
             pk,
             _when(created),
@@ -308,6 +312,7 @@ def message_export_rows(messages: QuerySet[OutboundMessage]) -> Iterator[list[ob
             _when(sent),
             _when(delivered),
             _when(finished),
+            subject,
             body,
         ]
 

@@ -5,10 +5,15 @@ staged commit in replace mode and on SQLite)."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from skills.models import CustomField, FieldType, UploadJob
-from tests.factories import CallingListFactory
+import pytest
+from django.urls import reverse
+
+from messaging.models import Channel
+from skills.models import CustomField, FieldType, Record, UploadJob
+from skills.xs import skill_xs_key_issue
+from tests.factories import CallingListFactory, SkillFactory
 from tests.imports import numbers, records, report, run_import
 
 DATA = (
@@ -54,3 +59,24 @@ def test_email_columns_become_destinations_beside_the_phones(calling_list, mode)
         "No valid phone number or email address: Email 'no-at-sign' is not a valid email address"
     )
     assert "E4" not in got
+
+
+def test_a_crm_pushes_records_with_addresses_to_an_email_skill(client, bu):
+    skill = SkillFactory(business_unit=bu, name="Mail", channel=Channel.EMAIL, xs_enabled=True)
+    key = skill_xs_key_issue(skill=skill)
+    records = [
+        {"ExternalId": "M-1", "FirstName": "Ada", "Email": "ADA@example.com", "Zip": "60601"},
+        {"ExternalId": "M-2", "FirstName": "Bob", "Email": "bob@", "Zip": "60601"},
+    ]
+    response = client.post(
+        reverse("xs_records", args=[skill.pk]),
+        data=json.dumps({"records": records}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.status_code == 200
+    data = response.json()
+    assert (data["valid"], data["invalid"]) == (1, 1)
+    assert "email address" in data["errors"][0]["reason"]
+    ada = Record.objects.get(external_id="M-1")
+    assert ada.destinations.get().phone_number == "ada@example.com"

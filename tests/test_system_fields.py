@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from messaging.templating import PHONE_SYSTEM_FIELDS, RECORD_SYSTEM_FIELDS, SYSTEM_FIELDS
+from messaging.templating import (
+    EMAIL_SYSTEM_FIELDS,
+    PHONE_SYSTEM_FIELDS,
+    RECORD_SYSTEM_FIELDS,
+    SYSTEM_FIELDS,
+)
 from skills.importing import commit, normalise
 from skills.importing.fields import SYSTEM_BY_NAME, SystemField, system_field_for
 from skills.importing.fields import SYSTEM_FIELDS as IMPORT_FIELDS
@@ -20,6 +25,8 @@ def test_the_import_writes_each_field_into_its_record_column():
     for field in IMPORT_FIELDS:
         if field.name in PHONE_SYSTEM_FIELDS:
             assert field.attribute == "" and field.field_type == FieldType.PHONE
+        elif field.name in EMAIL_SYSTEM_FIELDS:  # destinations too
+            assert field.attribute == "" and field.field_type == FieldType.EMAIL
         else:
             assert field.attribute in columns, field.name
 

@@ -253,6 +253,7 @@ def test_system_fields() -> None:
         "ExpirationDate",
         "PhoneNumber",
         "SMSPhoneNumber",
+        "Email",
     )
 
 

@@ -13,6 +13,8 @@ from django.http import (
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from messaging.models import Channel
+
 
 def viewable(model_admin, request, pk):
     """The object of a custom admin page: one of the user's business units (else 404), which
@@ -26,6 +28,17 @@ def viewable(model_admin, request, pk):
 
 
 DASHBOARD_POLL_SECONDS = 5
+
+
+def sent_noun(obj) -> str:
+    """What a dashboard counts: a skill's texts or emails; a campaign's "messages" when its
+    skills send both."""
+    if hasattr(obj, "channel"):
+        return "emails" if obj.channel == Channel.EMAIL else "texts"
+    channels = set(obj.skills.values_list("channel", flat=True))
+    if channels == {Channel.EMAIL}:
+        return "emails"
+    return "messages" if Channel.EMAIL in channels else "texts"
 
 
 def dashboard_data(key: str, build, obj, extra=None) -> dict:
@@ -67,6 +80,7 @@ def dashboard_page(model_admin, request, obj, dashboard, kind: str, extra=None):
         "kind": kind,
         "dashboard": dashboard,
         "data": data,
+        "noun": sent_noun(obj),
         # The skill page's "why" panel (extra=skills.admin.why.dashboard_why).
         "why": {
             "headline": data["why_headline"],

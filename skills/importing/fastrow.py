@@ -156,7 +156,7 @@ def compile_fast_row(reader: RowReader):
             emit(f"        custom.append({key}' + json_text(j))")
     # Phones, in column order; a bad number means a warning or an error: the generic reader.
     emit("    found = []")
-    for k, (index, name, _p) in enumerate(reader.phone_specs):
+    for k, (index, name, _p, _normalise) in enumerate(reader.phone_specs):
         # The line's start for each position this column's number can take.
         starts = tuple(f"\t{position}\t{n.copy_escape(name)}\t" for position in range(k + 1))
         env[f"STARTS_{index}"] = starts

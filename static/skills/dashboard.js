@@ -5,6 +5,9 @@
 (function () {
   "use strict";
   const root = document.querySelector(".dashboard[data-url]");
+  // What the skill sends: "texts", "emails" (an email skill) or "messages" (a campaign of both).
+  const noun = (root && root.dataset.noun) || "texts";
+  const Noun = noun.charAt(0).toUpperCase() + noun.slice(1);
   if (!root) return;
   const fmt = new Intl.NumberFormat();
   const el = (name) => root.querySelector(`[data-d="${name}"]`);
@@ -56,7 +59,7 @@
   }
 
   function perMinuteSets(data) {
-    return [{ label: "Texts sent", data: data.per_minute, color: "--link-fg" }];
+    return [{ label: `${Noun} sent`, data: data.per_minute, color: "--link-fg" }];
   }
 
   function outcomeSets(data) {
@@ -73,7 +76,7 @@
     const points = (pairs) => pairs.map(([x, y]) => ({ x: x, y: y }));
     const sets = [
       {
-        label: "Waiting (the last hour reckoned from the texts sent)",
+        label: `Waiting (the last hour reckoned from the ${noun} sent)`,
         data: points(curve.history),
         color: 0,
       },
@@ -100,7 +103,7 @@
     }
     drawn = {
       perMinute: charts.bar("chart-per-minute", data.per_minute_labels, perMinuteSets(data), {
-        yTitle: "texts",
+        yTitle: noun,
       }),
       outcomes: charts.bar("chart-outcomes", outcomeLabels, outcomeSets(data), {
         stacked: true,
@@ -139,15 +142,15 @@
     let left;
     if (data.eta_minutes === null) {
       const minutes = data.rate_minutes === 1 ? "minute" : `${data.rate_minutes} minutes`;
-      left = `no texts in the last ${minutes} to reckon the time left from`;
+      left = `no ${noun} in the last ${minutes} to reckon the time left from`;
     } else if (data.eta_minutes === 0) {
       left = "none left";
     } else {
-      left = `at ${data.rate} texts a minute, none left in ${data.eta_text}`;
+      left = `at ${data.rate} ${noun} a minute, none left in ${data.eta_text}`;
     }
     el("waiting_note").textContent =
       `${fmt.format(data.waiting)} waiting now; ${left}. ` +
-      "The last hour is reckoned back from the texts sent.";
+      `The last hour is reckoned back from the ${noun} sent.`;
   }
 
   // "Why is nothing sending?" (templates/admin/skills/why_panel.html): the JSON's
