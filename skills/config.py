@@ -369,6 +369,11 @@ def _apply_unit(unit: dict, where: str, result: ApplyResult, errors: list[str]) 
         bu.save()
     before = None if created else _snapshot(bu)
     plain = {k: v for k, v in unit.items() if k not in sections}
+    # What the skills' checks below read of their unit (an email skill needs its postal
+    # address), set before them; every plain field is assigned and checked after the sections.
+    for name in ("business_name", "postal_address"):
+        if isinstance(plain.get(name), str):
+            setattr(bu, name, plain[name])
     # The unit's zones may be custom ones defined below: it is checked after them.
     for section in SECTIONS:
         rows = unit.get(section.key)

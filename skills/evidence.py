@@ -24,15 +24,22 @@ from django.db.models import Prefetch
 from dnc.models import DncEntry
 from messaging.models import InboundMessage, MessageEvent, MessageStatus, OutboundMessage
 from messaging.selectors import message_reason
+from pcsms.addresses import AddressError, is_email, normalise_email
 from skills.models import RuleHold
 
 
 class NotANumber(ValueError):
-    """The text given cannot be read as a phone number."""
+    """The text given cannot be read as a phone number or an email address."""
 
 
 def normalise_number(text: str, region: str = "US") -> str:
-    """``(312) 555-0123`` -> ``+13125550123``; NotANumber says why not."""
+    """``(312) 555-0123`` -> ``+13125550123``, ``Ada@Example.com`` -> ``ada@example.com`` (an
+    address's evidence is kept as a number's: docs/email.md); NotANumber says why not."""
+    if is_email(text):
+        try:
+            return normalise_email(text)
+        except AddressError as exc:
+            raise NotANumber(str(exc)) from exc
     try:
         number = phonenumbers.parse((text or "").strip(), region)
     except phonenumbers.NumberParseException as exc:

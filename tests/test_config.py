@@ -319,3 +319,70 @@ def test_a_business_units_own_rules_blackouts_and_cap_go_to_another_system(bu):
     with pytest.raises(ConfigError) as error:
         config_apply(tomli_w.dumps({"business_units": [unit]}))
     assert any("state_rule_overrides[0]" in e and "'ZZ'" in e for e in error.value.errors)
+
+
+EMAIL_CONFIG = """
+[[business_units]]
+name = "Northwind"
+default_time_zone = "America/Chicago"
+business_name = "Northwind Clinic"
+postal_address = "1 Main Street\\nSpringfield, IL 62701"
+
+[[business_units.transport_codes]]
+number = "Reminders@Mail.Northwind.example"
+kind = "email"
+messages_per_second = 20
+messages_per_day = 50000
+provisioning_status = "provisioned"
+provisioned_on = 2026-11-02
+
+[[business_units.registrations]]
+name = "Northwind mail"
+transport_code = "reminders@mail.northwind.example"
+backend = "anymail.backends.mailgun.EmailBackend"
+
+[[business_units.templates]]
+name = "Visit email"
+channel = "email"
+subject = "Your visit, {FirstName|friend}"
+body = "Hi {FirstName|there}, see you soon."
+html_body = "<p>Hi {FirstName|there}</p>"
+is_active = true
+
+[[business_units.skills]]
+name = "Visit mail"
+channel = "email"
+registration = "Northwind mail"
+template = "Visit email"
+calling_lists = ["Patients"]
+"""
+
+
+def test_an_email_skill_goes_to_another_system_with_its_sender(db):
+    config_apply(EMAIL_CONFIG)
+
+    code = TransportCode.objects.get(kind=TransportCode.Kind.EMAIL)
+    assert (code.number, code.messages_per_day) == ("reminders@mail.northwind.example", 50000)
+    skill = Skill.objects.get(name="Visit mail")
+    assert skill.channel == "email" and skill.template.subject.startswith("Your visit")
+    # An email skill's default cadence is its Email column; its CPA rules know a bounce.
+    assert list(skill.cadence_steps.values_list("phone_field", flat=True)) == ["Email"]
+    assert CpaRule.objects.get(skill=skill, match="bounced").outcome == "bad_number"
+    exported = config_export()
+    assert 'postal_address = "1 Main Street\\nSpringfield, IL 62701"' in exported
+    assert not config_apply(exported).updated
+
+
+def test_an_email_skill_on_an_sms_sender_is_refused_with_its_place(db):
+    bad = (
+        EMAIL_CONFIG.replace('kind = "email"', 'kind = "long"', 1)
+        .replace('number = "Reminders@Mail.Northwind.example"', 'number = "+13125550000"')
+        .replace(
+            'transport_code = "reminders@mail.northwind.example"', 'transport_code = "+13125550000"'
+        )
+    )
+    with pytest.raises(ConfigError) as refused:
+        config_apply(bad)
+    assert "business_units[0].skills[0]: registration:" in str(refused.value)
+    assert "does not send email" in str(refused.value)
+    assert not Skill.objects.exists()

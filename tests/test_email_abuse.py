@@ -42,7 +42,7 @@ def test_the_webhook_of_an_esp_not_set_up_answers_404(settings):
 
 @pytest.mark.parametrize("name", WEBHOOKS)
 def test_a_tracking_webhook_without_its_secret_is_refused(name, bu):
-    message = OutboundMessageFactory(business_unit=bu, carrier_sid="<m1@mail.acme.test>")
+    message = OutboundMessageFactory(business_unit=bu, carrier_sid="<m1@mail.example.com>")
     url = reverse(f"messaging:anymail:{name}")
     payload = '{"event-data": {"event": "failed", "message": {"headers": {"message-id": "m1"}}}}'
     response = Client().post(url, payload, content_type="application/json")

@@ -123,7 +123,7 @@ def test_sms_and_email_skills_share_only_the_planner(site, sink, carrier, bu):
         ),
     )
     mail_code = TransportCodeFactory(
-        business_unit=bu, kind=TransportCode.Kind.EMAIL, number="news@mail.acme.test"
+        business_unit=bu, kind=TransportCode.Kind.EMAIL, number="news@mail.example.com"
     )
     email_skill = SkillFactory(
         business_unit=bu,
@@ -204,7 +204,7 @@ def test_sms_and_email_skills_share_only_the_planner(site, sink, carrier, bu):
     ]
     ada = sink.to("ada@example.com")[0]
     assert ada.subject == "Your visit, Ada"
-    assert ada.header("From") == "news@mail.acme.test"
+    assert ada.header("From") == "news@mail.example.com"
     assert ada.header("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click"
     unsubscribe_url = ada.header("List-Unsubscribe").strip("<>")
     assert unsubscribe_url.startswith(f"{site.url}/email/unsubscribe/")

@@ -20,6 +20,8 @@ from messaging.fake_carrier.smtp_sink import SmtpSink
 from messaging.models import MessageStatus, OutboundMessage, TransportCode
 from messaging.outbox import outgoing
 from messaging.sender import CodeSender
+from pcsms.models import BusinessUnit
+from skills.evidence import NotANumber, normalise_number, number_evidence
 from skills.planner import code_budget
 from tests.factories import OutboundMessageFactory, SmsRegistrationFactory, TransportCodeFactory
 
@@ -34,7 +36,7 @@ def registration(bu):
     bu.business_name, bu.postal_address = "Acme Health", "1 Main St\nSpringfield, IL 62701"
     bu.save()
     code = TransportCodeFactory(
-        business_unit=bu, kind=TransportCode.Kind.EMAIL, number="news@mail.acme.test"
+        business_unit=bu, kind=TransportCode.Kind.EMAIL, number="news@mail.example.com"
     )
     return SmsRegistrationFactory(business_unit=bu, transport_code=code, backend=LOCMEM)
 
@@ -57,7 +59,7 @@ def test_an_email_carries_its_parts_footer_and_one_click_unsubscribe(registratio
     settings.PUBLIC_BASE_URL = "https://pcsms.example"
     message = email_to(registration, "ada@example.com")
     sms = outgoing(message)
-    assert sms.from_number == "news@mail.acme.test"
+    assert sms.from_number == "news@mail.example.com"
     assert sms.subject == "Your visit"
     url = dict(sms.headers)["List-Unsubscribe"].strip("<>")
     assert url.startswith("https://pcsms.example/email/unsubscribe/")
@@ -154,3 +156,18 @@ def test_the_unsubscribe_page_asks_first_and_a_get_changes_nothing(registration)
     again = client.post(url, {"confirm": "1"}).content.decode()
     assert "unsubscribed already" in again
     assert DncEntry.objects.count() == 1
+
+
+def test_the_evidence_of_an_address_has_its_emails_and_its_unsubscribe(registration, bu):
+    message = email_to(registration, "ada@example.com", status=MessageStatus.SENT)
+    Client().post(f"/email/unsubscribe/{unsubscribe_token(message.id)}/", {"confirm": "1"})
+
+    address = normalise_number(" Ada@Example.com ")
+    assert address == "ada@example.com"
+    evidence = number_evidence(address, BusinessUnit.objects.filter(pk=bu.pk))
+    kinds = [event.kind for event in evidence.timeline]
+    assert "text" in kinds and "dnc" in kinds
+    [dnc] = [event for event in evidence.timeline if event.kind == "dnc"]
+    assert "unsubscribe link (page)" in dnc.detail
+    with pytest.raises(NotANumber, match="not a valid email address"):
+        normalise_number("ada@@example.com")
