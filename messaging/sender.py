@@ -576,14 +576,14 @@ class CodeSender:
         except ImproperlyConfigured as error:
             # Raised before anything is sent (e.g. missing credentials): hold the queue rather
             # than fail every text; the log tells the operator what to set.
-            logger.error("SMS backend is not configured: %s", error)
+            logger.error("The sending backend is not configured: %s", error)
             return [
                 SendResult(m.id, SendOutcome.RETRY, error_text=str(error)[:200], retry_after=60)
                 for m in batch.messages
             ]
         except (Exception, concurrent.futures.CancelledError) as error:
             # The backend broke its contract (or was closed mid-call): nothing is known.
-            logger.error("SMS backend failed: %r", error)
+            logger.error("The sending backend failed: %r", error)
             return [
                 SendResult(m.id, SendOutcome.UNKNOWN, error_text=str(error)[:200] or "cancelled")
                 for m in batch.messages

@@ -171,3 +171,17 @@ def test_the_evidence_of_an_address_has_its_emails_and_its_unsubscribe(registrat
     assert "unsubscribe link (page)" in dnc.detail
     with pytest.raises(NotANumber, match="not a valid email address"):
         normalise_number("ada@@example.com")
+
+
+def test_an_esp_not_set_up_holds_the_queue_instead_of_failing_every_email(registration, settings):
+    registration.backend = "anymail.backends.mailgun.EmailBackend"
+    registration.save()
+    settings.ANYMAIL = {}  # no API key
+    message = email_to(registration, "ada@example.com")
+
+    CodeSender(registration.transport_code_id, idle_exit=0, concurrency=0).run_inline()
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.QUEUED
+    assert "MAILGUN_API_KEY" in message.error_text  # what the operator must set
+    assert message.not_before > timezone.now()  # tried again later, not failed
