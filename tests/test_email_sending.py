@@ -15,6 +15,7 @@ from django.utils import timezone
 from dnc.models import DncEntry
 from messaging.backends.base import SendOutcome
 from messaging.backends.email import EmailBackend
+from messaging.email_services import email_tracking_event
 from messaging.emails import unsubscribe_message_id, unsubscribe_token
 from messaging.fake_carrier.smtp_sink import SmtpSink
 from messaging.models import MessageStatus, OutboundMessage, TransportCode
@@ -185,3 +186,28 @@ def test_an_esp_not_set_up_holds_the_queue_instead_of_failing_every_email(regist
     assert message.status == MessageStatus.QUEUED
     assert "MAILGUN_API_KEY" in message.error_text  # what the operator must set
     assert message.not_before > timezone.now()  # tried again later, not failed
+
+
+def test_an_esps_complaint_and_unsubscribe_are_opt_outs_and_an_open_is_history(registration):
+    sent = {
+        to: email_to(registration, to, status=MessageStatus.SENT, carrier_sid=f"<{n}@esp>")
+        for n, to in enumerate(["ada@example.com", "bo@example.com", "cy@example.com"])
+    }
+    email_tracking_event(
+        esp="Mailgun", event_type="complained", message_id="<0@esp>", description="spam"
+    )
+    email_tracking_event(esp="Mailgun", event_type="unsubscribed", message_id="<1@esp>")
+    email_tracking_event(esp="Mailgun", event_type="opened", message_id="<2@esp>")
+    assert email_tracking_event(esp="Mailgun", event_type="bounced", message_id="<x@y>") is None
+
+    entries = {e.phone_number: e for e in DncEntry.objects.all()}
+    assert entries.keys() == {"ada@example.com", "bo@example.com"}
+    assert entries["ada@example.com"].source == DncEntry.Source.COMPLAINT
+    assert entries["ada@example.com"].evidence == (
+        f"Mailgun complained event for email {sent['ada@example.com'].id}: spam"
+    )
+    assert entries["bo@example.com"].source == DncEntry.Source.UNSUBSCRIBE
+    opened = sent["cy@example.com"]
+    opened.refresh_from_db()
+    assert opened.status == MessageStatus.SENT
+    assert list(opened.events.values_list("detail", flat=True)) == ["Mailgun: opened"]
