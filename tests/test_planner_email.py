@@ -9,8 +9,9 @@ import pytest
 
 from messaging.models import Channel, MessageStatus, OutboundMessage, TransportCode
 from messaging.services import message_record_status
-from skills.models import Attempt, FilterCondition, Record
+from skills.models import Attempt, FilterCondition, Record, Skill
 from skills.planner import plan_skill
+from skills.services import SkillStateError, skill_start
 from tests.factories import SmsRegistrationFactory, TransportCodeFactory
 from tests.test_planner import NOW, add_record, make_skill, planned_ids
 
@@ -137,3 +138,14 @@ def test_a_subject_merged_too_long_finalizes_the_record_and_reports_it(email_ski
     assert result.planned == 0 and result.too_long == ["long"]
     assert Record.objects.get(external_id="long").final_reason == "too_long"
     assert not OutboundMessage.objects.filter(status=MessageStatus.QUEUED).exists()
+
+
+def test_an_email_skill_does_not_start_without_its_units_postal_address(bu, email_skill):
+    email_skill.state = Skill.State.STOPPED
+    email_skill.save()
+    bu.postal_address = "  "
+    bu.save()
+
+    with pytest.raises(SkillStateError, match="has no postal address: every email carries one"):
+        skill_start(skill=email_skill)
+    assert Skill.objects.get(pk=email_skill.pk).state == Skill.State.STOPPED
