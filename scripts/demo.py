@@ -1,8 +1,13 @@
-"""Run the demo: the Django web server and the django-q2 worker together, in one terminal.
+"""Run the demo: the Django web server, the django-q2 worker and a local SMTP sink together,
+in one terminal.
 
-Each child runs in its own process group and its output is prefixed with ``[web]`` or
-``[worker]``. The admin URL is printed once the web server answers. Ctrl-C (or SIGTERM) stops
-both; if either child dies on its own, the other is stopped and this script exits non-zero.
+Each child runs in its own process group and its output is prefixed with ``[web]``,
+``[worker]`` or ``[mail]``. The web server and the worker get ``EMAIL_URL`` pointing at the
+sink, so the demo's email skill (seed_demo pins its registration to Django's SMTP backend)
+mails it, and the sink keeps every email in ``demo-mail.mbox``; texts go to the simulated
+carrier, which runs inside the worker. The admin URL is printed once the web server answers.
+Ctrl-C (or SIGTERM) stops them all; if any child dies on its own, the others are stopped and
+this script exits non-zero.
 
 Started by ``make demo``; standard library only, so it runs before anything is installed.
 """
@@ -20,9 +25,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Where the SMTP sink keeps the demo's emails (git ignores it); any mail reader opens it.
+MBOX = BASE_DIR / "demo-mail.mbox"
 # How long a child may take to stop on SIGINT before it gets SIGTERM, then SIGKILL.
 GRACE_SECONDS = 10.0
 
@@ -38,8 +46,15 @@ def say(line: str) -> None:
 class Child:
     """One supervised ``manage.py`` command, in a process group of its own."""
 
-    def __init__(self, label: str, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        label: str,
+        args: list[str],
+        env: dict[str, str],
+        shown: Callable[[str], bool] | None = None,
+    ) -> None:
         self.label = label
+        self.shown = shown
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [sys.executable, "manage.py", *args],
             cwd=BASE_DIR,
@@ -60,7 +75,8 @@ class Child:
     def _pump(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            say(f"[{self.label}] {line.rstrip()}")
+            if self.shown is None or self.shown(line):
+                say(f"[{self.label}] {line.rstrip()}")
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -69,6 +85,12 @@ class Child:
         # The group may already be gone; that is the goal, not an error.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signum)
+
+
+def mail_line_shown(line: str) -> bool:
+    """aiosmtpd logs each SMTP command of every session: of those, only each recipient (those
+    starting with "bounce" are then refused with a 550)."""
+    return " mail.log " not in line or " recip: " in line
 
 
 def stop_all(children: list[Child]) -> None:
@@ -87,7 +109,7 @@ def stop_all(children: list[Child]) -> None:
         child.pump.join(timeout=2)
 
 
-def announce_when_up(web: Child, url: str, stop: threading.Event) -> None:
+def announce_when_up(web: Child, url: str, mail: str, stop: threading.Event) -> None:
     """Polls the admin URL and prints it once the web server answers."""
     while not stop.is_set() and web.alive():
         try:
@@ -102,6 +124,7 @@ def announce_when_up(web: Child, url: str, stop: threading.Event) -> None:
             say("")
             say(f"  pcsms admin: {url}")
             say("  Log in with the account seed_demo printed above. Ctrl-C stops the demo.")
+            say(f"  Demo emails: {mail}")
             say("")
         return
 
@@ -116,9 +139,16 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def any_free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Run the pcsms web server and django-q2 worker together (Ctrl-C stops both)."
+        description="Run the pcsms web server, django-q2 worker and a local SMTP sink for the "
+        "demo's emails together (Ctrl-C stops them all)."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
     parser.add_argument(
@@ -126,6 +156,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=int(os.environ.get("PORT") or 8000),
         help="port to serve on (the PORT environment variable, else 8000)",
+    )
+    parser.add_argument(
+        "--smtp-port",
+        type=int,
+        default=int(os.environ.get("SMTP_PORT") or 1025),
+        help="port of the SMTP sink on 127.0.0.1 (the SMTP_PORT environment variable, else "
+        "1025; a free one if that is in use)",
+    )
+    parser.add_argument(
+        "--mbox",
+        type=Path,
+        default=MBOX,
+        help=f"file the SMTP sink appends the emails to ({MBOX.name})",
     )
     return parser.parse_args(argv)
 
@@ -143,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     # and callback URLs point at this server unless the caller says otherwise.
     env.setdefault("DEBUG", "true")
     env.setdefault("PUBLIC_BASE_URL", base_url)
+    smtp_host, smtp_port = "127.0.0.1", args.smtp_port
+    if not port_is_free(smtp_host, smtp_port):
+        smtp_port = any_free_port(smtp_host)
+        say(f"[demo] {smtp_host}:{args.smtp_port} is in use; the SMTP sink takes {smtp_port}.")
+    smtp_url = f"smtp://{smtp_host}:{smtp_port}"
+    # Always the sink, whatever the caller's EMAIL_URL: the demo's mail stays on this machine.
+    served = {**env, "EMAIL_URL": smtp_url}
+    mbox = args.mbox.resolve()
 
     stopping = threading.Event()
     received: list[int] = []
@@ -155,13 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     children = [
-        Child("web", ["runserver", f"{args.host}:{args.port}", "--noreload"], env),
-        Child("worker", ["qcluster"], env),
+        Child("web", ["runserver", f"{args.host}:{args.port}", "--noreload"], served),
+        Child("worker", ["qcluster"], served),
+        Child(
+            "mail",
+            ["smtp_sink", "--host", smtp_host, "--port", str(smtp_port), "--mbox", str(mbox)],
+            env,
+            shown=mail_line_shown,
+        ),
     ]
     web = children[0]
+    mail = f"sent to the SMTP sink at {smtp_url}, kept in {mbox}"
     threading.Thread(
         target=announce_when_up,
-        args=(web, f"{base_url}/admin/", stopping),
+        args=(web, f"{base_url}/admin/", mail, stopping),
         name="announce",
         daemon=True,
     ).start()

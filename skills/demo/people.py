@@ -1,18 +1,21 @@
 """The demo's generated people: 200 patients spread over thirteen US cities by population, each
 with one or two valid US numbers whose area code fixes their time zone, an address, a priority,
-a score and an appointment within four weeks. A fixed random seed makes every database get the
-same people and numbers.
+a score and an appointment within four weeks; about half also have an email address at
+example.com, two of which start with "bounce" (the demo's SMTP sink refuses those). A fixed
+random seed makes every database get the same people, numbers and addresses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
+import re
 from dataclasses import dataclass
 
 import phonenumbers
 
-from skills.demo.constants import LONG_CODE, RANDOM_SEED, RECORD_COUNT
+from skills.demo.constants import EMAIL_DOMAIN, LONG_CODE, RANDOM_SEED, RECORD_COUNT
 from skills.models import TimeZoneSource
 
 
@@ -186,6 +189,7 @@ class DemoRecord:
     customer2: str
     appointment_in_days: int
     phones: tuple[DemoPhone, ...]
+    email: str = ""  # lower case, as Destination holds it; empty: no address
 
     def appointment_date(self, today: dt.date) -> dt.date:
         day = today + dt.timedelta(days=self.appointment_in_days)
@@ -247,4 +251,34 @@ def generate_records(
                 phones=tuple(phones),
             )
         )
-    return records, rng, taken
+    return _with_emails(records, seed), rng, taken
+
+
+EMAIL_SHARE = 0.5  # of the records that get an address
+BOUNCES = 2  # of those, how many the SMTP sink refuses (their address starts with "bounce")
+
+
+def _with_emails(records: list[DemoRecord], seed: int) -> list[DemoRecord]:
+    """About half the records with an address, from a generator of their own: the people,
+    numbers and DNC entries drawn from the main one stay what they were before addresses."""
+    rng = random.Random(f"{seed}-email")
+    chosen = [i for i in range(len(records)) if rng.random() < EMAIL_SHARE]
+    bounces = set(rng.sample(chosen, min(BOUNCES, len(chosen))))
+    out = list(records)
+    for i in chosen:
+        record = records[i]
+        name = ".".join(
+            part
+            for part in (_local(record.first_name), _local(record.last_name))
+            if part  # a record without a first name has the last name alone
+        )
+        number = record.external_id.rsplit("-", 1)[-1]  # unique: DEMO-0042 gives 0042
+        local = f"{name}.{number}" if name else f"patient.{number}"
+        if i in bounces:
+            local = f"bounce-{local}"
+        out[i] = dataclasses.replace(record, email=f"{local}@{EMAIL_DOMAIN}")
+    return out
+
+
+def _local(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())

@@ -15,6 +15,7 @@ from skills.demo.constants import (
     ADMIN_USERNAME,
     BU_NAME,
     DEMO_PASSWORD,
+    EMAIL_SKILL_NAME,
     LIST_NAME,
     OPERATOR_USERNAME,
     SKILL_NAME,
@@ -52,6 +53,7 @@ class SeedReport:
             "calling_list": LIST_NAME,
             "records": self.records,
             "skill": SKILL_NAME,
+            "email_skill": EMAIL_SKILL_NAME,
             "created": self.created,
             "changed": self.changed,
             "admin": {

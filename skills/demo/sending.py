@@ -1,21 +1,28 @@
-"""What the demo texts with: a provisioned long code (5 msg/s) and short code (100 msg/s), an
-SMS registration on the long code pinned to the simulator backend so the demo never reaches a
-real carrier, and the two active message templates.
+"""What the demo texts and emails with: a provisioned long code (5 msg/s) and short code
+(100 msg/s), an SMS registration on the long code pinned to the simulator backend so the demo
+never reaches a real carrier, the two active message templates; and for email a provisioned
+sender (its From address, 10 msg/s), its registration pinned to Django's SMTP backend (the demo
+points EMAIL_URL at its local SMTP sink, and every demo address is at example.com) and an
+active email template.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from messaging.models import MessageTemplate, SmsRegistration, TransportCode
+from messaging.models import Channel, MessageTemplate, SmsRegistration, TransportCode
 from pcsms.models import BusinessUnit
 from skills.demo.constants import (
     APPOINTMENT_TEMPLATE,
+    EMAIL_REGISTRATION_NAME,
+    EMAIL_SENDER,
+    EMAIL_TEMPLATE,
     LONG_CODE,
     PAYMENT_TEMPLATE,
     REGISTRATION_NAME,
     SHORT_CODE,
     SIMULATOR_BACKEND,
+    SMTP_BACKEND,
 )
 from skills.demo.report import DemoDataError, SeedReport, _ensure
 
@@ -87,3 +94,54 @@ def _seed_templates(report: SeedReport, bu: BusinessUnit):
         report.part(f'Message template "{name}"', created)
         templates.append(template)
     return templates
+
+
+def _seed_email_sending(report: SeedReport, bu: BusinessUnit, today: dt.date) -> SmsRegistration:
+    code, created = _ensure(
+        report,
+        TransportCode,
+        {"number": EMAIL_SENDER},
+        {
+            "business_unit": bu,
+            "kind": TransportCode.Kind.EMAIL,
+            "messages_per_second": "10",
+            "provisioning_status": TransportCode.Provisioning.PROVISIONED,
+            "requested_on": today - dt.timedelta(days=14),
+            "provisioned_on": today - dt.timedelta(days=10),
+            "notes": "Demo email sender (the From address of the demo's emails).",
+        },
+    )
+    if code.business_unit_id != bu.pk:
+        raise DemoDataError(f"Transport code {EMAIL_SENDER} belongs to another business unit.")
+    report.part(f"Email sender {code.number}", created, " (10 msg/s)")
+
+    registration, created = _ensure(
+        report,
+        SmsRegistration,
+        {"business_unit": bu, "name": EMAIL_REGISTRATION_NAME},
+        {
+            "transport_code": code,
+            # SMTP, to the sink the demo runs (EMAIL_URL); the addresses are at example.com.
+            "backend": SMTP_BACKEND,
+        },
+    )
+    report.part(f'Email registration "{EMAIL_REGISTRATION_NAME}"', created, " (SMTP backend)")
+    return registration
+
+
+def _seed_email_template(report: SeedReport, bu: BusinessUnit) -> MessageTemplate:
+    name, subject, body, html_body = EMAIL_TEMPLATE
+    template, created = _ensure(
+        report,
+        MessageTemplate,
+        {"business_unit": bu, "name": name},
+        {
+            "channel": Channel.EMAIL,
+            "subject": subject,
+            "body": body,
+            "html_body": html_body,
+            "is_active": True,
+        },
+    )
+    report.part(f'Email template "{name}"', created)
+    return template

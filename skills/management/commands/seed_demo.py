@@ -1,4 +1,5 @@
-"""``manage.py seed_demo``: a demo business unit, ready to start texting, and its logins."""
+"""``manage.py seed_demo``: a demo business unit, ready to start texting and emailing, and its
+logins."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ class Command(JsonCommand):
         f"expired); a provisioned long code ({demo.LONG_CODE}, 5 msg/s) and short code "
         f"({demo.SHORT_CODE}, 100 msg/s); an SMS registration on the long code (pinned to the "
         "simulator backend); two active templates; a campaign; the calling list "
-        f'"{demo.LIST_NAME}" with {demo.RECORD_COUNT} generated records (some with two numbers); '
-        f'the stopped skill "{demo.SKILL_NAME}", ready to start; a superuser "admin" and a '
+        f'"{demo.LIST_NAME}" with {demo.RECORD_COUNT} generated records (some with two numbers, '
+        f"about half with an address at {demo.EMAIL_DOMAIN}, two of them bouncing); "
+        f'the stopped skill "{demo.SKILL_NAME}", ready to start; for email, a postal address on '
+        f"the business unit, the sender {demo.EMAIL_SENDER} with a registration pinned to "
+        "Django's SMTP backend (make demo points EMAIL_URL at a local SMTP sink), an active "
+        f'email template and the stopped skill "{demo.EMAIL_SKILL_NAME}" on the same list; '
+        'a superuser "admin" and a '
         f'BU-scoped staff user "demo-operator", both with password "{demo.DEMO_PASSWORD}". '
         "Only missing parts are created: running it again changes nothing, and existing "
         "passwords are kept unless --reset-password is given."
@@ -46,7 +52,8 @@ class Command(JsonCommand):
             for line in report.lines:
                 self.stdout.write(f"  {line}")
         summary = (
-            f'business unit "{demo.BU_NAME}", {report.records} records, skill "{demo.SKILL_NAME}".'
+            f'business unit "{demo.BU_NAME}", {report.records} records, skills '
+            f'"{demo.SKILL_NAME}" and "{demo.EMAIL_SKILL_NAME}".'
         )
         if report.changed:
             self.stdout.write(self.style.SUCCESS(f"Demo data ready: {summary}"))
