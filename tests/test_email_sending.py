@@ -9,10 +9,12 @@ import datetime as dt
 import pytest
 import time_machine
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 
-from dnc.models import DncEntry
+from dnc.importing import dnc_import
+from dnc.models import DncEntry, DncGroup
 from messaging.backends.base import SendOutcome
 from messaging.backends.email import EmailBackend
 from messaging.email_services import email_tracking_event
@@ -211,3 +213,23 @@ def test_an_esps_complaint_and_unsubscribe_are_opt_outs_and_an_open_is_history(r
     opened.refresh_from_db()
     assert opened.status == MessageStatus.SENT
     assert list(opened.events.values_list("detail", flat=True)) == ["Mailgun: opened"]
+
+
+def test_dnc_entries_and_dnc_files_take_addresses(bu, tmp_path):
+    group = DncGroup.objects.create(business_unit=bu, name="Mail suppression")
+    entry = DncEntry(group=group, phone_number=" Ada@Example.COM ")
+    entry.full_clean()
+    assert entry.phone_number == "ada@example.com"
+    with pytest.raises(ValidationError, match="is not a valid email address"):
+        DncEntry(group=group, phone_number="ada@").full_clean()
+
+    path = tmp_path / "suppression.csv"
+    path.write_text("email,expire date\nBo@Example.com,\nnot-an@address@x,\n(312) 555-0123,\n")
+    result = dnc_import(group=group, path=path)
+
+    assert (result.valid, result.invalid, result.added) == (2, 1, 2)
+    assert result.errors[0][1] == "not a valid email address"
+    assert set(group.entries.values_list("phone_number", flat=True)) == {
+        "bo@example.com",
+        "+13125550123",
+    }
