@@ -12,9 +12,11 @@ from decimal import Decimal
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.module_loading import import_string
 
 from dnc.models import DncEntry, DncGroup
 from messaging import hooks, templating
@@ -251,8 +253,29 @@ class SmsRegistration(models.Model):
             errors["stop_dnc_group"] = "The DNC group belongs to another business unit."
         if not re.fullmatch(r"[A-Za-z0-9_]+", self.carrier_account or ""):
             errors["carrier_account"] = "Use letters, digits and underscores only."
+        if self.backend and code is not None:
+            problem = _backend_problem(self.backend.strip(), email=code.kind == code.Kind.EMAIL)
+            if problem:
+                errors["backend"] = problem
         if errors:
             raise ValidationError(errors)
+
+
+def _backend_problem(path: str, *, email: bool) -> str:
+    """Why ``path`` cannot send for the registration, or "": a typo found when it is saved, not
+    when the first batch fails. An email sender's is a Django mail backend; an SMS code's, a
+    class with the sender's interface (messaging/backends/base.py, read by its methods: the
+    models sit below the backends)."""
+    try:
+        backend = import_string(path)
+    except ImportError:
+        return f"'{path}' cannot be imported: check the dotted path."
+    if email:
+        if not (isinstance(backend, type) and issubclass(backend, BaseEmailBackend)):
+            return f"'{path}' is not a Django mail backend; an email sender sends through one."
+    elif not all(hasattr(backend, name) for name in ("send_messages", "submit", "find_sent")):
+        return f"'{path}' is not an SMS backend (messaging/backends/base.py)."
+    return ""
 
 
 EMAIL_SUBJECT_MAX = 200  # a subject line, merged values included, that mail clients show

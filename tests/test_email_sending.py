@@ -233,3 +233,31 @@ def test_dnc_entries_and_dnc_files_take_addresses(bu, tmp_path):
         "bo@example.com",
         "+13125550123",
     }
+
+
+@pytest.mark.parametrize(
+    ("backend", "problem"),
+    [
+        ("django.core.mail.backends.smtp.EmailBackend", ""),
+        ("anymail.backends.mailgun.EmailBackend", ""),
+        ("django.core.mail.backends.smtpp.EmailBackend", "cannot be imported"),
+        ("messaging.backends.twilio.TwilioBackend", "is not a Django mail backend"),
+    ],
+)
+def test_an_email_registrations_mail_backend_is_checked_when_saved(registration, backend, problem):
+    registration.backend = backend
+    if not problem:
+        registration.full_clean()
+        return
+    with pytest.raises(ValidationError) as refused:
+        registration.full_clean()
+    assert problem in refused.value.message_dict["backend"][0]
+
+
+def test_an_sms_registration_refuses_a_mail_backend(bu):
+    registration = SmsRegistrationFactory(business_unit=bu)
+    registration.backend = "django.core.mail.backends.smtp.EmailBackend"
+    with pytest.raises(ValidationError, match="is not an SMS backend"):
+        registration.full_clean()
+    registration.backend = "messaging.backends.twilio.TwilioBackend"
+    registration.full_clean()

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from email.utils import make_msgid
 
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from messaging.backends.base import BaseSmsBackend, OutgoingSms, SendOutcome, SendResult
@@ -50,7 +51,11 @@ class EmailBackend(BaseSmsBackend):
         connections = self._local.__dict__.setdefault("connections", {})
         connection = connections.get(path)
         if connection is None:
-            connection = connections[path] = get_connection(path or None, fail_silently=False)
+            try:
+                connection = get_connection(path or None, fail_silently=False)
+            except ImportError as error:  # the sender holds the queue and logs it
+                raise ImproperlyConfigured(f"Mail backend {path!r}: {error}") from error
+            connections[path] = connection
             connection.open()
         return connection
 
