@@ -84,6 +84,7 @@ def _skill_form(bu, name):
     return {
         "business_unit": bu.pk,
         "name": name,
+        "channel": "sms",  # the select's first choice, as a browser posts it
         "registration": SmsRegistrationFactory(business_unit=bu).pk,
         "template": MessageTemplateFactory(business_unit=bu).pk,
         "priority": 5,
