@@ -24,7 +24,7 @@ from skills.cadence import Cadence
 from skills.filters import RecordFilter, custom_field_types
 from skills.models import CallingList, FinalReason, Record, Skill, Weekday, channel_problems
 from skills.queries import active_list_ids, not_expired_q, pending_q
-from skills.selectors import SEND_LAG_BOUND, list_tallies
+from skills.selectors import SEND_LAG_BOUND, channel_unreachable, list_tallies
 from skills.windows import Blocked, WindowPolicy, schedule_zone
 
 UTC = dt.UTC
@@ -56,6 +56,8 @@ class Kind:
     NO_SENDER = "no_sender"
     # Facts, not holds:
     IN_WINDOW = "in_window"
+    NO_ADDRESS = "no_address"
+    POSTAL_ADDRESS = "postal_address"
     QUEUED = "queued"
     SENDING = "sending"
     # A record's own:
@@ -81,6 +83,7 @@ SKILL_WIDE = {
     Kind.NO_RECORDS,
     Kind.ALL_FINAL,
     Kind.NO_SENDER,
+    Kind.POSTAL_ADDRESS,
 }
 FACTS = {Kind.IN_WINDOW, Kind.QUEUED, Kind.SENDING, Kind.READY}
 
@@ -165,13 +168,14 @@ class SkillWhy:
             return f"Nothing is sending: {wide.text}"
         if self.sent_recently:
             return (
-                f"Sending: {self.sent_recently:,} texts in the last "
+                f"Sending: {self.sent_recently:,} {self.skill.sent_noun} in the last "
                 f"{int(RECENT.total_seconds() // 60)} minutes."
             )
         if self.in_window:
             return (
-                f"{_are(self.in_window)} inside their window: the planner texts them "
-                "at its next pass."
+                f"{_are(self.in_window)} inside their window: the planner "
+                f"{'emails' if self.skill.sent_noun == 'emails' else 'texts'} them at its next "
+                "pass."
             )
         if self.next_window is not None:
             return (
@@ -234,7 +238,7 @@ def start_problems(skill: Skill, template=None) -> list[Reason]:
     if "registration" in mismatch:
         problems.append(Reason(Kind.REGISTRATION, f"its registration: {mismatch['registration']}"))
     if "channel" in mismatch:
-        problems.append(Reason(Kind.REGISTRATION, mismatch["channel"]))
+        problems.append(Reason(Kind.POSTAL_ADDRESS, mismatch["channel"]))
     if not registration.is_active:
         problems.append(
             Reason(Kind.REGISTRATION, f'its SMS registration "{registration}" is not active')
@@ -309,8 +313,8 @@ def _no_sender(skill: Skill, now: dt.datetime, queued: int) -> Reason | None:
         return None
     return Reason(
         Kind.NO_SENDER,
-        f"no sender is sending for code {code.number}: {_n(queued, 'text')} waiting in its "
-        "queue. "
+        f"no sender is sending for code {code.number}: {_n(queued, skill.sent_noun[:-1])} "
+        "waiting in its queue. "
         "Start the worker (manage.py qcluster) or look at Workers → Sender processes.",
         queued,
     )
@@ -339,6 +343,20 @@ def skill_why(
             exhausted += n
         else:
             waiting[zone or ""] = waiting.get(zone or "", 0) + n
+    unreachable = channel_unreachable(skill, list_ids)
+    for zone, n in unreachable.items():
+        waiting[zone] = waiting.get(zone, 0) - n
+    waiting = {zone: n for zone, n in waiting.items() if n > 0}
+    if unreachable:
+        n = sum(unreachable.values())
+        reasons.append(
+            Reason(
+                Kind.NO_ADDRESS,
+                f"{_n(n, 'open record')} {'has' if n == 1 else 'have'} no email address the "
+                "skill may use: it never emails them (a text skill on the list may reach them).",
+                n,
+            )
+        )
     if list_ids and not records:
         reasons.append(Reason(Kind.NO_RECORDS, "its calling lists have no records.", 0))
     elif records and not waiting and not exhausted:
@@ -377,7 +395,9 @@ def skill_why(
         reasons.append(Reason(Kind.DNC, f"{_are(n)} final: on a DNC group.", n))
     if queued:
         reasons.append(
-            Reason(Kind.QUEUED, f"{_are(queued, 'text')} queued for the sender.", queued)
+            Reason(
+                Kind.QUEUED, f"{_are(queued, skill.sent_noun[:-1])} queued for the sender.", queued
+            )
         )
     why.sent_recently = OutboundMessage.objects.filter(
         attempt__skill=skill,

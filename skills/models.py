@@ -730,6 +730,11 @@ class Skill(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def sent_noun(self) -> str:
+        """What the skill's pages count: "texts" or "emails"."""
+        return "emails" if self.channel == Channel.EMAIL else "texts"
+
     def clean(self) -> None:
         errors: dict[str, str] = {}
         bu = self.business_unit_id

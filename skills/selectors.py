@@ -11,11 +11,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from django.core.cache import cache
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from messaging.models import MessageStatus, OutboundMessage, TransportCode
+from messaging.models import Channel, MessageStatus, OutboundMessage, TransportCode
 from messaging.pacing import priority_fraction
 from pcsms.models import BusinessUnit
 from skills.filters import RecordFilter, custom_field_types
@@ -23,6 +23,7 @@ from skills.importing.report import HEADER as REPORT_HEADER
 from skills.models import (
     Campaign,
     CustomField,
+    Destination,
     FilterCondition,
     FinalReason,
     Record,
@@ -31,7 +32,7 @@ from skills.models import (
     SkillForecast,
     UploadJob,
 )
-from skills.queries import active_list_ids
+from skills.queries import active_list_ids, channel_q
 from skills.windows import WindowPolicy
 
 
@@ -430,6 +431,39 @@ def _finalized(times: dict[int, int], start: dt.datetime, end: dt.datetime):
     )
 
 
+# How long an email skill's count of the records it cannot reach is kept: it reads the lists'
+# open records (the tallies do not know a record's channels), and it changes only by imports.
+UNREACHABLE_SECONDS = 60
+
+
+def channel_unreachable(skill: Skill, list_ids: list[int] | None = None) -> dict[str, int]:
+    """An email skill's open records with attempts left and no open address, by record zone:
+    they wait for no email (an SMS skill on the same list may text them). Empty for an SMS
+    skill, whose lists' records carry the numbers the import requires of them."""
+    if skill.channel != Channel.EMAIL:
+        return {}
+    key = f"pcsms:unreachable:{skill.pk}:{skill.max_attempts}"
+    found = cache.get(key)
+    if found is None:
+        addresses = Destination.objects.filter(
+            channel_q(Channel.EMAIL), record=OuterRef("pk"), is_final=False
+        )
+        rows = (
+            Record.objects.filter(
+                calling_list_id__in=active_list_ids(skill) if list_ids is None else list_ids,
+                is_final=False,
+                attempts__lt=skill.max_attempts,
+            )
+            .filter(~Exists(addresses))
+            .values_list("time_zone")
+            .annotate(n=Count("*"))
+            .order_by()
+        )
+        found = {zone or "": n for zone, n in rows}
+        cache.set(key, found, UNREACHABLE_SECONDS)
+    return found
+
+
 def skill_waiting(skill: Skill, tallies: list | None = None) -> int:
     """Open records the skill can still text: attempts left, and the record's zone one the skill
     may text (the planner texts each number in its own zone, which for a number of another
@@ -441,11 +475,12 @@ def skill_waiting(skill: Skill, tallies: list | None = None) -> int:
     if tallies is None:
         tallies = list_tallies(active_list_ids(skill))
     zones = set(WindowPolicy.for_skill(skill).textable_zones())
+    unreachable = channel_unreachable(skill)
     return sum(
         n
         for is_final, _reason, attempts, zone, n in tallies
         if not is_final and attempts < skill.max_attempts and zone in zones
-    )
+    ) - sum(n for zone, n in unreachable.items() if zone in zones)
 
 
 def forecast_texts_by(progress: list, moment: dt.datetime) -> int:
@@ -473,6 +508,7 @@ class ForecastCheck:
     expected: int  # texts the forecast expected sent by now
     sent: int  # texts sent since the start
     completed_at: dt.datetime | None  # when the skill completed, if it has
+    noun: str = "texts"  # what the skill sends (Skill.sent_noun)
 
     @property
     def off_by(self) -> dt.timedelta | None:
@@ -508,7 +544,7 @@ class ForecastCheck:
                 if data["off_percent"] is not None:
                     done += f" ({abs(data['off_percent'])}% of its time)"
             words.append(done + ".")
-        sent = f"{self.sent:,} texts sent against {self.expected:,} expected by now"
+        sent = f"{self.sent:,} {self.noun} sent against {self.expected:,} expected by now"
         if data["ahead_percent"] is not None:
             sent += f" ({data['ahead_percent']:+d}%)"
         words.append(sent + ".")
@@ -543,6 +579,7 @@ def skill_forecast_check(skill: Skill, now: dt.datetime) -> ForecastCheck | None
         expected=forecast_texts_by(forecast.data.get("progress", []), until),
         sent=sent,
         completed_at=skill.state_changed_at if skill.state == Skill.State.COMPLETED else None,
+        noun=skill.sent_noun,
     )
 
 

@@ -9,8 +9,10 @@ import pytest
 
 from messaging.models import Channel, MessageStatus, OutboundMessage, TransportCode
 from messaging.services import message_record_status
+from skills.diagnosis import Kind, skill_why
 from skills.models import Attempt, FilterCondition, Record, Skill
 from skills.planner import plan_skill
+from skills.selectors import skill_waiting
 from skills.services import SkillStateError, skill_start
 from tests.factories import SmsRegistrationFactory, TransportCodeFactory
 from tests.test_planner import NOW, add_record, make_skill, planned_ids
@@ -149,3 +151,21 @@ def test_an_email_skill_does_not_start_without_its_units_postal_address(bu, emai
     with pytest.raises(SkillStateError, match="has no postal address: every email carries one"):
         skill_start(skill=email_skill)
     assert Skill.objects.get(pk=email_skill.pk).state == Skill.State.STOPPED
+
+
+def test_the_skill_page_and_dashboard_count_only_records_the_email_skill_can_reach(email_skill):
+    for n in range(3):
+        add_record(email_skill, external_id=f"mail{n}", phones=[("Email", f"p{n}@example.com")])
+    for n in range(2):
+        add_record(
+            email_skill, external_id=f"text{n}", phones=[("SMSPhoneNumber", f"+1312555020{n}")]
+        )
+
+    assert skill_waiting(email_skill) == 3
+    why = skill_why(email_skill, now=NOW)
+    [no_address] = [r for r in why.reasons if r.kind == Kind.NO_ADDRESS]
+    assert no_address.text.startswith("2 open records have no email address the skill may use")
+    assert why.in_window == 3
+    plan_skill(skill=email_skill, now=NOW)
+    queued = [r.text for r in skill_why(email_skill, now=NOW).reasons if r.kind == Kind.QUEUED]
+    assert queued == ["3 emails are queued for the sender."]

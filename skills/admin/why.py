@@ -44,6 +44,8 @@ def reason_url(reason: Reason, skill: Skill) -> str | None:
         Kind.DNC: _admin("dnc_dncentry_changelist"),
         Kind.OPTED_OUT: _admin("dnc_dncentry_changelist"),
         Kind.NO_SENDER: _admin("messaging_senderprocess_changelist"),
+        Kind.POSTAL_ADDRESS: _admin("pcsms_businessunit_change", skill.business_unit_id),
+        Kind.NO_ADDRESS: _admin("skills_uploadjob_changelist"),
         Kind.QUEUED: _admin(
             "messaging_outboundmessage_changelist",
             query={"status__exact": "queued", "attempt__skill__id__exact": skill.pk},
