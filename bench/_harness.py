@@ -187,21 +187,27 @@ def make_codes(count: int, rate: float, *, prefix: int = 312):
     return bu, registrations
 
 
-def queue_messages(bu, registrations, per_code: int, *, body: str = "Bench text {i}") -> int:
+def queue_messages(
+    bu, registrations, per_code: int, *, body: str = "Bench text {i}", fields=None
+) -> int:
+    """``per_code`` queued texts per registration; ``fields(n)``: the message's own fields
+    instead of a text to +1415... (an email's address, subject and parts)."""
     from messaging.models import OutboundMessage
 
     rows = []
     n = 0
     for registration in registrations:
         for _ in range(per_code):
+            own = (
+                fields(n) if fields else {"to": f"+1415{2000000 + n:07d}", "body": body.format(i=n)}
+            )
             rows.append(
                 OutboundMessage(
                     business_unit=bu,
                     registration=registration,
                     transport_code_id=registration.transport_code_id,
-                    to=f"+1415{2000000 + n:07d}",
-                    body=body.format(i=n),
                     segments=1,
+                    **own,
                 )
             )
             n += 1

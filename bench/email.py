@@ -114,30 +114,16 @@ def _make_email_codes(bu, count: int, rate: float):
     return registrations
 
 
-def _queue_emails(bu, registrations, per_code: int) -> int:
-    from messaging.models import OutboundMessage
-
-    rows = []
-    n = 0
-    for registration in registrations:
-        for _ in range(per_code):
-            rows.append(
-                OutboundMessage(
-                    business_unit=bu,
-                    registration=registration,
-                    transport_code_id=registration.transport_code_id,
-                    to=f"person{n}@example.com",
-                    subject=f"Your appointment {n}",
-                    body=f"Hi, this is bench email {n}.\nSee you soon.",
-                    html_body=f"<p>Hi, this is bench email {n}.</p><p>See you soon.</p>",
-                    encoding="UTF-8",
-                    segments=1,
-                    source="bench",
-                )
-            )
-            n += 1
-    OutboundMessage.objects.bulk_create(rows, batch_size=5000)
-    return n
+def _email_fields(n: int) -> dict:
+    """One queued email: an address, a subject, a plain and an HTML part."""
+    return {
+        "to": f"person{n}@example.com",
+        "subject": f"Your appointment {n}",
+        "body": f"Hi, this is bench email {n}.\nSee you soon.",
+        "html_body": f"<p>Hi, this is bench email {n}.</p><p>See you soon.</p>",
+        "encoding": "UTF-8",
+        "source": "bench",
+    }
 
 
 def _our_send_times() -> tuple[dict[str, list[float]], dict[str, float]]:
@@ -246,7 +232,7 @@ def main() -> None:
     # Email: the sink in this process, the workers' Django mail settings pointed at it.
     bu, _ = BusinessUnit.objects.get_or_create(name="Bench")
     registrations = _make_email_codes(bu, args.codes, args.rate)
-    queued = _queue_emails(bu, registrations, per_code)
+    queued = h.queue_messages(bu, registrations, per_code, fields=_email_fields)
     with _timed_sink() as sink:
         env = h.bench_env(url, EMAIL_URL=f"smtp://127.0.0.1:{sink.port}")
         cpu = _run_workers(args, env, [os.getpid()])
