@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail.backends.base import BaseEmailBackend
@@ -20,7 +19,7 @@ from django.utils.module_loading import import_string
 
 from dnc.models import DncEntry, DncGroup
 from messaging import hooks, templating
-from pcsms.addresses import AddressError, normalise_email
+from pcsms.addresses import AddressError, normalise_email, normalise_phone
 from pcsms.models import BusinessUnit
 
 SHORT_CODE_RE = re.compile(r"^\d{5,6}$")
@@ -147,15 +146,9 @@ class TransportCode(models.Model):
         else:
             region = self.business_unit.phone_region if self.business_unit_id else "US"
             try:
-                parsed = phonenumbers.parse(raw, region)
-            except phonenumbers.NumberParseException:
-                parsed = None
-            if parsed is None or not phonenumbers.is_valid_number(parsed):
-                errors["number"] = f"'{raw}' is not a valid phone number."
-            else:
-                self.number = phonenumbers.format_number(
-                    parsed, phonenumbers.PhoneNumberFormat.E164
-                )
+                self.number = normalise_phone(raw, region)
+            except AddressError as error:
+                errors["number"] = str(error)
         if self.provisioning_status == self.Provisioning.PROVISIONED and not self.provisioned_on:
             errors["provisioned_on"] = "Give the date the code was provisioned."
         if errors:

@@ -474,34 +474,36 @@ class _Pass:
 
     def merge(self, record: Record, destination: Destination, verdict) -> _Planned | str:
         merged = self.parts.render(template_record_values(record))
-        body = merged.body
         if self.email:
             # One message whatever its length; the subject is the part a mailbox cuts.
-            if not body.strip():
+            if not merged.body.strip():
                 return "empty_text"
-            if len(merged.subject) <= EMAIL_SUBJECT_MAX:
-                return _Planned(
-                    record, destination, verdict, body, "UTF-8", 1, merged.subject, merged.html_body
-                )
-            info = None
-        else:
-            info = analyse(body)
-            if info.segments == 0:
-                return "empty_text"
-        if info is None or info.segments > self.skill.max_segments:
-            if len(self.result.too_long) < TOO_LONG_REPORTED:
-                self.result.too_long.append(record.external_id)
-            logger.warning(
-                "Skill %s: record %s merges to %s (maximum %s); finalized too_long",
-                self.skill.id,
-                record.external_id,
-                f"a {len(merged.subject)}-character subject"
-                if info is None
-                else f"{info.segments} segments",
-                EMAIL_SUBJECT_MAX if info is None else self.skill.max_segments,
-            )
-            return "final:" + FinalReason.TOO_LONG
-        return _Planned(record, destination, verdict, body, info.encoding, info.segments)
+            if len(merged.subject) > EMAIL_SUBJECT_MAX:
+                subject = f"a {len(merged.subject)}-character subject"
+                return self.too_long(record, subject, EMAIL_SUBJECT_MAX)
+            return _Planned(
+                record, destination, verdict, merged.body, "UTF-8", 1, merged.subject,
+                merged.html_body,
+            )  # fmt: skip
+        info = analyse(merged.body)
+        if info.segments == 0:
+            return "empty_text"
+        if info.segments > self.skill.max_segments:
+            return self.too_long(record, f"{info.segments} segments", self.skill.max_segments)
+        return _Planned(record, destination, verdict, merged.body, info.encoding, info.segments)
+
+    def too_long(self, record: Record, what: str, maximum: int) -> str:
+        """The record merges to more than may go: finalized ``too_long`` and reported."""
+        if len(self.result.too_long) < TOO_LONG_REPORTED:
+            self.result.too_long.append(record.external_id)
+        logger.warning(
+            "Skill %s: record %s merges to %s (maximum %s); finalized too_long",
+            self.skill.id,
+            record.external_id,
+            what,
+            maximum,
+        )
+        return "final:" + FinalReason.TOO_LONG
 
     def write(self, planned: list[_Planned], finals: dict[str, list[Record]]) -> None:
         """One batch's rows, in one transaction that holds the skill's row lock.
