@@ -35,12 +35,10 @@ ONE_CLICK = "List-Unsubscribe=One-Click"
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     message_id = unsubscribe_message_id(token)
-    message = (
-        email_messages().select_related("business_unit", "registration").filter(id=message_id)
-        if message_id is not None
-        else None
-    )
-    message = message.first() if message is not None else None
+    message = None
+    if message_id is not None:
+        found = email_messages().select_related("business_unit", "registration")
+        message = found.filter(id=message_id).first()
     if message is None:
         return render(request, "messaging/unsubscribe.html", {"invalid": True}, status=404)
     bu = message.business_unit
