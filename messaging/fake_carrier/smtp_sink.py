@@ -1,5 +1,5 @@
 """A local SMTP server that takes every email and keeps it: the email skills' stand-in for a
-relay, as the fake carrier is the SMS skills' (the demo, the tests, bench/email.py).
+relay, as the fake carrier is the SMS skills' (the demo, the tests, bench/email_sending.py).
 
 Built on aiosmtpd. It speaks real SMTP, so the mail goes through Django's SMTP backend exactly
 as it would to a production relay. Recipients whose local part starts with ``bounce`` are

@@ -10,7 +10,7 @@ busiest sender's messages in any one-second window at arrival and at send time (
 pace); duplicates (none); the workers' CPU per message; the delay from send start to arrival,
 and how late the sink's own event loop woke (its stamps are late by as much).
 
-    .venv/bin/python bench/email.py [--seconds 60] [--codes 4] [--rate 50] [--workers 2]
+    .venv/bin/python bench/email_sending.py [--seconds 60] [--codes 4] [--rate 50] [--workers 2]
         [--latency-ms 150] [--database-url postgres://...]  (dropped and created afresh)
 """
 
@@ -21,18 +21,11 @@ import asyncio
 import collections
 import gc
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# This file has the standard library's ``email`` package's name, and Python puts its folder
-# first on the import path: move the folder to the end, so that ``import email`` (Django,
-# smtplib, aiosmtpd) finds the package and ``import _harness`` still finds the harness.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
-
-import _harness as h  # noqa: E402
+import _harness as h
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
