@@ -129,10 +129,14 @@ def test_a_filter_on_the_email_field(email_skill):
 
 
 def test_a_subject_merged_too_long_finalizes_the_record_and_reports_it(email_skill):
-    email_skill.template.subject = "{Customer1}"
+    email_skill.template.subject = "{Customer1} {Customer2}"
     email_skill.template.save()
     add_record(
-        email_skill, external_id="long", customer1="x" * 250, phones=[("Email", "a@example.com")]
+        email_skill,
+        external_id="long",
+        customer1="x" * 150,
+        customer2="y" * 150,
+        phones=[("Email", "a@example.com")],
     )
 
     result = plan_skill(skill=email_skill, now=NOW)
