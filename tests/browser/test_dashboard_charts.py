@@ -18,7 +18,8 @@ pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
 
 SHOTS = os.environ.get("PCSMS_SCREENSHOTS")  # a folder: save each page's picture there
-CHART = "(id) => Chart.getChart(document.getElementById(id))"
+# Undefined until the deferred Chart.js has run: a wait on it keeps waiting till then.
+CHART = "(id) => window.Chart && Chart.getChart(document.getElementById(id))"
 
 
 def chart(page, canvas_id: str, expression: str):

@@ -27,6 +27,10 @@ def test_the_dashboard_follows_the_skill(page, login, staff_member, bu):
     expect(page.locator('[data-d="finalized"]')).to_have_text("0")
     expect(page.locator('[data-d="eta"]')).to_have_text("-")
     per_minute = "Chart.getChart(document.getElementById('chart-per-minute')).data.datasets[0].data"
+    # The figures are in the page as served; the charts come once the deferred scripts ran.
+    page.wait_for_function(
+        "window.Chart && Chart.getChart(document.getElementById('chart-per-minute'))"
+    )
     assert page.evaluate(per_minute) == [0] * 60  # a bar a minute, none sent yet
 
     # Two texts go out and are delivered; one recipient opts out.
