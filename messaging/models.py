@@ -221,7 +221,8 @@ class SmsRegistration(models.Model):
 
     class Meta:
         ordering = ["business_unit__name", "name"]
-        verbose_name = "SMS registration"
+        # It binds an email sender too: "sending", not "SMS".
+        verbose_name = "sending registration"
         constraints = [
             models.UniqueConstraint(
                 fields=["business_unit", "name"], name="smsregistration_unique_name_per_bu"

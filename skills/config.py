@@ -1,7 +1,7 @@
 """Configuration as a TOML file: export what the admin holds, apply a file to another system.
 
 What is configuration: business units and their custom time zones, DNC groups (not their
-entries), transport codes, SMS registrations, calling lists with their custom fields (the
+entries), transport codes, sending registrations, calling lists with their custom fields (the
 templates' merge fields; not their records), message templates, campaigns, and skills with
 every parameter page (cadence, CPA rules, filter, sort order, schedule, time-zone bounding);
 and the state rules every business unit shares (``[[state_rules]]``: the sending-window presets

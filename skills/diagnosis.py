@@ -241,7 +241,7 @@ def start_problems(skill: Skill, template=None) -> list[Reason]:
         problems.append(Reason(Kind.POSTAL_ADDRESS, mismatch["channel"]))
     if not registration.is_active:
         problems.append(
-            Reason(Kind.REGISTRATION, f'its SMS registration "{registration}" is not active')
+            Reason(Kind.REGISTRATION, f'its sending registration "{registration}" is not active')
         )
     if not code.can_send:
         problems.append(

@@ -576,7 +576,7 @@ class Skill(models.Model):
         SmsRegistration,
         on_delete=models.PROTECT,
         related_name="skills",
-        verbose_name="SMS registration",
+        verbose_name="sending registration",
     )
     template = models.ForeignKey(
         MessageTemplate, on_delete=models.PROTECT, related_name="skills", verbose_name="template"

@@ -4,7 +4,7 @@ needs attention and what was found for each (docs/setup-guide.md).
 Reads only, and only the one business unit it is given: the admin page
 (skills/admin/setup_guide.py) chooses that unit among the user's and turns each step into a
 link the user may follow. The steps follow the seed task "Set Up Agentless Proactive SMS":
-a sending number, its SMS registration, a template, a calling list with records, the skill
+a sending number, its sending registration, a template, a calling list with records, the skill
 with its schedule and time-zone bounds, then the start.
 """
 
@@ -62,7 +62,7 @@ class SetupStep:
 # task; a builder below gives the rest (what was found) and may name another model's page.
 _HEADS = {
     "code": ("A transport code (sending number) that can send", TransportCode),
-    "registration": ("An active SMS registration on a provisioned code", SmsRegistration),
+    "registration": ("An active sending registration on a provisioned code", SmsRegistration),
     "template": ("An active message template", MessageTemplate),
     "list": ("A calling list with records", CallingList),
     "skill": (
@@ -212,7 +212,7 @@ def _registration_step(bu, registrations: list[SmsRegistration], code_step) -> S
     return _step(
         "registration",
         status=Status.MISSING,
-        found="No SMS registration yet: it binds the code to this business unit, with its "
+        found="No sending registration yet: it binds the code to this business unit, with its "
         "carrier account and its HELP and STOP replies.",
         initial=initial,
     )
@@ -337,7 +337,7 @@ def _skill_problems(skill: Skill, counts) -> list[str]:
     code = registration.transport_code
     problems = []
     if not registration.is_active:
-        problems.append(f'its SMS registration "{registration}" is not active')
+        problems.append(f'its sending registration "{registration}" is not active')
     if not code.can_send:
         problems.append(
             f"its transport code {code.number} is "
